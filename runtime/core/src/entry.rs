@@ -1,0 +1,421 @@
+//! Journal entries and their versioned encoding.
+//!
+//! An execution's journal is the ordered list of its entries: index 0 is
+//! always [`Event::Started`]; a final entry ([`Event::Completed`] or
+//! [`Event::Failed`]) closes it. Entries that belong to one guest operation
+//! carry its sequence number `seq` (the handle the guest got back).
+//!
+//! Stored form (one JSON object per entry; the index is the store's key):
+//! `{"v":1,"at":<ms>,"e":{"<kind>":{...}}}`. `v` is the
+//! [`JOURNAL_FORMAT_VERSION`]; a reader refuses versions it does not know
+//! instead of guessing.
+
+use crate::{ComponentHash, Failure, FailureKind, Payload, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// The encoding version written by this build.
+pub const JOURNAL_FORMAT_VERSION: u8 = 1;
+
+/// One journaled fact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Position in the journal, from 0.
+    pub index: u32,
+    /// When it was written (the driver's clock).
+    pub at: Timestamp,
+    /// What happened.
+    pub event: Event,
+}
+
+/// What an entry records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    /// The execution was created. Always entry 0.
+    Started {
+        /// Workflow name in the component.
+        workflow: String,
+        /// The workflow's input.
+        input: Payload,
+        /// The component the execution is pinned to.
+        component: ComponentHash,
+        /// Seed of the execution's deterministic random numbers.
+        seed: u64,
+    },
+    /// An activity finished (successfully or for good).
+    ActivityCompleted {
+        /// Operation sequence number.
+        seq: u32,
+        /// Activity name.
+        name: String,
+        /// [`crate::input_hash`] of the input.
+        input_hash: u64,
+        /// Attempts made in all.
+        attempts: u32,
+        /// Output, or the last failure.
+        result: Result<Payload, Failure>,
+    },
+    /// An activity attempt failed and the next attempt waits longer than the
+    /// driver waits inline: the execution suspends until `retry_at`.
+    ActivityRetrying {
+        /// Operation sequence number.
+        seq: u32,
+        /// Activity name.
+        name: String,
+        /// [`crate::input_hash`] of the input.
+        input_hash: u64,
+        /// Attempts made so far.
+        attempts: u32,
+        /// When the next attempt may start.
+        retry_at: Timestamp,
+        /// The failure of the last attempt.
+        failure: Failure,
+    },
+    /// A durable timer was started; the execution suspends until it fires.
+    TimerStarted {
+        /// Operation sequence number.
+        seq: u32,
+        /// Requested duration.
+        duration_ms: u64,
+        /// When it fires.
+        fire_at: Timestamp,
+    },
+    /// A timer fired.
+    TimerFired {
+        /// Operation sequence number.
+        seq: u32,
+        /// Requested duration (checked on replay for timers that never
+        /// journaled a start because they were waited inline).
+        duration_ms: u64,
+    },
+    /// A signal was taken from the inbox and delivered.
+    SignalReceived {
+        /// Operation sequence number.
+        seq: u32,
+        /// Signal name.
+        name: String,
+        /// Signal payload.
+        payload: Payload,
+        /// The inbox item it consumed.
+        inbox_id: String,
+    },
+    /// A cancel request was taken from the inbox and delivered.
+    CancelRequested {
+        /// Why.
+        reason: String,
+        /// The inbox item it consumed.
+        inbox_id: String,
+    },
+    /// The workflow returned successfully. Final.
+    Completed {
+        /// Its output.
+        output: Payload,
+    },
+    /// The workflow returned a failure or could not go on. Final.
+    Failed {
+        /// The failure.
+        failure: Failure,
+    },
+}
+
+impl Event {
+    /// The kebab-case kind name (`activity-completed`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Started { .. } => "started",
+            Self::ActivityCompleted { .. } => "activity-completed",
+            Self::ActivityRetrying { .. } => "activity-retrying",
+            Self::TimerStarted { .. } => "timer-started",
+            Self::TimerFired { .. } => "timer-fired",
+            Self::SignalReceived { .. } => "signal-received",
+            Self::CancelRequested { .. } => "cancel-requested",
+            Self::Completed { .. } => "completed",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// The operation sequence number, for entries that belong to one.
+    pub fn seq(&self) -> Option<u32> {
+        match self {
+            Self::ActivityCompleted { seq, .. }
+            | Self::ActivityRetrying { seq, .. }
+            | Self::TimerStarted { seq, .. }
+            | Self::TimerFired { seq, .. }
+            | Self::SignalReceived { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
+    /// A name to show: the workflow, activity or signal name.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Started { workflow, .. } => Some(workflow),
+            Self::ActivityCompleted { name, .. }
+            | Self::ActivityRetrying { name, .. }
+            | Self::SignalReceived { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether this entry closes the journal.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Completed { .. } | Self::Failed { .. })
+    }
+
+    /// A one-line summary of the entry's payload for human output.
+    pub fn summary(&self, max: usize) -> String {
+        match self {
+            Self::Started { input, .. } => input.preview(max),
+            Self::ActivityCompleted {
+                result: Ok(out),
+                attempts,
+                ..
+            } => {
+                let tail = if *attempts > 1 {
+                    format!(" ({attempts} attempts)")
+                } else {
+                    String::new()
+                };
+                format!("ok {}{tail}", out.preview(max))
+            }
+            Self::ActivityCompleted {
+                result: Err(f),
+                attempts,
+                ..
+            } => {
+                format!(
+                    "{} after {attempts} attempt(s): {}",
+                    f.kind.as_str(),
+                    trim(&f.message, max)
+                )
+            }
+            Self::ActivityRetrying {
+                attempts,
+                retry_at,
+                failure,
+                ..
+            } => format!(
+                "attempt {attempts} failed ({}), retry at {retry_at}",
+                trim(&failure.message, max)
+            ),
+            Self::TimerStarted {
+                duration_ms,
+                fire_at,
+                ..
+            } => {
+                format!("{} until {fire_at}", human_duration(*duration_ms))
+            }
+            Self::TimerFired { duration_ms, .. } => human_duration(*duration_ms),
+            Self::SignalReceived { payload, .. } => payload.preview(max),
+            Self::CancelRequested { reason, .. } => trim(reason, max),
+            Self::Completed { output } => output.preview(max),
+            Self::Failed { failure } => {
+                format!("{}: {}", failure.kind.as_str(), trim(&failure.message, max))
+            }
+        }
+    }
+
+    /// The status a final entry gives its execution.
+    pub fn final_status(&self) -> Option<crate::Status> {
+        match self {
+            Self::Completed { .. } => Some(crate::Status::Completed),
+            Self::Failed { failure } if failure.kind == FailureKind::Cancelled => {
+                Some(crate::Status::Cancelled)
+            }
+            Self::Failed { .. } => Some(crate::Status::Failed),
+            _ => None,
+        }
+    }
+}
+
+fn trim(s: &str, max: usize) -> String {
+    Payload::from(s).preview(max)
+}
+
+/// `1500` -> `1.5s`, `90000` -> `1m30s`, `86400000` -> `1d`.
+pub fn human_duration(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    if ms < 60_000 {
+        let s = ms as f64 / 1000.0;
+        return if ms % 1000 == 0 {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{s:.1}s")
+        };
+    }
+    let secs = ms / 1000;
+    let (d, h, m, s) = (
+        secs / 86_400,
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60,
+    );
+    let mut out = String::new();
+    for (v, u) in [(d, "d"), (h, "h"), (m, "m"), (s, "s")] {
+        if v > 0 {
+            out.push_str(&format!("{v}{u}"));
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    v: u8,
+    at: Timestamp,
+    e: &'a Event,
+}
+
+#[derive(Deserialize)]
+struct Stored {
+    v: u8,
+    at: Timestamp,
+    e: Event,
+}
+
+/// A journal entry that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("journal entry {index} cannot be decoded: {reason}")]
+pub struct DecodeError {
+    /// The entry's index.
+    pub index: u32,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Encodes an entry's body (everything but its index).
+pub fn encode(entry: &Entry) -> Vec<u8> {
+    serde_json::to_vec(&StoredRef {
+        v: JOURNAL_FORMAT_VERSION,
+        at: entry.at,
+        e: &entry.event,
+    })
+    .expect("journal entries always serialize")
+}
+
+/// Decodes the entry stored at `index`.
+pub fn decode(index: u32, bytes: &[u8]) -> Result<Entry, DecodeError> {
+    let stored: Stored = serde_json::from_slice(bytes).map_err(|e| DecodeError {
+        index,
+        reason: format!("not a journal entry ({e})"),
+    })?;
+    if stored.v != JOURNAL_FORMAT_VERSION {
+        return Err(DecodeError {
+            index,
+            reason: format!(
+                "written in journal format v{}, this build reads v{JOURNAL_FORMAT_VERSION}: upgrade cairn",
+                stored.v
+            ),
+        });
+    }
+    Ok(Entry {
+        index,
+        at: stored.at,
+        event: stored.e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash() -> ComponentHash {
+        ComponentHash::parse(&"ab".repeat(32)).unwrap()
+    }
+
+    #[test]
+    fn entries_round_trip_and_read_well() {
+        let events = vec![
+            Event::Started {
+                workflow: "swap".into(),
+                input: Payload::from(r#"{"a":"alice"}"#),
+                component: hash(),
+                seed: 7,
+            },
+            Event::ActivityCompleted {
+                seq: 1,
+                name: "withdraw".into(),
+                input_hash: 42,
+                attempts: 1,
+                result: Ok(Payload::from("{}")),
+            },
+            Event::ActivityCompleted {
+                seq: 2,
+                name: "deposit".into(),
+                input_hash: 43,
+                attempts: 3,
+                result: Err(Failure::new(FailureKind::NonRetryable, "no funds")),
+            },
+            Event::TimerStarted {
+                seq: 3,
+                duration_ms: 5000,
+                fire_at: Timestamp::from_millis(99),
+            },
+            Event::TimerFired {
+                seq: 3,
+                duration_ms: 5000,
+            },
+            Event::SignalReceived {
+                seq: 4,
+                name: "approve".into(),
+                payload: Payload::new(vec![1, 2]),
+                inbox_id: "01J".into(),
+            },
+            Event::CancelRequested {
+                reason: "user".into(),
+                inbox_id: "01K".into(),
+            },
+            Event::Failed {
+                failure: Failure::new(FailureKind::Cancelled, "cancelled"),
+            },
+        ];
+        for (i, event) in events.into_iter().enumerate() {
+            let e = Entry {
+                index: i as u32,
+                at: Timestamp::from_millis(1000 + i as u64),
+                event,
+            };
+            let bytes = encode(&e);
+            assert_eq!(
+                decode(e.index, &bytes).unwrap(),
+                e,
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        let e = Entry {
+            index: 1,
+            at: Timestamp::from_millis(5),
+            event: Event::ActivityCompleted {
+                seq: 1,
+                name: "w".into(),
+                input_hash: 1,
+                attempts: 1,
+                result: Ok(Payload::from(r#"{"ok":true}"#)),
+            },
+        };
+        assert_eq!(
+            String::from_utf8(encode(&e)).unwrap(),
+            r#"{"v":1,"at":5,"e":{"activity-completed":{"seq":1,"name":"w","input_hash":1,"attempts":1,"result":{"Ok":{"ok":true}}}}}"#
+        );
+    }
+
+    #[test]
+    fn unknown_versions_and_garbage_are_refused_with_the_index() {
+        let err = decode(3, br#"{"v":9,"at":1,"e":{"completed":{"output":1}}}"#).unwrap_err();
+        assert_eq!(err.index, 3);
+        assert!(err.reason.contains("v9"), "{err}");
+        let err = decode(4, b"\x00garbage").unwrap_err();
+        assert!(err.to_string().contains("entry 4"), "{err}");
+    }
+
+    #[test]
+    fn durations_read_like_a_human_wrote_them() {
+        assert_eq!(human_duration(250), "250ms");
+        assert_eq!(human_duration(1500), "1.5s");
+        assert_eq!(human_duration(90_000), "1m30s");
+        assert_eq!(human_duration(15 * 86_400_000), "15d");
+    }
+}

@@ -1,0 +1,434 @@
+//! The [`Store`] trait: where journals, inboxes, wake times and components
+//! live. Implementations: [`crate::MemoryStore`] (tests), SQLite (embedded
+//! default), DynamoDB.
+//!
+//! The contract every implementation must keep (checked by
+//! [`crate::store_suite`]):
+//!
+//! - [`Store::append`] writes entry `n` only if the journal holds exactly `n`
+//!   entries; otherwise [`StoreError::Conflict`]. One durable write per call,
+//!   durable before the call returns. A final entry and the meta's status
+//!   change together; a signal entry and the removal of its inbox item change
+//!   together.
+//! - [`Store::deliver`] adds an inbox item and bumps the meta's
+//!   `inbox_version` together.
+//! - [`Store::suspend`] succeeds only if the inbox version is still the one
+//!   the driver loaded and the journal still has the length it saw; so a
+//!   signal that lands while a driver runs is never slept through.
+//! - [`Store::load`] reads meta, journal and inbox as one consistent snapshot.
+
+use crate::error::ErrorCode;
+use crate::{ComponentHash, Entry, ExecutionId, Nondeterminism, Payload, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Future returned by store calls.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where an execution stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Created or being advanced; no driver has suspended it since.
+    Running,
+    /// Suspended: waiting for a timer, a signal or a retry.
+    Waiting,
+    /// Finished with an output.
+    Completed,
+    /// Finished with a failure.
+    Failed,
+    /// Finished after a cancel request.
+    Cancelled,
+    /// Stopped because its journal no longer matches its code; see `parked`.
+    Parked,
+}
+
+impl Status {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Waiting => "waiting",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Parked => "parked",
+        }
+    }
+
+    /// Parses the kebab-case name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => Self::Running,
+            "waiting" => Self::Waiting,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            "parked" => Self::Parked,
+            _ => return None,
+        })
+    }
+
+    /// Finished for good (no driver will touch it again).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an execution was parked.
+pub type ParkInfo = Nondeterminism;
+
+/// The meta record of one execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionMeta {
+    /// Its id.
+    pub id: ExecutionId,
+    /// Workflow name.
+    pub workflow: String,
+    /// Pinned component.
+    pub component: ComponentHash,
+    /// Current status.
+    pub status: Status,
+    /// [`crate::input_hash`] of the input (idempotent start).
+    pub input_hash: u64,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change to the meta.
+    pub updated_at: Timestamp,
+    /// Bumped by every inbox write.
+    pub inbox_version: u64,
+    /// When waiting: the earliest time a driver should advance it again.
+    pub wake_at: Option<Timestamp>,
+    /// When waiting: what it waits for, in words.
+    pub waiting_on: Option<String>,
+    /// When parked: where replay diverged.
+    pub parked: Option<ParkInfo>,
+}
+
+/// A message for an execution's inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InboxMessage {
+    /// A signal.
+    Signal {
+        /// Its name.
+        name: String,
+        /// Its payload.
+        payload: Payload,
+    },
+    /// A request to cancel the execution.
+    Cancel {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An inbox item: a message with its id (a ULID, so ids sort by arrival).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxItem {
+    /// Unique, time-ordered id.
+    pub id: String,
+    /// When it was delivered.
+    pub at: Timestamp,
+    /// The message.
+    pub message: InboxMessage,
+}
+
+/// Everything a driver needs, read in one consistent snapshot.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// The meta record.
+    pub meta: ExecutionMeta,
+    /// The whole journal, index 0 first.
+    pub journal: Vec<Entry>,
+    /// Unconsumed inbox items, oldest first.
+    pub inbox: Vec<InboxItem>,
+}
+
+/// A new execution: its meta and its `started` entry (index 0).
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    /// Meta to write (status [`Status::Running`]).
+    pub meta: ExecutionMeta,
+    /// Entry 0.
+    pub started: Entry,
+}
+
+/// What [`Store::create`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// A new execution.
+    New,
+    /// The id existed with the same workflow and input: nothing written.
+    Existing(ExecutionMeta),
+}
+
+/// One append: an entry and what must change with it.
+#[derive(Debug, Clone)]
+pub struct Append {
+    /// The entry; its index must equal the journal's length.
+    pub entry: Entry,
+    /// Inbox item consumed by this entry (signal or cancel), removed in the
+    /// same write.
+    pub consume: Option<String>,
+}
+
+/// A suspension: the driver has nothing more to do until a wake.
+#[derive(Debug, Clone)]
+pub struct Suspend {
+    /// The journal length the driver saw.
+    pub journal_len: u32,
+    /// The inbox version the driver loaded.
+    pub inbox_version: u64,
+    /// Earliest wake (a timer or a retry), if any.
+    pub wake_at: Option<Timestamp>,
+    /// What it waits for, in words.
+    pub waiting_on: String,
+    /// Now (for the meta's `updated_at`).
+    pub at: Timestamp,
+}
+
+/// Filter for [`Store::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only these statuses (all when empty).
+    pub status: Vec<Status>,
+    /// Only this workflow.
+    pub workflow: Option<String>,
+    /// At most this many, most recently updated first.
+    pub limit: usize,
+}
+
+/// Why a store call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// Another driver advanced the execution, or its inbox changed: reload.
+    #[error("{} conflict on execution {id}: {reason}", ErrorCode::Conflict)]
+    Conflict {
+        /// The execution.
+        id: ExecutionId,
+        /// What changed underneath.
+        reason: String,
+    },
+    /// No such execution.
+    #[error("{code} no execution with id {0:?}: check the id with `cairn list`", code = ErrorCode::ExecutionNotFound)]
+    NotFound(ExecutionId),
+    /// The id exists with another workflow or input.
+    #[error(
+        "{} execution {id:?} already exists with {what}: choose another id, or pass the same workflow and input to get the existing one",
+        ErrorCode::ExecutionExists
+    )]
+    Exists {
+        /// The execution.
+        id: ExecutionId,
+        /// What differs.
+        what: String,
+    },
+    /// The execution has finished; it takes no more messages.
+    #[error(
+        "{} execution {id:?} has already {status}; it takes no more signals or cancel requests",
+        ErrorCode::ExecutionFinished
+    )]
+    Finished {
+        /// The execution.
+        id: ExecutionId,
+        /// Its final status.
+        status: Status,
+    },
+    /// An item would exceed the store's size limit.
+    #[error(
+        "{} {what} of execution {id:?} is {size} bytes; the store accepts at most {limit}: pass large data by reference (e.g. an object-store key) instead",
+        ErrorCode::TooLarge
+    )]
+    TooLarge {
+        /// The execution.
+        id: ExecutionId,
+        /// What was too large (`journal entry 7`, `signal 'x'`...).
+        what: String,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The store failed in a way a retry may fix.
+    #[error("{code} store unavailable: {0}", code = ErrorCode::StoreUnavailable)]
+    Unavailable(String),
+    /// The store is not usable as configured.
+    #[error("{code} store misconfigured: {0}", code = ErrorCode::StoreMisconfigured)]
+    Misconfigured(String),
+    /// Stored data cannot be read.
+    #[error(
+        "{} stored data of execution {id:?} is unreadable: {reason}",
+        ErrorCode::CorruptJournal
+    )]
+    Corrupt {
+        /// The execution.
+        id: ExecutionId,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::NotFound(_) => ErrorCode::ExecutionNotFound,
+            Self::Exists { .. } => ErrorCode::ExecutionExists,
+            Self::Finished { .. } => ErrorCode::ExecutionFinished,
+            Self::TooLarge { .. } => ErrorCode::TooLarge,
+            Self::Unavailable(_) => ErrorCode::StoreUnavailable,
+            Self::Misconfigured(_) => ErrorCode::StoreMisconfigured,
+            Self::Corrupt { .. } => ErrorCode::CorruptJournal,
+        }
+    }
+
+    /// Whether retrying the same call may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Storage for executions. See the module docs for the contract.
+pub trait Store: Send + Sync + 'static {
+    /// Creates an execution (meta + `started` entry) unless the id exists.
+    /// Same workflow and input: [`Created::Existing`]; otherwise
+    /// [`StoreError::Exists`].
+    fn create(&self, new: NewExecution) -> StoreFuture<'_, Created>;
+
+    /// Meta, journal and inbox of `id` in one consistent read.
+    fn load<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Execution>;
+
+    /// Largest encoded journal entry or inbox message this store accepts.
+    fn max_item_bytes(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Meta of `id` only.
+    fn meta<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ExecutionMeta>;
+
+    /// Appends one entry (see [`Append`]); a final entry also sets the status.
+    fn append<'a>(&'a self, id: &'a ExecutionId, append: Append) -> StoreFuture<'a, ()>;
+
+    /// Marks the execution waiting (see [`Suspend`]).
+    fn suspend<'a>(&'a self, id: &'a ExecutionId, suspend: Suspend) -> StoreFuture<'a, ()>;
+
+    /// Parks the execution: its journal no longer matches its code.
+    fn park<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        info: ParkInfo,
+        at: Timestamp,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Clears a park so that a driver may try again (with another component).
+    fn unpark<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()>;
+
+    /// Adds a message to the inbox; returns the item and the new inbox
+    /// version. Fails with [`StoreError::Finished`] on a finished execution.
+    fn deliver<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> StoreFuture<'a, (InboxItem, u64)>;
+
+    /// Executions, most recently updated first.
+    fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>>;
+
+    /// Waiting executions whose wake time is at or before `now`, earliest
+    /// first, at most `limit`.
+    fn due(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<(ExecutionId, Timestamp)>>;
+
+    /// Stores a component's bytes under its hash (idempotent).
+    fn put_component<'a>(&'a self, hash: &'a ComponentHash, bytes: &'a [u8])
+    -> StoreFuture<'a, ()>;
+
+    /// A component's bytes, if stored.
+    fn get_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, Option<Vec<u8>>>;
+
+    /// Points workflow `name` at `hash` for new executions (`cairn register`).
+    fn set_workflow_component<'a>(
+        &'a self,
+        name: &'a str,
+        hash: &'a ComponentHash,
+    ) -> StoreFuture<'a, ()>;
+
+    /// The component new executions of `name` use, if registered.
+    fn workflow_component<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ComponentHash>>;
+}
+
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn create(&self, new: NewExecution) -> StoreFuture<'_, Created> {
+        (**self).create(new)
+    }
+    fn load<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Execution> {
+        (**self).load(id)
+    }
+    fn meta<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ExecutionMeta> {
+        (**self).meta(id)
+    }
+    fn max_item_bytes(&self) -> usize {
+        (**self).max_item_bytes()
+    }
+    fn append<'a>(&'a self, id: &'a ExecutionId, append: Append) -> StoreFuture<'a, ()> {
+        (**self).append(id, append)
+    }
+    fn suspend<'a>(&'a self, id: &'a ExecutionId, suspend: Suspend) -> StoreFuture<'a, ()> {
+        (**self).suspend(id, suspend)
+    }
+    fn park<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        info: ParkInfo,
+        at: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        (**self).park(id, info, at)
+    }
+    fn unpark<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()> {
+        (**self).unpark(id)
+    }
+    fn deliver<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> StoreFuture<'a, (InboxItem, u64)> {
+        (**self).deliver(id, message, at)
+    }
+    fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>> {
+        (**self).list(filter)
+    }
+    fn due(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<(ExecutionId, Timestamp)>> {
+        (**self).due(now, limit)
+    }
+    fn put_component<'a>(
+        &'a self,
+        hash: &'a ComponentHash,
+        bytes: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        (**self).put_component(hash, bytes)
+    }
+    fn get_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, Option<Vec<u8>>> {
+        (**self).get_component(hash)
+    }
+    fn set_workflow_component<'a>(
+        &'a self,
+        name: &'a str,
+        hash: &'a ComponentHash,
+    ) -> StoreFuture<'a, ()> {
+        (**self).set_workflow_component(name, hash)
+    }
+    fn workflow_component<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ComponentHash>> {
+        (**self).workflow_component(name)
+    }
+}

@@ -1,1 +1,433 @@
-//! stub
+//! # cairn-engine: the driver
+//!
+//! Advances executions against any [`Store`], running workflows in the
+//! [`Sandbox`]. One [`Engine::advance`] is the algorithm of ARCHITECTURE.md:
+//!
+//! 1. load the execution (one read: meta, journal, inbox);
+//! 2. finished? return (duplicate pushes are harmless);
+//! 3. instantiate its pinned component (cached, precompiled);
+//! 4. run the workflow: the journal answers its calls ([`cairn_core::Replay`]);
+//!    at new ground the driver runs activities (their own instances, retry
+//!    policy), starts timers (short ones waited inline, long ones journaled
+//!    and suspended), consumes signals and cancel requests from the inbox;
+//! 5. every new entry is one conditional append, durable before the next
+//!    effect starts; a conflict means another driver won: stop;
+//! 6. suspend only if the inbox and journal are as loaded; else take the new
+//!    inbox and go on;
+//! 7. near the deadline, stop at a step boundary ([`Advance::Yielded`]).
+
+mod activity;
+mod driver;
+mod error;
+mod events;
+
+pub use error::EngineError;
+pub use events::{EngineEvent, Observer};
+
+use cairn_core::{
+    Clock, ComponentHash, Created, Entry, Event, Execution, ExecutionId, ExecutionMeta, InboxItem,
+    InboxMessage, ListFilter, NewExecution, Nondeterminism, Payload, Status, Store, Timestamp,
+    input_hash,
+};
+use cairn_host::{ComponentBytes, LoadedComponent, Sandbox};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The system clock, sleeping on tokio's timer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now_system()
+    }
+
+    fn sleep_until(&self, t: Timestamp) -> cairn_core::clock::ClockFuture {
+        let d = t.since(Timestamp::now_system());
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+/// How the driver behaves.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Timers at most this long are waited inline (not journaled as started);
+    /// longer ones are journaled and the execution suspends.
+    pub inline_timer: Duration,
+    /// Retry delays at most this long are waited inline; longer ones are
+    /// journaled (`activity-retrying`) and the execution suspends.
+    pub inline_retry: Duration,
+    /// A durable timer or retry due within this is waited inline instead of
+    /// suspending (saves a suspend + wake round trip).
+    pub inline_wake: Duration,
+    /// Retry policy of activities that set none.
+    pub default_retry: cairn_host::RetryPolicy,
+    /// Store errors marked transient are retried this many times.
+    pub store_retries: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            inline_timer: Duration::from_secs(1),
+            inline_retry: Duration::from_secs(5),
+            inline_wake: Duration::from_millis(500),
+            default_retry: cairn_host::RetryPolicy {
+                initial_interval_ms: 1000,
+                backoff_coefficient: 2.0,
+                maximum_interval_ms: 100_000,
+                maximum_attempts: 0,
+            },
+            store_retries: 3,
+        }
+    }
+}
+
+/// A request to start an execution.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    /// Workflow name.
+    pub workflow: String,
+    /// Execution id.
+    pub id: ExecutionId,
+    /// Input (JSON by convention).
+    pub input: Payload,
+    /// The component to pin; `None`: the one registered for the workflow.
+    pub component: Option<ComponentHash>,
+}
+
+/// What [`Engine::start`] did.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The execution's meta.
+    pub meta: ExecutionMeta,
+    /// False when the execution already existed with the same input.
+    pub created: bool,
+}
+
+/// Options of one advance.
+#[derive(Debug, Clone, Default)]
+pub struct AdvanceOptions {
+    /// Stop at a step boundary once the clock passes this.
+    pub deadline: Option<Timestamp>,
+    /// Replay against this component instead of the pinned one (upgrade in
+    /// place); a divergence parks the execution. Also un-parks it.
+    pub component: Option<ComponentHash>,
+}
+
+/// The outcome of one advance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Advance {
+    /// The execution has finished (now or before).
+    Finished {
+        /// Its status.
+        status: Status,
+        /// Its final entry.
+        entry: Entry,
+    },
+    /// It waits for a timer, a retry or a signal.
+    Suspended {
+        /// The earliest wake time, if any.
+        wake_at: Option<Timestamp>,
+        /// What it waits for.
+        waiting_on: String,
+    },
+    /// Another driver advanced it first; this one stopped cleanly.
+    Conflict {
+        /// What happened.
+        reason: String,
+    },
+    /// Its journal does not match its code: parked, journal untouched.
+    Parked(Nondeterminism),
+    /// The deadline came: stopped at a step boundary; push a continuation.
+    Yielded,
+}
+
+/// The engine: a sandbox, a store and a clock.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) sandbox: Arc<Sandbox>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: EngineConfig,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+}
+
+impl Engine {
+    /// An engine over `store`, running guests in `sandbox`, timed by `clock`.
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sandbox,
+                store,
+                clock,
+                config,
+                observer: None,
+            }),
+        }
+    }
+
+    /// Reports progress to `observer` (the CLI prints it).
+    pub fn with_observer(self, observer: Arc<dyn Observer>) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                sandbox: inner.sandbox.clone(),
+                store: inner.store.clone(),
+                clock: inner.clock.clone(),
+                config: inner.config.clone(),
+                observer: Some(observer),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The sandbox.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.inner.sandbox
+    }
+
+    /// Loads a component into the sandbox and stores its bytes (by hash).
+    pub async fn add_component(
+        &self,
+        bytes: ComponentBytes,
+    ) -> Result<Arc<LoadedComponent>, EngineError> {
+        let loaded = self.inner.sandbox.load(&bytes).await?;
+        self.inner
+            .store
+            .put_component(&bytes.hash, &bytes.bytes)
+            .await?;
+        Ok(loaded)
+    }
+
+    /// Adds a component and points each of its workflows at it for new
+    /// executions (`cairn register`). Running executions keep theirs.
+    pub async fn register(
+        &self,
+        bytes: ComponentBytes,
+    ) -> Result<Arc<LoadedComponent>, EngineError> {
+        let loaded = self.add_component(bytes).await?;
+        for wf in &loaded.info.workflows {
+            self.inner
+                .store
+                .set_workflow_component(wf, &loaded.hash)
+                .await?;
+        }
+        Ok(loaded)
+    }
+
+    /// A component by hash: from the sandbox, else from the store.
+    pub async fn component(
+        &self,
+        hash: &ComponentHash,
+    ) -> Result<Arc<LoadedComponent>, EngineError> {
+        if let Some(c) = self.inner.sandbox.loaded(hash) {
+            return Ok(c);
+        }
+        let bytes = self
+            .inner
+            .store
+            .get_component(hash)
+            .await?
+            .ok_or_else(|| EngineError::ComponentNotFound(hash.clone()))?;
+        let bytes = ComponentBytes::new(bytes);
+        if &bytes.hash != hash {
+            return Err(EngineError::Corrupt(format!(
+                "component {hash} in the store hashes to {}",
+                bytes.hash
+            )));
+        }
+        Ok(self.inner.sandbox.load(&bytes).await?)
+    }
+
+    /// Creates an execution (idempotent: the same id, workflow and input
+    /// return the existing one). Does not advance it.
+    pub async fn start(&self, req: StartRequest) -> Result<Started, EngineError> {
+        let hash = match req.component {
+            Some(h) => h,
+            None => self
+                .inner
+                .store
+                .workflow_component(&req.workflow)
+                .await?
+                .ok_or_else(|| EngineError::NoComponentFor(req.workflow.clone()))?,
+        };
+        let component = self.component(&hash).await?;
+        component.check_workflow(&req.workflow)?;
+        let now = self.inner.clock.now();
+        let seed = input_hash(req.id.as_str().as_bytes()) ^ now.as_millis().rotate_left(32);
+        let started = Entry {
+            index: 0,
+            at: now,
+            event: Event::Started {
+                workflow: req.workflow.clone(),
+                input: req.input.clone(),
+                component: hash.clone(),
+                seed,
+            },
+        };
+        let size = cairn_core::entry::encode(&started).len();
+        let limit = self.inner.store.max_item_bytes();
+        if size > limit {
+            return Err(cairn_core::StoreError::TooLarge {
+                id: req.id.clone(),
+                what: "the input (journal entry 0)".into(),
+                size,
+                limit,
+            }
+            .into());
+        }
+        let meta = ExecutionMeta {
+            id: req.id.clone(),
+            workflow: req.workflow.clone(),
+            component: hash,
+            status: Status::Running,
+            input_hash: input_hash(req.input.as_bytes()),
+            created_at: now,
+            updated_at: now,
+            inbox_version: 0,
+            wake_at: None,
+            waiting_on: None,
+            parked: None,
+        };
+        match self
+            .inner
+            .store
+            .create(NewExecution {
+                meta: meta.clone(),
+                started,
+            })
+            .await?
+        {
+            Created::New => {
+                tracing::info!(execution = %req.id, workflow = %req.workflow, "started");
+                Ok(Started {
+                    meta,
+                    created: true,
+                })
+            }
+            Created::Existing(meta) => Ok(Started {
+                meta,
+                created: false,
+            }),
+        }
+    }
+
+    /// Advances execution `id` as far as it can go now.
+    pub async fn advance(
+        &self,
+        id: &ExecutionId,
+        opts: AdvanceOptions,
+    ) -> Result<Advance, EngineError> {
+        driver::advance(self, id, opts).await
+    }
+
+    /// Writes a signal to the execution's inbox. The caller pushes an
+    /// advance (the CLI does it at once; in AWS the table's stream does).
+    pub async fn signal(
+        &self,
+        id: &ExecutionId,
+        name: &str,
+        payload: Payload,
+    ) -> Result<(InboxItem, u64), EngineError> {
+        self.deliver(
+            id,
+            InboxMessage::Signal {
+                name: name.into(),
+                payload,
+            },
+        )
+        .await
+    }
+
+    /// Writes a cancel request to the execution's inbox.
+    pub async fn cancel(
+        &self,
+        id: &ExecutionId,
+        reason: &str,
+    ) -> Result<(InboxItem, u64), EngineError> {
+        self.deliver(
+            id,
+            InboxMessage::Cancel {
+                reason: reason.into(),
+            },
+        )
+        .await
+    }
+
+    async fn deliver(
+        &self,
+        id: &ExecutionId,
+        message: InboxMessage,
+    ) -> Result<(InboxItem, u64), EngineError> {
+        let size = serde_json::to_vec(&message).map(|v| v.len()).unwrap_or(0);
+        let limit = self.inner.store.max_item_bytes();
+        if size > limit {
+            let what = match &message {
+                InboxMessage::Signal { name, .. } => format!("signal '{name}'"),
+                InboxMessage::Cancel { .. } => "the cancel request".into(),
+            };
+            return Err(cairn_core::StoreError::TooLarge {
+                id: id.clone(),
+                what,
+                size,
+                limit,
+            }
+            .into());
+        }
+        Ok(self
+            .inner
+            .store
+            .deliver(id, message, self.inner.clock.now())
+            .await?)
+    }
+
+    /// Meta, journal and inbox of an execution.
+    pub async fn load(&self, id: &ExecutionId) -> Result<Execution, EngineError> {
+        Ok(self.inner.store.load(id).await?)
+    }
+
+    /// Executions, most recent first.
+    pub async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionMeta>, EngineError> {
+        Ok(self.inner.store.list(filter).await?)
+    }
+
+    /// Drives `id` until it finishes or waits for a signal: sleeps through
+    /// timers and retries (on the engine's clock, which may skip time).
+    pub async fn drive(
+        &self,
+        id: &ExecutionId,
+        opts: AdvanceOptions,
+    ) -> Result<Advance, EngineError> {
+        let mut opts = opts;
+        loop {
+            let r = self.advance(id, opts.clone()).await?;
+            opts.component = None;
+            match &r {
+                Advance::Suspended {
+                    wake_at: Some(t), ..
+                } => self.inner.clock.sleep_until(*t).await,
+                Advance::Yielded => {}
+                _ => return Ok(r),
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Deterministic combinators: wait for all, or for the first.
+//!
+//! They poll their futures in order, so the order of the host calls they
+//! cause is fixed by the code, never by timing.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// One of two outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Either<A, B> {
+    /// The first future finished first.
+    Left(A),
+    /// The second future finished first.
+    Right(B),
+}
+
+/// Waits for every future; outputs in input order.
+pub fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> JoinAll<F> {
+    JoinAll {
+        futures: futures.into_iter().map(|f| (Box::pin(f), None)).collect(),
+    }
+}
+
+/// The future of [`join_all`].
+pub struct JoinAll<F: Future> {
+    futures: Vec<(Pin<Box<F>>, Option<F::Output>)>,
+}
+
+// The futures are boxed: JoinAll never pins its fields in place.
+impl<F: Future> Unpin for JoinAll<F> {}
+
+impl<F: Future> Future for JoinAll<F> {
+    type Output = Vec<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut done = true;
+        for (f, out) in self.futures.iter_mut() {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *out = Some(v),
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if !done {
+            return Poll::Pending;
+        }
+        Poll::Ready(
+            self.futures
+                .iter_mut()
+                .map(|(_, o)| o.take().expect("all done"))
+                .collect(),
+        )
+    }
+}
+
+/// Waits for both futures.
+pub async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let mut a = Box::pin(a);
+    let mut b = Box::pin(b);
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(move |cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        if ra.is_some() && rb.is_some() {
+            Poll::Ready((ra.take().expect("a"), rb.take().expect("b")))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Waits for the first of two futures; the other is dropped (and its Cairn
+/// operation cancelled).
+pub fn select<A: Future, B: Future>(a: A, b: B) -> Select<A, B> {
+    Select {
+        a: Some(Box::pin(a)),
+        b: Some(Box::pin(b)),
+    }
+}
+
+/// The future of [`select`].
+pub struct Select<A, B> {
+    a: Option<Pin<Box<A>>>,
+    b: Option<Pin<Box<B>>>,
+}
+
+impl<A: Future, B: Future> Future for Select<A, B> {
+    type Output = Either<A::Output, B::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let a = self.a.as_mut().expect("select polled after it finished");
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            self.a = None;
+            self.b = None;
+            return Poll::Ready(Either::Left(v));
+        }
+        let b = self.b.as_mut().expect("select polled after it finished");
+        if let Poll::Ready(v) = b.as_mut().poll(cx) {
+            self.a = None;
+            self.b = None;
+            return Poll::Ready(Either::Right(v));
+        }
+        Poll::Pending
+    }
+}
+
+/// Waits for the first of many futures: its index and output. The others
+/// are dropped (their Cairn operations cancelled).
+pub async fn select_all<F: Future>(futures: impl IntoIterator<Item = F>) -> (usize, F::Output) {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    assert!(!futures.is_empty(), "select_all needs at least one future");
+    std::future::poll_fn(move |cx| {
+        for (i, f) in futures.iter_mut().enumerate() {
+            if let Poll::Ready(v) = f.as_mut().poll(cx) {
+                return Poll::Ready((i, v));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}

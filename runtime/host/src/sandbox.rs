@@ -1,0 +1,775 @@
+//! The sandbox: engine, linkers, component cache, workflow and activity runs.
+
+use crate::bindings::cairn::workflow::host;
+use crate::bindings::types::{
+    ActivityInfo, ActivityOptions, ComponentInfo, Failure as WitFailure, LogLevel, Wake,
+};
+use crate::bindings::{Component as Bindings, ComponentPre};
+use crate::error::{GuestError, HostError, Interrupt};
+use crate::limits::Limits;
+use crate::wasi::{JournalMonotonicClock, JournalTime, JournalWallClock, SeededRng};
+use cairn_core::ComponentHash;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// The WIT package this host implements.
+pub const WIT_PACKAGE: &str = "cairn:workflow@0.1.0";
+
+/// The sha256 of a component's bytes.
+pub fn component_hash(bytes: &[u8]) -> ComponentHash {
+    ComponentHash::parse(&hex::encode(Sha256::digest(bytes))).expect("sha256 hex is a valid hash")
+}
+
+/// How the sandbox runs guests.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Instructions (fuel units) a workflow may run between two awaits.
+    pub fuel_per_step: u64,
+    /// Linear memory limit per instance, in bytes.
+    pub memory_limit_bytes: usize,
+    /// Concurrent instances (workflows + activities) the pooling allocator
+    /// holds; 0 selects on-demand allocation.
+    pub pooled_instances: u32,
+    /// Where precompiled components are kept (`<hash>-<engine>.cwasm`).
+    pub cache_dir: Option<PathBuf>,
+    /// Host directories granted to activities, with their guest paths.
+    pub activity_dirs: Vec<(PathBuf, String)>,
+    /// Environment variables given to activities.
+    pub activity_env: Vec<(String, String)>,
+    /// Whether activities may open network connections.
+    pub activity_network: bool,
+    /// Per-attempt timeout of activities that do not set one.
+    pub default_activity_timeout: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            fuel_per_step: 2_000_000_000,
+            memory_limit_bytes: 256 << 20,
+            pooled_instances: 0,
+            cache_dir: None,
+            activity_dirs: Vec::new(),
+            activity_env: Vec::new(),
+            activity_network: true,
+            default_activity_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The future of [`WorkflowCalls::wait_any`].
+pub type WorkflowFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Interrupt>> + Send + 'a>>;
+
+/// The driver's side of the `cairn:workflow/host` imports. Each call may
+/// return an [`Interrupt`] to stop the guest (suspend, conflict,
+/// nondeterminism); the sandbox unwinds the guest and returns it.
+pub trait WorkflowCalls: Send + 'static {
+    /// Gives the implementation back to its owner after the run.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+    /// `schedule-activity`.
+    fn schedule_activity(
+        &mut self,
+        name: String,
+        input: Vec<u8>,
+        options: ActivityOptions,
+    ) -> Result<u32, Interrupt>;
+    /// `start-timer`.
+    fn start_timer(&mut self, duration_ms: u64) -> Result<u32, Interrupt>;
+    /// `wait-signal`.
+    fn wait_signal(&mut self, name: String) -> Result<u32, Interrupt>;
+    /// `wait-any`.
+    fn wait_any(&mut self, handles: Vec<u32>) -> WorkflowFuture<'_, Wake>;
+    /// `cancel`.
+    fn cancel(&mut self, handle: u32) -> Result<(), Interrupt>;
+    /// Journal time (ms since the epoch): `now-ms` and the WASI clocks.
+    fn now_ms(&self) -> u64;
+    /// `history-len`.
+    fn history_len(&self) -> u32;
+    /// `log`.
+    fn log(&mut self, level: LogLevel, message: String);
+}
+
+/// The bytes of a component with their hash.
+#[derive(Clone)]
+pub struct ComponentBytes {
+    /// sha256 of `bytes`.
+    pub hash: ComponentHash,
+    /// The component.
+    pub bytes: Arc<[u8]>,
+}
+
+impl ComponentBytes {
+    /// Hashes `bytes`.
+    pub fn new(bytes: impl Into<Arc<[u8]>>) -> Self {
+        let bytes = bytes.into();
+        Self {
+            hash: component_hash(&bytes),
+            bytes,
+        }
+    }
+}
+
+/// A compiled component, ready to instantiate.
+pub struct LoadedComponent {
+    /// Its hash.
+    pub hash: ComponentHash,
+    /// What it holds.
+    pub info: ComponentInfo,
+    /// Size of its bytes.
+    pub size: usize,
+    /// How long loading took (compile or cache load + describe).
+    pub load_time: Duration,
+    /// Whether it came from the precompiled cache.
+    pub from_cache: bool,
+    workflow_pre: ComponentPre<GuestState>,
+    activity_pre: ComponentPre<GuestState>,
+}
+
+impl std::fmt::Debug for LoadedComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedComponent")
+            .field("hash", &self.hash)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl LoadedComponent {
+    /// Checks that `workflow` is one of its workflows.
+    pub fn check_workflow(&self, workflow: &str) -> Result<(), HostError> {
+        if self.info.workflows.iter().any(|w| w == workflow) {
+            return Ok(());
+        }
+        Err(HostError::UnknownWorkflow {
+            name: workflow.into(),
+            known: self.info.workflows.join(", "),
+        })
+    }
+}
+
+/// One finished activity attempt.
+#[derive(Debug)]
+pub struct ActivityRun {
+    /// The guest's answer.
+    pub result: Result<Vec<u8>, WitFailure>,
+    /// What it printed (stdout and stderr), truncated.
+    pub output: String,
+}
+
+/// Trap marker: the driver interrupted the guest (the reason is in the
+/// store's state).
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted by the Cairn driver")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Per-instance state.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: Limits,
+    calls: Option<Box<dyn WorkflowCalls>>,
+    journal_time: JournalTime,
+    rng: SeededRng,
+    refuel: bool,
+    interrupt: Option<Interrupt>,
+    output: Option<MemoryOutputPipe>,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl GuestState {
+    fn calls(&mut self, call: &str) -> wasmtime::Result<&mut Box<dyn WorkflowCalls>> {
+        match self.calls.as_mut() {
+            Some(c) => Ok(c),
+            None => Err(wasmtime::Error::msg(format!(
+                "{} activity code called cairn:workflow/host#{call}: only workflows can schedule operations",
+                cairn_core::ErrorCode::ProtocolViolation
+            ))),
+        }
+    }
+
+    fn interrupted<T>(&mut self, i: Interrupt) -> wasmtime::Result<T> {
+        self.interrupt = Some(i);
+        Err(wasmtime::Error::new(Interrupted))
+    }
+}
+
+impl crate::bindings::types::Host for GuestState {}
+
+impl host::Host for GuestState {
+    fn schedule_activity(
+        &mut self,
+        name: String,
+        input: Vec<u8>,
+        options: ActivityOptions,
+    ) -> wasmtime::Result<u32> {
+        match self
+            .calls("schedule-activity")?
+            .schedule_activity(name, input, options)
+        {
+            Ok(h) => Ok(h),
+            Err(i) => self.interrupted(i),
+        }
+    }
+
+    fn start_timer(&mut self, duration_ms: u64) -> wasmtime::Result<u32> {
+        match self.calls("start-timer")?.start_timer(duration_ms) {
+            Ok(h) => Ok(h),
+            Err(i) => self.interrupted(i),
+        }
+    }
+
+    fn wait_signal(&mut self, name: String) -> wasmtime::Result<u32> {
+        match self.calls("wait-signal")?.wait_signal(name) {
+            Ok(h) => Ok(h),
+            Err(i) => self.interrupted(i),
+        }
+    }
+
+    async fn wait_any(&mut self, handles: Vec<u32>) -> wasmtime::Result<Wake> {
+        let calls = self.calls("wait-any")?;
+        let r = calls.wait_any(handles).await;
+        let now = calls.now_ms();
+        match r {
+            Ok(wake) => {
+                self.journal_time.set_ms(now);
+                self.refuel = true;
+                Ok(wake)
+            }
+            Err(i) => self.interrupted(i),
+        }
+    }
+
+    fn cancel(&mut self, handle: u32) -> wasmtime::Result<()> {
+        match self.calls("cancel")?.cancel(handle) {
+            Ok(()) => Ok(()),
+            Err(i) => self.interrupted(i),
+        }
+    }
+
+    fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.calls("now-ms")?.now_ms())
+    }
+
+    fn random_u64(&mut self) -> wasmtime::Result<u64> {
+        self.calls("random-u64")?;
+        Ok(self.rng.next())
+    }
+
+    fn history_len(&mut self) -> wasmtime::Result<u32> {
+        Ok(self.calls("history-len")?.history_len())
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        self.calls("log")?.log(level, message);
+        Ok(())
+    }
+}
+
+/// The deterministic wasmtime sandbox. Cheap to share (`Arc`); one per
+/// process.
+pub struct Sandbox {
+    engine: Engine,
+    workflow_linker: Linker<GuestState>,
+    activity_linker: Linker<GuestState>,
+    config: SandboxConfig,
+    engine_tag: String,
+    components: Mutex<HashMap<ComponentHash, Arc<LoadedComponent>>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Fuel between cooperative yields to the async runtime (~10 ms of guest
+/// work), so one busy guest never starves the others on its thread.
+const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+
+impl Sandbox {
+    /// Builds the engine and linkers.
+    pub fn new(config: SandboxConfig) -> Result<Self, HostError> {
+        let internal = |e: wasmtime::Error| HostError::Internal(format!("{e:#}"));
+        let mut c = Config::new();
+        // Threads: wasmtime is built without its `threads` feature, so shared
+        // memories and atomics waits cannot exist here.
+        c.consume_fuel(true)
+            .cranelift_nan_canonicalization(true)
+            .relaxed_simd_deterministic(true)
+            .max_wasm_stack(1 << 20)
+            .async_stack_size(2 << 20);
+        if config.pooled_instances > 0 {
+            let n = config.pooled_instances;
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_component_instances(n)
+                .total_core_instances(n * 8)
+                .total_memories(n * 2)
+                .total_tables(n * 8)
+                .total_stacks(n)
+                .max_memory_size(config.memory_limit_bytes)
+                .max_core_instances_per_component(32)
+                .max_memories_per_component(4)
+                .max_tables_per_component(32);
+            c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&c).map_err(internal)?;
+        let engine_tag = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            config.pooled_instances.min(1).hash(&mut h);
+            format!("{:016x}", h.finish())
+        };
+
+        let mut activity_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut activity_linker).map_err(internal)?;
+        Bindings::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut activity_linker, |s| s)
+            .map_err(internal)?;
+
+        let mut workflow_linker = Linker::new(&engine);
+        add_deterministic_wasi(&mut workflow_linker).map_err(internal)?;
+        Bindings::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut workflow_linker, |s| s)
+            .map_err(internal)?;
+
+        Ok(Self {
+            engine,
+            workflow_linker,
+            activity_linker,
+            config,
+            engine_tag,
+            components: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// A loaded component, if this sandbox has it.
+    pub fn loaded(&self, hash: &ComponentHash) -> Option<Arc<LoadedComponent>> {
+        self.components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            .cloned()
+    }
+
+    /// Compiles (or loads precompiled) and checks a component; cached by hash.
+    pub async fn load(
+        &self,
+        component: &ComponentBytes,
+    ) -> Result<Arc<LoadedComponent>, HostError> {
+        if let Some(c) = self.loaded(&component.hash) {
+            return Ok(c);
+        }
+        let started = Instant::now();
+        check_header(&component.bytes)?;
+        let (compiled, from_cache) = self.compile(component)?;
+        check_world(&self.engine, &compiled)?;
+
+        let mut workflow_linker = self.workflow_linker.clone();
+        workflow_linker
+            .define_unknown_imports_as_traps(&compiled)
+            .map_err(|e| HostError::WrongWorld(format!("{e:#}")))?;
+        let link = |linker: &Linker<GuestState>| {
+            linker
+                .instantiate_pre(&compiled)
+                .and_then(ComponentPre::new)
+                .map_err(|e| {
+                    HostError::WrongWorld(format!(
+                        "the component cannot be linked against the Cairn host: {e:#}"
+                    ))
+                })
+        };
+        let workflow_pre = link(&workflow_linker)?;
+        let activity_pre = link(&self.activity_linker)?;
+
+        // Ask the component what it holds (activity mode: it may touch WASI).
+        let mut store = self.activity_store(None)?;
+        let guest = activity_pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| self.guest_error(e, &store))?;
+        let info = guest
+            .cairn_workflow_guest()
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| self.guest_error(e, &store))?;
+
+        let loaded = Arc::new(LoadedComponent {
+            hash: component.hash.clone(),
+            info,
+            size: component.bytes.len(),
+            load_time: started.elapsed(),
+            from_cache,
+            workflow_pre,
+            activity_pre,
+        });
+        tracing::debug!(hash = %loaded.hash, ms = loaded.load_time.as_secs_f64() * 1e3, from_cache, "component loaded");
+        self.components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(component.hash.clone(), loaded.clone());
+        Ok(loaded)
+    }
+
+    fn compile(&self, component: &ComponentBytes) -> Result<(Component, bool), HostError> {
+        let not_component = |e: wasmtime::Error| {
+            HostError::NotAComponent(format!(
+                "the file is not a valid WebAssembly component: {e:#}"
+            ))
+        };
+        let Some(dir) = &self.config.cache_dir else {
+            return Ok((
+                Component::new(&self.engine, &component.bytes).map_err(not_component)?,
+                false,
+            ));
+        };
+        let path = dir.join(format!("{}-{}.cwasm", component.hash, self.engine_tag));
+        if path.is_file() {
+            // SAFETY: `deserialize_file` trusts the file to be wasmtime's own
+            // output. Files in the cache directory are written only by
+            // `precompile_component` below, with this engine's configuration
+            // (its compatibility hash is in the file name), and renamed into
+            // place atomically; wasmtime also checks the header and version.
+            #[allow(unsafe_code)]
+            let loaded = unsafe { Component::deserialize_file(&self.engine, &path) };
+            match loaded {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable precompiled component: {e:#}")
+                }
+            }
+        }
+        let bytes = self
+            .engine
+            .precompile_component(&component.bytes)
+            .map_err(not_component)?;
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, &bytes)?;
+            std::fs::rename(&tmp, &path)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(dir = %dir.display(), "cannot cache the precompiled component: {e}");
+        }
+        // SAFETY: `bytes` was produced just above by `precompile_component`
+        // on this very engine.
+        #[allow(unsafe_code)]
+        let c = unsafe { Component::deserialize(&self.engine, &bytes) }.map_err(not_component)?;
+        Ok((c, false))
+    }
+
+    fn activity_store(
+        &self,
+        dirs: Option<&[(PathBuf, String)]>,
+    ) -> Result<Store<GuestState>, HostError> {
+        let mut b = WasiCtxBuilder::new();
+        b.envs(&self.config.activity_env);
+        if self.config.activity_network {
+            b.inherit_network().allow_ip_name_lookup(true);
+        }
+        for (host_dir, guest_dir) in dirs.unwrap_or(&[]) {
+            b.preopened_dir(host_dir, guest_dir, wasmtime_wasi::FsPerms::ReadWrite)
+                .map_err(|e| {
+                    HostError::Internal(format!(
+                        "cannot open {} for activities: {e:#}",
+                        host_dir.display()
+                    ))
+                })?;
+        }
+        let out = MemoryOutputPipe::new(64 << 10);
+        b.stdout(out.clone()).stderr(out.clone());
+        let state = GuestState {
+            output: Some(out),
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            limits: Limits::new(self.config.memory_limit_bytes),
+            calls: None,
+            journal_time: JournalTime::default(),
+            rng: SeededRng::new(0),
+            refuel: false,
+            interrupt: None,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store
+            .set_fuel(u64::MAX)
+            .map_err(|e| HostError::Internal(format!("{e:#}")))?;
+        store
+            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+            .map_err(|e| HostError::Internal(format!("{e:#}")))?;
+        Ok(store)
+    }
+
+    /// Runs workflow `workflow` of `component` from the start with `input`,
+    /// its host calls answered by `calls`. Returns the guest's own result, or
+    /// why it did not return one.
+    pub async fn run_workflow(
+        &self,
+        component: &LoadedComponent,
+        workflow: &str,
+        input: &[u8],
+        seed: u64,
+        calls: Box<dyn WorkflowCalls>,
+    ) -> (
+        Box<dyn WorkflowCalls>,
+        Result<Result<Vec<u8>, WitFailure>, HostError>,
+    ) {
+        let journal_time = JournalTime::default();
+        journal_time.set_ms(calls.now_ms());
+        let wasi = WasiCtxBuilder::new()
+            .wall_clock(JournalWallClock(journal_time.clone()))
+            .monotonic_clock(JournalMonotonicClock(journal_time.clone()))
+            .secure_random(SeededRng::new(seed ^ 0x5EC0_DE00_0000_0001))
+            .insecure_random(SeededRng::new(seed ^ 0x5EC0_DE00_0000_0002))
+            .insecure_random_seed(u128::from(seed) << 64 | u128::from(seed.rotate_left(17)))
+            .build();
+        let state = GuestState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: Limits::new(self.config.memory_limit_bytes),
+            calls: Some(calls),
+            journal_time,
+            rng: SeededRng::new(seed),
+            refuel: false,
+            interrupt: None,
+            output: None,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let budget = self.config.fuel_per_step;
+        let r = self
+            .run_in(&mut store, component, workflow, input, budget)
+            .await;
+        let calls = store
+            .data_mut()
+            .calls
+            .take()
+            .expect("the calls are kept until the run ends");
+        if let Some(i) = store.data_mut().interrupt.take() {
+            return (calls, Err(HostError::Interrupted(i)));
+        }
+        (calls, r.map_err(|e| self.guest_error(e, &store)))
+    }
+
+    async fn run_in(
+        &self,
+        store: &mut Store<GuestState>,
+        component: &LoadedComponent,
+        workflow: &str,
+        input: &[u8],
+        budget: u64,
+    ) -> wasmtime::Result<Result<Vec<u8>, WitFailure>> {
+        store.set_fuel(budget)?;
+        store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
+        store.call_hook(move |mut ctx, hook| {
+            if matches!(hook, CallHook::ReturningFromHost) && ctx.data().refuel {
+                ctx.data_mut().refuel = false;
+                ctx.set_fuel(budget)?;
+            }
+            Ok(())
+        });
+        let guest = component
+            .workflow_pre
+            .instantiate_async(&mut *store)
+            .await?;
+        guest
+            .cairn_workflow_guest()
+            .call_run(&mut *store, workflow, input)
+            .await
+    }
+
+    /// Runs one attempt of activity `name` in a fresh instance with real
+    /// WASI, bounded by `timeout`.
+    pub async fn run_activity(
+        &self,
+        component: &LoadedComponent,
+        name: &str,
+        input: &[u8],
+        info: ActivityInfo,
+        timeout: Option<Duration>,
+    ) -> Result<ActivityRun, HostError> {
+        let timeout = timeout.unwrap_or(self.config.default_activity_timeout);
+        let mut store = self.activity_store(Some(&self.config.activity_dirs))?;
+        let run = async {
+            let guest = component.activity_pre.instantiate_async(&mut store).await?;
+            guest
+                .cairn_workflow_guest()
+                .call_activity(&mut store, name, input, &info)
+                .await
+        };
+        let r = tokio::time::timeout(timeout, run).await;
+        let output = match &store.data().output {
+            Some(pipe) => String::from_utf8_lossy(&pipe.contents())
+                .chars()
+                .take(4096)
+                .collect(),
+            None => String::new(),
+        };
+        match r {
+            Err(_) => Err(GuestError::Timeout {
+                ms: timeout.as_millis() as u64,
+            }
+            .into()),
+            Ok(Ok(result)) => Ok(ActivityRun { result, output }),
+            Ok(Err(e)) => Err(self.guest_error(e, &store)),
+        }
+    }
+
+    fn guest_error(&self, e: wasmtime::Error, store: &Store<GuestState>) -> HostError {
+        if store.data().limits.denied {
+            return GuestError::MemoryLimit {
+                limit: store.data().limits.memory_bytes,
+            }
+            .into();
+        }
+        if let Some(Trap::OutOfFuel) = e.downcast_ref::<Trap>() {
+            return GuestError::FuelExhausted {
+                budget: self.config.fuel_per_step,
+            }
+            .into();
+        }
+        let text = format!("{e:#}");
+        if let Some(rest) = text.split("unknown import: `").nth(1) {
+            let call = rest.split('`').next().unwrap_or(rest).to_string();
+            return GuestError::Denied { call }.into();
+        }
+        let mut message = match e.downcast_ref::<Trap>() {
+            Some(Trap::StackOverflow) => "stack overflow (recursion too deep?)".to_string(),
+            Some(trap) => trap.to_string(),
+            None => text.lines().next().unwrap_or_default().to_string(),
+        };
+        if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+            let frames: Vec<String> = bt
+                .frames()
+                .iter()
+                .filter_map(|f| f.func_name().map(|n| n.to_string()))
+                .filter(|n| {
+                    !n.contains("panic") && !n.contains("abort") && !n.starts_with("__rust")
+                })
+                .take(6)
+                .collect();
+            if !frames.is_empty() {
+                message.push_str(&format!(" (in {})", frames.join(" <- ")));
+            }
+        }
+        GuestError::Trap { message }.into()
+    }
+}
+
+/// The WASI interfaces a workflow may use, all deterministic. Filesystem and
+/// sockets are left out: `define_unknown_imports_as_traps` turns each of their
+/// functions into a trap that names it.
+fn add_deterministic_wasi(l: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::WasiCli;
+    use wasmtime_wasi::clocks::WasiClocks;
+    use wasmtime_wasi::p2::bindings::{cli, clocks, random};
+    use wasmtime_wasi::random::WasiRandom;
+    use wasmtime_wasi::{cli::WasiCliView, clocks::WasiClocksView};
+
+    struct HasIo;
+    impl wasmtime::component::HasData for HasIo {
+        type Data<'a> = &'a mut ResourceTable;
+    }
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<GuestState, HasIo>(l, |t| {
+        &mut t.table
+    })?;
+    wasmtime_wasi_io::bindings::wasi::io::poll::add_to_linker::<GuestState, HasIo>(l, |t| {
+        &mut t.table
+    })?;
+    wasmtime_wasi_io::bindings::wasi::io::streams::add_to_linker::<GuestState, HasIo>(l, |t| {
+        &mut t.table
+    })?;
+    clocks::wall_clock::add_to_linker::<GuestState, WasiClocks>(l, GuestState::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<GuestState, WasiClocks>(l, GuestState::clocks)?;
+    random::random::add_to_linker::<GuestState, WasiRandom>(l, |t| t.wasi.random())?;
+    random::insecure::add_to_linker::<GuestState, WasiRandom>(l, |t| t.wasi.random())?;
+    random::insecure_seed::add_to_linker::<GuestState, WasiRandom>(l, |t| t.wasi.random())?;
+    cli::exit::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
+    cli::environment::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
+    cli::stdin::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
+    cli::stdout::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
+    cli::stderr::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
+    cli::terminal_input::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
+    cli::terminal_output::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
+    cli::terminal_stdin::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
+    cli::terminal_stdout::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
+    cli::terminal_stderr::add_to_linker::<GuestState, WasiCli>(l, GuestState::cli)?;
+    Ok(())
+}
+
+/// Refuses what is not a component before compiling it, with a hint.
+fn check_header(bytes: &[u8]) -> Result<(), HostError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(HostError::NotAComponent(
+            "the file is not WebAssembly (no \\0asm header): pass the .wasm built by `cargo build --target wasm32-wasip2`".into(),
+        ));
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(HostError::NotAComponent(
+            "this is a core WebAssembly module, not a component: build the guest for the wasm32-wasip2 target (cargo build --target wasm32-wasip2)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the component speaks this host's WIT version.
+fn check_world(engine: &Engine, component: &Component) -> Result<(), HostError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let guest = format!(
+        "cairn:workflow/guest@{}",
+        &WIT_PACKAGE["cairn:workflow@".len()..]
+    );
+    let other_version = exports.iter().chain(&imports).find(|n| {
+        n.starts_with("cairn:workflow/") && !n.ends_with(&WIT_PACKAGE["cairn:workflow".len()..])
+    });
+    if let Some(name) = other_version {
+        return Err(HostError::WrongWorld(format!(
+            "the component was built against {name}, but this host implements {WIT_PACKAGE}: rebuild it with the cairn-sdk that matches this cairn"
+        )));
+    }
+    if !exports.contains(&guest) {
+        return Err(HostError::WrongWorld(format!(
+            "the component does not export {guest}, so it is not a Cairn component (exports: {}): build it with cairn-sdk and `cairn_sdk::component!`",
+            if exports.is_empty() {
+                "none".into()
+            } else {
+                exports.join(", ")
+            }
+        )));
+    }
+    Ok(())
+}

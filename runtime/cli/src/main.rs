@@ -1,1 +1,634 @@
-fn main() {}
+//! # cairn: the command line
+//!
+//! Runs workflows on the embedded SQLite store (`.cairn/cairn.db` by
+//! default): `run` drives one to the end in this process; `start`, `signal`,
+//! `cancel` and `resume` push an execution forward one event at a time, the
+//! way the Lambda host does in AWS; `status`, `list` and `history` read the
+//! store; `inspect` and `register` handle components.
+
+mod render;
+
+use anyhow::{Context, Result, anyhow, bail};
+use cairn_core::{
+    Clock, ComponentHash, ExecutionId, ListFilter, Payload, SimClock, Status, Timestamp,
+};
+use cairn_engine::{
+    Advance, AdvanceOptions, Engine, EngineConfig, EngineError, StartRequest, SystemClock,
+};
+use cairn_host::{ComponentBytes, Sandbox, SandboxConfig};
+use cairn_store_sqlite::SqliteStore;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Durable workflows as WebAssembly components.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Global {
+    /// Store kind.
+    #[arg(long, global = true, default_value = "sqlite", value_parser = ["sqlite"])]
+    store: String,
+    /// SQLite store file.
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_DB",
+        default_value = ".cairn/cairn.db"
+    )]
+    db: PathBuf,
+    /// Directory for precompiled components (default: `cache/` beside the db).
+    #[arg(long, global = true, env = "CAIRN_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// More logs (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Print only results.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct ActivityArgs {
+    /// Grant activities a host directory: HOST[:GUEST] (GUEST defaults to HOST).
+    #[arg(long = "dir", value_name = "HOST[:GUEST]")]
+    dirs: Vec<String>,
+    /// Give activities an environment variable: KEY=VALUE.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    envs: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct StartArgs {
+    /// Workflow name (see `cairn inspect`).
+    #[arg(long, short = 'w')]
+    workflow: String,
+    /// Input as JSON, or @file.json.
+    #[arg(long, short = 'i', default_value = "null")]
+    input: String,
+    /// Execution id (default: generated). Starting an existing id with the
+    /// same input returns that execution.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a workflow and drive it to the end in this process.
+    Run {
+        /// The component (.wasm).
+        component: PathBuf,
+        #[command(flatten)]
+        start: StartArgs,
+        /// Skip waiting: timers and retry delays elapse at once.
+        #[arg(long)]
+        skip_time: bool,
+        #[command(flatten)]
+        activities: ActivityArgs,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an execution and advance it until it first waits.
+    Start {
+        /// The component (.wasm); default: the one registered for the workflow.
+        component: Option<PathBuf>,
+        #[command(flatten)]
+        start: StartArgs,
+        #[command(flatten)]
+        activities: ActivityArgs,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a signal to an execution and advance it.
+    Signal {
+        /// Execution id.
+        id: String,
+        /// Signal name.
+        name: String,
+        /// Payload as JSON, or @file.json.
+        #[arg(default_value = "null")]
+        payload: String,
+        /// Only write the signal to the inbox; do not advance.
+        #[arg(long)]
+        no_advance: bool,
+        #[command(flatten)]
+        activities: ActivityArgs,
+    },
+    /// Ask an execution to cancel and advance it (its compensations run).
+    Cancel {
+        /// Execution id.
+        id: String,
+        /// Why.
+        #[arg(long, default_value = "cancelled by the user")]
+        reason: String,
+        #[command(flatten)]
+        activities: ActivityArgs,
+    },
+    /// Drive a waiting or interrupted execution forward (to the end, or
+    /// until it waits for a signal).
+    Resume {
+        /// Execution id.
+        id: String,
+        /// Skip waiting: timers and retry delays elapse at once.
+        #[arg(long)]
+        skip_time: bool,
+        /// Replay against this component instead of the pinned one (an
+        /// in-place upgrade); if the journal does not match it, the
+        /// execution is parked. Also retries a parked execution.
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Return when the execution waits for a signal instead of watching
+        /// its inbox.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        activities: ActivityArgs,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Advance every execution whose timer or retry is due.
+    Wake {
+        /// Skip waiting: treat every waiting timer as due.
+        #[arg(long)]
+        skip_time: bool,
+        #[command(flatten)]
+        activities: ActivityArgs,
+    },
+    /// Show one execution.
+    Status {
+        /// Execution id.
+        id: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List executions, most recently updated first.
+    List {
+        /// Only this status (running, waiting, completed, failed, cancelled, parked).
+        #[arg(long)]
+        status: Vec<String>,
+        /// Only this workflow.
+        #[arg(long, short = 'w')]
+        workflow: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an execution's journal, one line per entry.
+    History {
+        /// Execution id.
+        id: String,
+        /// As a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a component holds: workflows, activities, hash, WIT version.
+    Inspect {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store a component and point its workflows at it for new executions.
+    Register {
+        /// The component (.wasm).
+        component: PathBuf,
+    },
+}
+
+/// Exit codes.
+mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const ERROR: u8 = 2;
+    pub const PARKED: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.global);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", render::error_chain(&e));
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn init_tracing(g: &Global) {
+    let default = match (g.quiet, g.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info,wasmtime=warn,cranelift=warn",
+        _ => "debug,wasmtime=info,cranelift=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+struct Ctx {
+    global: Global,
+    engine: Engine,
+    printer: Arc<render::Printer>,
+}
+
+fn parse_json_arg(what: &str, raw: &str) -> Result<Payload> {
+    let text = match raw.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {what} from {path}"))?,
+        None => raw.to_string(),
+    };
+    serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
+        anyhow!(
+            "{} {what} is not valid JSON ({e}); example: --input '{{\"name\": \"alice\"}}'",
+            cairn_core::ErrorCode::BadInput
+        )
+    })?;
+    Ok(Payload::from(text.trim()))
+}
+
+fn parse_id(raw: &str) -> Result<ExecutionId> {
+    ExecutionId::new(raw).map_err(|e| anyhow!("{} {e}", cairn_core::ErrorCode::BadInput))
+}
+
+fn build(global: &Global, skip_time: bool, activities: &ActivityArgs) -> Result<Ctx> {
+    let store = SqliteStore::open(&global.db)?;
+    let cache_dir = global
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| global.db.parent().unwrap_or(Path::new(".")).join("cache"));
+    let mut config = SandboxConfig {
+        cache_dir: Some(cache_dir),
+        ..SandboxConfig::default()
+    };
+    for d in &activities.dirs {
+        let (host, guest) = d.split_once(':').unwrap_or((d, d));
+        let host = PathBuf::from(host);
+        if !host.is_dir() {
+            bail!(
+                "{} --dir {d}: {} is not a directory",
+                cairn_core::ErrorCode::BadInput,
+                host.display()
+            );
+        }
+        config.activity_dirs.push((host, guest.to_string()));
+    }
+    for kv in &activities.envs {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            anyhow!(
+                "{} --env {kv}: expected KEY=VALUE",
+                cairn_core::ErrorCode::BadInput
+            )
+        })?;
+        config.activity_env.push((k.into(), v.into()));
+    }
+    let sandbox = Arc::new(Sandbox::new(config)?);
+    let clock: Arc<dyn Clock> = if skip_time {
+        Arc::new(SimClock::new(Timestamp::now_system()))
+    } else {
+        Arc::new(SystemClock)
+    };
+    let printer = Arc::new(render::Printer::new(global.quiet));
+    let engine = Engine::new(sandbox, Arc::new(store), clock, EngineConfig::default())
+        .with_observer(printer.clone());
+    Ok(Ctx {
+        global: global.clone(),
+        engine,
+        printer,
+    })
+}
+
+fn read_component(path: &Path) -> Result<ComponentBytes> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the component {}", path.display()))?;
+    Ok(ComponentBytes::new(bytes))
+}
+
+async fn dispatch(cli: Cli) -> Result<u8> {
+    let g = cli.global;
+    match cli.command {
+        Command::Run {
+            component,
+            start,
+            skip_time,
+            activities,
+            json,
+        } => {
+            let ctx = build(&g, skip_time, &activities)?;
+            let id = start_execution(&ctx, Some(&component), &start).await?;
+            let outcome = drive(&ctx, &id, AdvanceOptions::default(), true).await?;
+            finish(&ctx, &id, outcome, json).await
+        }
+        Command::Start {
+            component,
+            start,
+            activities,
+            json,
+        } => {
+            let ctx = build(&g, false, &activities)?;
+            let id = start_execution(&ctx, component.as_deref(), &start).await?;
+            let outcome = ctx.engine.advance(&id, AdvanceOptions::default()).await?;
+            finish(&ctx, &id, outcome, json).await
+        }
+        Command::Signal {
+            id,
+            name,
+            payload,
+            no_advance,
+            activities,
+        } => {
+            let ctx = build(&g, false, &activities)?;
+            let id = parse_id(&id)?;
+            let payload = parse_json_arg("the payload", &payload)?;
+            let (item, _) = ctx.engine.signal(&id, &name, payload).await?;
+            ctx.printer.note(&format!(
+                "signal '{name}' delivered to {id} (inbox item {})",
+                item.id
+            ));
+            if no_advance {
+                return Ok(exit::OK);
+            }
+            let outcome = ctx.engine.advance(&id, AdvanceOptions::default()).await?;
+            finish(&ctx, &id, outcome, false).await
+        }
+        Command::Cancel {
+            id,
+            reason,
+            activities,
+        } => {
+            let ctx = build(&g, false, &activities)?;
+            let id = parse_id(&id)?;
+            ctx.engine.cancel(&id, &reason).await?;
+            ctx.printer.note(&format!("cancel requested for {id}"));
+            let outcome = ctx.engine.advance(&id, AdvanceOptions::default()).await?;
+            finish(&ctx, &id, outcome, false).await
+        }
+        Command::Resume {
+            id,
+            skip_time,
+            component,
+            no_wait,
+            activities,
+            json,
+        } => {
+            let ctx = build(&g, skip_time, &activities)?;
+            let id = parse_id(&id)?;
+            ctx.engine.load(&id).await?;
+            let mut opts = AdvanceOptions::default();
+            if let Some(path) = component {
+                let bytes = read_component(&path)?;
+                let loaded = ctx.engine.add_component(bytes).await?;
+                ctx.printer.note(&format!(
+                    "replaying {id} against component {}",
+                    loaded.hash.short()
+                ));
+                opts.component = Some(loaded.hash.clone());
+            }
+            let outcome = drive(&ctx, &id, opts, !no_wait).await?;
+            finish(&ctx, &id, outcome, json).await
+        }
+        Command::Wake {
+            skip_time,
+            activities,
+        } => {
+            let ctx = build(&g, skip_time, &activities)?;
+            let now = if skip_time {
+                Timestamp::from_millis(u64::MAX)
+            } else {
+                ctx.engine.clock().now()
+            };
+            let due = ctx.engine.store().due(now, 1000).await?;
+            if due.is_empty() {
+                ctx.printer.note("nothing is due");
+            }
+            let mut code = exit::OK;
+            for (id, at) in due {
+                ctx.printer.note(&format!("waking {id} (due {at})"));
+                if skip_time {
+                    ctx.engine.clock().sleep_until(at).await;
+                }
+                let outcome = ctx.engine.advance(&id, AdvanceOptions::default()).await?;
+                code = code.max(finish(&ctx, &id, outcome, false).await?);
+            }
+            Ok(code)
+        }
+        Command::Status { id, json } => {
+            let ctx = build(&g, false, &ActivityArgs::default())?;
+            let ex = ctx.engine.load(&parse_id(&id)?).await?;
+            render::status(&ex, json);
+            Ok(exit::OK)
+        }
+        Command::List {
+            status,
+            workflow,
+            limit,
+            json,
+        } => {
+            let ctx = build(&g, false, &ActivityArgs::default())?;
+            let status = status
+                .iter()
+                .map(|s| Status::parse(s).ok_or_else(|| anyhow!("{} unknown status '{s}' (running, waiting, completed, failed, cancelled, parked)", cairn_core::ErrorCode::BadInput)))
+                .collect::<Result<Vec<_>>>()?;
+            let list = ctx
+                .engine
+                .list(ListFilter {
+                    status,
+                    workflow,
+                    limit,
+                })
+                .await?;
+            render::list(&list, json);
+            Ok(exit::OK)
+        }
+        Command::History { id, json } => {
+            let ctx = build(&g, false, &ActivityArgs::default())?;
+            let ex = ctx.engine.load(&parse_id(&id)?).await?;
+            render::history(&ex, json);
+            Ok(exit::OK)
+        }
+        Command::Inspect { component, json } => {
+            let bytes = read_component(&component)?;
+            let sandbox = Sandbox::new(SandboxConfig::default())?;
+            let loaded = sandbox.load(&bytes).await?;
+            render::inspect(&component, &loaded, json);
+            Ok(exit::OK)
+        }
+        Command::Register { component } => {
+            let ctx = build(&g, false, &ActivityArgs::default())?;
+            let loaded = ctx.engine.register(read_component(&component)?).await?;
+            println!(
+                "registered {} ({}) for workflows: {}",
+                loaded.hash.short(),
+                component.display(),
+                loaded.info.workflows.join(", ")
+            );
+            Ok(exit::OK)
+        }
+    }
+}
+
+async fn start_execution(
+    ctx: &Ctx,
+    component: Option<&Path>,
+    start: &StartArgs,
+) -> Result<ExecutionId> {
+    let input = parse_json_arg("--input", &start.input)?;
+    let hash: Option<ComponentHash> = match component {
+        Some(path) => Some(
+            ctx.engine
+                .add_component(read_component(path)?)
+                .await?
+                .hash
+                .clone(),
+        ),
+        None => None,
+    };
+    let id = match &start.id {
+        Some(id) => parse_id(id)?,
+        None => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            ExecutionId::generate(
+                &start.workflow,
+                Timestamp::now_system(),
+                u64::from(nanos) ^ u64::from(std::process::id()) << 20,
+            )
+        }
+    };
+    let started = ctx
+        .engine
+        .start(StartRequest {
+            workflow: start.workflow.clone(),
+            id: id.clone(),
+            input,
+            component: hash,
+        })
+        .await?;
+    if started.created {
+        ctx.printer.note(&format!(
+            "▶ {id}: workflow {} on component {} (store {})",
+            started.meta.workflow,
+            started.meta.component.short(),
+            ctx.global.db.display()
+        ));
+    } else {
+        ctx.printer.note(&format!(
+            "▶ {id} already exists with this input ({}): continuing it",
+            started.meta.status
+        ));
+    }
+    Ok(id)
+}
+
+/// Drives to the end; if `watch`, waits for signals by watching the inbox.
+async fn drive(
+    ctx: &Ctx,
+    id: &ExecutionId,
+    opts: AdvanceOptions,
+    watch: bool,
+) -> Result<Advance, EngineError> {
+    let mut opts = opts;
+    loop {
+        let r = ctx.engine.drive(id, opts.clone()).await?;
+        opts.component = None;
+        match &r {
+            Advance::Suspended {
+                wake_at: None,
+                waiting_on,
+            } if watch => {
+                ctx.printer.note(&format!(
+                    "… {id} waits for {waiting_on}: send it from another terminal with `cairn signal {id} <name> '<json>'`"
+                ));
+                wait_for_inbox(ctx, id).await?;
+            }
+            Advance::Conflict { .. } if watch => {
+                // Another process (a `cairn signal`) is advancing it: follow.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let meta = ctx.engine.store().meta(id).await?;
+                if meta.status.is_terminal()
+                    || meta.status == Status::Parked
+                    || meta.wake_at.is_none() && meta.status == Status::Waiting
+                {
+                    if meta.status == Status::Waiting {
+                        wait_for_inbox(ctx, id).await?;
+                    }
+                }
+            }
+            _ => return Ok(r),
+        }
+    }
+}
+
+/// Local-only convenience: polls the SQLite file for an inbox change (the
+/// product's push path needs no polling: see `cairn signal`, and the Lambda
+/// host's stream trigger).
+async fn wait_for_inbox(ctx: &Ctx, id: &ExecutionId) -> Result<(), EngineError> {
+    let start = ctx.engine.store().meta(id).await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = ctx.engine.store().meta(id).await?;
+        if now.inbox_version != start.inbox_version
+            || now.status != start.status
+            || now.updated_at != start.updated_at
+        {
+            return Ok(());
+        }
+    }
+}
+
+async fn finish(ctx: &Ctx, id: &ExecutionId, outcome: Advance, json: bool) -> Result<u8> {
+    let elapsed = ctx.printer.elapsed();
+    let code = match &outcome {
+        Advance::Finished {
+            status: Status::Completed,
+            ..
+        } => exit::OK,
+        Advance::Finished { .. } => exit::FAILED,
+        Advance::Parked(_) => exit::PARKED,
+        _ => exit::OK,
+    };
+    if json {
+        let ex = ctx.engine.load(id).await?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&render::status_json(&ex)).expect("json")
+        );
+    } else {
+        render::outcome(id, &outcome, elapsed, ctx.global.quiet);
+    }
+    Ok(code)
+}

@@ -397,8 +397,7 @@ impl Sandbox {
         check_world(&self.engine, &compiled)?;
 
         let mut workflow_linker = self.workflow_linker.clone();
-        workflow_linker
-            .define_unknown_imports_as_traps(&compiled)
+        deny_nondeterministic_imports(&self.engine, &mut workflow_linker, &compiled)
             .map_err(|e| HostError::WrongWorld(format!("{e:#}")))?;
         let link = |linker: &Linker<GuestState>| {
             linker
@@ -548,7 +547,10 @@ impl Sandbox {
     ) {
         let journal_time = JournalTime::default();
         journal_time.set_ms(calls.now_ms());
+        let out = MemoryOutputPipe::new(16 << 10);
         let wasi = WasiCtxBuilder::new()
+            .stdout(out.clone())
+            .stderr(out.clone())
             .wall_clock(JournalWallClock(journal_time.clone()))
             .monotonic_clock(JournalMonotonicClock(journal_time.clone()))
             .secure_random(SeededRng::new(seed ^ 0x5EC0_DE00_0000_0001))
@@ -564,7 +566,7 @@ impl Sandbox {
             rng: SeededRng::new(seed),
             refuel: false,
             interrupt: None,
-            output: None,
+            output: Some(out),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -660,37 +662,167 @@ impl Sandbox {
             }
             .into();
         }
-        let text = format!("{e:#}");
-        if let Some(rest) = text.split("unknown import: `").nth(1) {
-            let call = rest.split('`').next().unwrap_or(rest).to_string();
-            return GuestError::Denied { call }.into();
+        if let Some(DeniedCall(call)) = e.downcast_ref::<DeniedCall>() {
+            return GuestError::Denied { call: call.clone() }.into();
         }
         let mut message = match e.downcast_ref::<Trap>() {
             Some(Trap::StackOverflow) => "stack overflow (recursion too deep?)".to_string(),
             Some(trap) => trap.to_string(),
-            None => text.lines().next().unwrap_or_default().to_string(),
+            None => e.root_cause().to_string(),
         };
+        // A Rust panic prints its message to stderr before it aborts.
+        if let Some(out) = &store.data().output {
+            let text = String::from_utf8_lossy(&out.contents()).into_owned();
+            if let Some(panic) = text.lines().rev().find(|l| l.contains("panicked at")) {
+                let next = text
+                    .lines()
+                    .skip_while(|l| *l != panic)
+                    .nth(1)
+                    .unwrap_or("");
+                message = format!("{message}: {} {}", panic.trim(), next.trim())
+                    .trim()
+                    .to_string();
+            }
+        }
         if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
             let frames: Vec<String> = bt
                 .frames()
                 .iter()
-                .filter_map(|f| f.func_name().map(|n| n.to_string()))
-                .filter(|n| {
-                    !n.contains("panic") && !n.contains("abort") && !n.starts_with("__rust")
-                })
-                .take(6)
+                .filter_map(|f| f.func_name().map(short_symbol))
+                .filter(|n| !is_runtime_frame(n))
+                .take(4)
                 .collect();
             if !frames.is_empty() {
-                message.push_str(&format!(" (in {})", frames.join(" <- ")));
+                message.push_str(&format!(" (at {})", frames.join(" <- ")));
             }
         }
         GuestError::Trap { message }.into()
     }
 }
 
+/// `swap_saga::swap::{{closure}}::h1234` -> `swap_saga::swap::{{closure}}`.
+fn short_symbol(name: &str) -> String {
+    let name = name.strip_prefix('<').unwrap_or(name);
+    match name.rsplit_once("::h") {
+        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            head.to_string()
+        }
+        _ => name.to_string(),
+    }
+}
+
+/// Frames of std, the SDK and the bindings: noise in a guest backtrace.
+fn is_runtime_frame(name: &str) -> bool {
+    [
+        "std::",
+        "core::",
+        "alloc::",
+        "__rust",
+        "rust_panic",
+        "cairn_sdk::",
+        "wit_bindgen",
+        "<cairn_sdk",
+        "abort",
+        "dlmalloc",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p) || name.contains("_export_") || name.contains("__CairnComponent"))
+}
+
+/// Trap raised by an import workflow mode denies; names the call.
+#[derive(Debug)]
+struct DeniedCall(String);
+
+impl std::fmt::Display for DeniedCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "workflow code called {}, which workflow mode denies",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for DeniedCall {}
+
+/// Interfaces (without version) the workflow linker provides.
+const WORKFLOW_INTERFACES: &[&str] = &[
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:clocks/wall-clock",
+    "wasi:clocks/monotonic-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:cli/exit",
+    "wasi:cli/environment",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "cairn:workflow/types",
+    "cairn:workflow/host",
+];
+
+/// Every other import of the component (filesystem, sockets, http...) is
+/// defined as a trap that names the call: the component links, and fails
+/// only if workflow code actually uses one.
+fn deny_nondeterministic_imports(
+    engine: &Engine,
+    linker: &mut Linker<GuestState>,
+    component: &Component,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    for (name, item) in component.component_type().imports(engine) {
+        let interface = name.split('@').next().unwrap_or(name);
+        if WORKFLOW_INTERFACES.contains(&interface) {
+            continue;
+        }
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            continue;
+        };
+        let mut inst = linker.instance(name)?;
+        for (export, item) in instance.exports(engine) {
+            match item.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let call = format!("{interface}#{export}");
+                    inst.func_new(export, move |_, _, _, _| {
+                        Err(wasmtime::Error::new(DeniedCall(call.clone())))
+                    })?;
+                }
+                ComponentItem::Resource(_) => {
+                    // Aliases of wasi:io resources must be the very types the
+                    // io interfaces use; the denied interfaces' own resources
+                    // are never created, so one placeholder type serves them.
+                    use wasmtime::component::ResourceType;
+                    let ty = match export {
+                        "input-stream" => {
+                            ResourceType::host::<wasmtime_wasi_io::streams::DynInputStream>()
+                        }
+                        "output-stream" => {
+                            ResourceType::host::<wasmtime_wasi_io::streams::DynOutputStream>()
+                        }
+                        "error" => ResourceType::host::<wasmtime_wasi_io::streams::Error>(),
+                        "pollable" => ResourceType::host::<wasmtime_wasi_io::poll::DynPollable>(),
+                        _ => ResourceType::host::<()>(),
+                    };
+                    inst.resource(export, ty, |_, _| Ok(()))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The WASI interfaces a workflow may use, all deterministic. Filesystem and
-/// sockets are left out: `define_unknown_imports_as_traps` turns each of their
-/// functions into a trap that names it.
+/// sockets are left out: [`deny_nondeterministic_imports`] turns each of
+/// their functions into a trap that names it.
 fn add_deterministic_wasi(l: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     use wasmtime_wasi::cli::WasiCli;
     use wasmtime_wasi::clocks::WasiClocks;

@@ -372,7 +372,7 @@ impl Store for SqliteStore {
                     .prepare_cached("SELECT id, wake_at FROM meta WHERE status = 'waiting' AND wake_at <= ?1 ORDER BY wake_at, id LIMIT ?2")
                     .map_err(sql_err(&self.path))?;
                 let rows = stmt
-                    .query_map(params![now.as_millis() as i64, limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                    .query_map(params![now.as_millis().min(i64::MAX as u64) as i64, limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
                     .map_err(sql_err(&self.path))?;
                 let mut out = Vec::new();
                 for row in rows {

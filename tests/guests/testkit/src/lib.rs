@@ -1,1 +1,210 @@
-//! stub
+//! Guest workflows for Cairn's end-to-end tests: signals, timers, slow
+//! activities, fan-out, and hostile guests (endless loops, memory hogs,
+//! traps, forbidden IO). Built twice: plainly, and with the `changed`
+//! feature, which reorders `ordered` to prove nondeterminism detection.
+
+use cairn_sdk::prelude::*;
+use std::io::Write;
+
+// ---- signals and timers -------------------------------------------------
+
+/// Input of `approval`.
+#[derive(Deserialize)]
+pub struct Approval {
+    /// Durable wait before asking.
+    pub delay_ms: u64,
+    /// How long to wait for the `approve` signal.
+    pub timeout_ms: u64,
+}
+
+/// Sleeps `delay_ms`, then waits for signal `approve` up to `timeout_ms`.
+pub async fn approval(ctx: Ctx, input: Approval) -> Result<serde_json::Value, Failure> {
+    ctx.sleep(Duration::from_millis(input.delay_ms)).await?;
+    let decision: Option<serde_json::Value> = ctx.signal("approve").timeout(Duration::from_millis(input.timeout_ms)).await?;
+    Ok(match decision {
+        Some(d) => serde_json::json!({"approved": d}),
+        None => serde_json::json!({"timed_out": true}),
+    })
+}
+
+/// Waits for `count` signals named `go` and returns their payloads in order.
+pub async fn collect(ctx: Ctx, count: u32) -> Result<Vec<serde_json::Value>, Failure> {
+    let mut got = Vec::new();
+    for _ in 0..count {
+        got.push(ctx.signal::<serde_json::Value>("go").await?);
+    }
+    Ok(got)
+}
+
+/// Sleeps, durably, for `ms`.
+pub async fn nap(ctx: Ctx, ms: u64) -> Result<u64, Failure> {
+    let before = ctx.now();
+    ctx.sleep(Duration::from_millis(ms)).await?;
+    Ok(ctx.now().duration_since(before).map(|d| d.as_millis() as u64).unwrap_or(0))
+}
+
+// ---- activities that take time and leave traces ------------------------
+
+/// Input of `slow`.
+#[derive(Deserialize)]
+pub struct Slow {
+    /// Steps to run.
+    pub steps: u32,
+    /// Milliseconds each step's activity sleeps.
+    pub ms: u64,
+}
+
+/// Runs `steps` activities of `ms` each, one after another.
+pub async fn slow(ctx: Ctx, input: Slow) -> Result<Vec<String>, Failure> {
+    let mut keys = Vec::new();
+    for step in 1..=input.steps {
+        let key: String = ctx.activity("work", &serde_json::json!({"step": step, "ms": input.ms})).await?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Sleeps `ms`, then appends `<idempotency key> <attempt>` to `/trace/log`
+/// when that directory is granted; returns the key.
+pub fn work(ctx: &ActivityCtx, input: serde_json::Value) -> Result<String, Failure> {
+    let ms = input["ms"].as_u64().unwrap_or(0);
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    if std::path::Path::new("/trace").is_dir() {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open("/trace/log")?;
+        writeln!(f, "{} {}", ctx.idempotency_key(), ctx.attempt())?;
+        f.sync_all()?;
+    }
+    Ok(ctx.idempotency_key().to_string())
+}
+
+/// Runs `n` `echo` activities at once and returns their outputs in order.
+pub async fn fanout(ctx: Ctx, n: u32) -> Result<Vec<u32>, Failure> {
+    let calls: Vec<_> = (0..n).map(|i| ctx.activity::<u32>("echo", &i)).collect();
+    join_all(calls).await.into_iter().collect()
+}
+
+/// Runs `n` `echo` activities one after another (replay benchmarks).
+pub async fn steps(ctx: Ctx, n: u32) -> Result<u32, Failure> {
+    let mut sum = 0u32;
+    for i in 0..n {
+        sum = sum.wrapping_add(ctx.activity::<u32>("echo", &i).await?);
+    }
+    Ok(sum)
+}
+
+/// Returns its input.
+pub fn echo(_ctx: &ActivityCtx, n: u32) -> Result<u32, Failure> {
+    Ok(n)
+}
+
+/// Fails the first `fail_times` attempts, then succeeds.
+pub async fn flaky(ctx: Ctx, fail_times: u32) -> Result<u32, Failure> {
+    let policy = RetryPolicy::attempts(fail_times + 1).initial_interval(Duration::from_millis(10));
+    ctx.activity("sometimes", &fail_times).retry(policy).await
+}
+
+/// Fails while `attempt <= fail_times`.
+pub fn sometimes(ctx: &ActivityCtx, fail_times: u32) -> Result<u32, Failure> {
+    if ctx.attempt() <= fail_times {
+        return Err(Failure::retryable(format!("attempt {} fails on purpose", ctx.attempt())));
+    }
+    Ok(ctx.attempt())
+}
+
+// ---- nondeterminism ------------------------------------------------------
+
+/// `first`, then a signal `continue`, then `second` (or, built with
+/// `changed`: `second` first).
+pub async fn ordered(ctx: Ctx, _input: serde_json::Value) -> Result<String, Failure> {
+    let (a, b) = if cfg!(feature = "changed") { ("second", "first") } else { ("first", "second") };
+    let x: u32 = ctx.activity("echo", &if a == "first" { 1 } else { 2 }).await?;
+    ctx.signal::<serde_json::Value>("continue").await?;
+    let y: u32 = ctx.activity("echo", &if b == "first" { 1 } else { 2 }).await?;
+    Ok(format!("{a}={x} {b}={y}"))
+}
+
+// ---- determinism of the environment ------------------------------------
+
+/// Reports the clock, randomness and environment a workflow sees.
+pub async fn environment(ctx: Ctx, _input: serde_json::Value) -> Result<serde_json::Value, Failure> {
+    let system_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let ctx_ms = ctx.now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let mut map = std::collections::HashMap::new();
+    map.insert("k", 1);
+    Ok(serde_json::json!({
+        "system_ms": system_ms,
+        "ctx_ms": ctx_ms,
+        "random": ctx.random(),
+        "env": std::env::vars().count(),
+    }))
+}
+
+// ---- hostile guests ------------------------------------------------------
+
+/// Never awaits: loops forever.
+pub async fn spin(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// Allocates without bound.
+pub async fn hog(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
+    let mut keep: Vec<Vec<u8>> = Vec::new();
+    loop {
+        keep.push(vec![1u8; 16 << 20]);
+        std::hint::black_box(&keep);
+    }
+}
+
+/// Panics.
+pub async fn boom(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
+    panic!("boom: the workflow hit a bug");
+}
+
+fn depth(n: u64) -> u64 {
+    if n == 0 { 0 } else { 1 + std::hint::black_box(depth(n - 1)) }
+}
+
+/// Recurses until the stack overflows.
+pub async fn recurse(_ctx: Ctx, _input: serde_json::Value) -> Result<u64, Failure> {
+    Ok(depth(u64::MAX))
+}
+
+/// Reads a file from workflow code (denied).
+pub async fn read_file(_ctx: Ctx, _input: serde_json::Value) -> Result<String, Failure> {
+    Ok(std::fs::read_to_string("/etc/hostname")?)
+}
+
+/// Opens a network connection from workflow code (denied).
+pub async fn connect(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
+    std::net::TcpStream::connect("127.0.0.1:9")?;
+    Ok(())
+}
+
+/// Calls an activity that panics.
+pub async fn bad_activity(ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
+    ctx.activity::<()>("explode", &()).retry(RetryPolicy::attempts(2).initial_interval(Duration::from_millis(1))).await
+}
+
+/// Panics (in activity mode).
+pub fn explode(_ctx: &ActivityCtx, _input: ()) -> Result<(), Failure> {
+    panic!("the activity exploded");
+}
+
+/// Returns an output of `n` bytes (too large for the store when huge).
+pub async fn big_output(ctx: Ctx, n: u64) -> Result<usize, Failure> {
+    let s: String = ctx.activity("make_big", &n).await?;
+    Ok(s.len())
+}
+
+/// `n` bytes of text.
+pub fn make_big(_ctx: &ActivityCtx, n: u64) -> Result<String, Failure> {
+    Ok("x".repeat(n as usize))
+}
+
+cairn_sdk::component! {
+    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, environment, spin, hog, boom, recurse, read_file, connect, bad_activity, big_output],
+    activities: [work, echo, sometimes, explode, make_big],
+}

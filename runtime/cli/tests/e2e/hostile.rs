@@ -1,0 +1,89 @@
+//! Guests that misbehave: each fails its execution with a clear error and
+//! never hangs or crashes the host.
+
+use crate::support::*;
+use std::time::{Duration, Instant};
+
+fn fails_with(workflow: &str, input: &str, code: &str, words: &[&str]) -> serde_json::Value {
+    let c = Cairn::new();
+    let id = format!("hostile-{workflow}");
+    let start = Instant::now();
+    let r = c.run(&["run", TESTKIT, "-w", workflow, "-i", input, "--id", &id]);
+    assert!(start.elapsed() < Duration::from_secs(60), "{workflow} must fail in bounded time");
+    assert_eq!(r.code, 1, "{workflow}: {r:?}");
+    let st = c.status(&id);
+    assert_eq!(st["status"], "failed");
+    let message = st["failure"]["message"].as_str().unwrap();
+    assert!(message.starts_with(code), "{workflow}: {message}");
+    for w in words {
+        assert!(message.contains(w), "{workflow}: expected {w:?} in {message}");
+    }
+    st
+}
+
+#[test]
+fn an_endless_loop_runs_out_of_fuel() {
+    fails_with("spin", "null", "CRN303", &["without awaiting"]);
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_limit() {
+    fails_with("hog", "null", "CRN304", &["memory", "limit"]);
+}
+
+#[test]
+fn a_panic_reports_its_message_and_location() {
+    fails_with("boom", "null", "CRN302", &["boom: the workflow hit a bug", "testkit/src/lib.rs"]);
+}
+
+#[test]
+fn deep_recursion_is_a_stack_overflow() {
+    fails_with("recurse", "null", "CRN302", &["stack overflow", "depth"]);
+}
+
+#[test]
+fn the_filesystem_is_denied_in_workflow_code_naming_the_call() {
+    fails_with("read_file", "null", "CRN305", &["wasi:filesystem/", "activity"]);
+}
+
+#[test]
+fn the_network_is_denied_in_workflow_code_naming_the_call() {
+    fails_with("connect", "null", "CRN305", &["wasi:sockets/"]);
+}
+
+#[test]
+fn a_panicking_activity_is_retried_then_fails_the_call() {
+    let st = fails_with("bad_activity", "null", "attempt 2 failed", &["the activity exploded"]);
+    assert_eq!(st["failure"]["kind"], "application");
+}
+
+#[test]
+fn an_oversized_activity_output_fails_the_call_not_the_store() {
+    fails_with("big_output", "5000000", "CRN204", &["make_big", "bytes"]);
+}
+
+#[test]
+fn workflow_code_sees_journal_time_and_an_empty_environment() {
+    let c = Cairn::new();
+    let r = c.run(&["run", TESTKIT, "-w", "environment", "-i", "null", "--id", "env"]).ok();
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["system_ms"], v["ctx_ms"], "the WASI clock reads journal time");
+    assert_eq!(v["env"], 0);
+    let started = c.history("env")[0]["at"].as_str().unwrap().to_string();
+    assert!(!started.is_empty());
+}
+
+#[test]
+fn parallel_activities_and_retries_work() {
+    let c = Cairn::new();
+    let r = c.run(&["run", TESTKIT, "-w", "fanout", "-i", "8", "--id", "fan"]).ok();
+    assert_eq!(r.stdout.trim(), "[0,1,2,3,4,5,6,7]");
+    let h = c.history("fan");
+    assert_contiguous(&h);
+    let mut seqs: Vec<u64> = h.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    let r = c.run(&["run", TESTKIT, "-w", "flaky", "-i", "2", "--id", "flaky"]).ok();
+    assert_eq!(r.stdout.trim(), "3", "succeeded on attempt 3");
+    assert_eq!(c.history("flaky")[1]["attempts"], 3);
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests through the `cairn` binary on the embedded store.
+//! One binary, one module per area.
+
+mod support;
+
+mod bad_input;
+mod crash;
+mod hostile;
+mod nondeterminism;
+mod signals;
+mod swap;

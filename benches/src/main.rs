@@ -1,1 +1,319 @@
-fn main() {}
+//! # cairn-bench
+//!
+//! Measures the figures Cairn's issues ask for, on this machine, in one run:
+//!
+//! - **replay**: replaying an execution with an N-step journal (load +
+//!   instantiate + replay), in µs per replayed step;
+//! - **swap sequential**: the swap saga, start to result, one after another:
+//!   p50/p95/p99 latency;
+//! - **swap throughput**: M executions with K in flight: executions/s, CPU
+//!   ms per execution, peak RSS;
+//! - **durable writes per step**: store writes and commits (fsyncs) per
+//!   journal entry.
+//!
+//! `scripts/bench` runs it; see `cairn-bench --help`.
+
+use anyhow::{Context, Result};
+use cairn_core::{ExecutionId, Payload, Store};
+use cairn_engine::{
+    Advance, AdvanceOptions, Engine, EngineConfig, ReplayOutcome, StartRequest, SystemClock,
+};
+use cairn_host::{ComponentBytes, Sandbox, SandboxConfig};
+use cairn_store_sqlite::SqliteStore;
+use clap::Parser;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Cairn benchmarks (embedded SQLite store).
+#[derive(Parser, Debug)]
+struct Args {
+    /// Sequential swap-saga runs.
+    #[arg(long, default_value_t = 200)]
+    runs: usize,
+    /// Executions in the throughput phase.
+    #[arg(long, default_value_t = 2000)]
+    executions: usize,
+    /// Executions in flight in the throughput phase.
+    #[arg(long, default_value_t = 50)]
+    in_flight: usize,
+    /// Steps in the replayed journal.
+    #[arg(long, default_value_t = 1000)]
+    replay_steps: u32,
+    /// Replays measured (median reported).
+    #[arg(long, default_value_t = 20)]
+    replays: usize,
+    /// Pooling allocator slots (0: on-demand allocation).
+    #[arg(long, default_value_t = 0)]
+    pooled: u32,
+    /// Directory for the store (default: a temp dir). Use a real disk: fsync
+    /// cost is part of the figures.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+fn cpu_time() -> Duration {
+    // utime + stime of this process, from /proc/self/stat (Linux).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ = 100
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+const SWAP_INPUT: &str =
+    r#"{"a": "alice", "b": "bob", "foo": 10, "bar": 20, "fail_at_step": null}"#;
+
+async fn run_swap(
+    engine: &Engine,
+    hash: &cairn_core::ComponentHash,
+    id: ExecutionId,
+) -> Result<()> {
+    engine
+        .start(StartRequest {
+            workflow: "swap".into(),
+            id: id.clone(),
+            input: Payload::from(SWAP_INPUT),
+            component: Some(hash.clone()),
+        })
+        .await?;
+    match engine.drive(&id, AdvanceOptions::default()).await? {
+        Advance::Finished {
+            status: cairn_core::Status::Completed,
+            ..
+        } => Ok(()),
+        other => anyhow::bail!("swap {id} did not complete: {other:?}"),
+    }
+}
+
+fn writes(store: &SqliteStore) -> (u64, u64) {
+    let s = store.stats();
+    (
+        s.writes.load(Ordering::Relaxed),
+        s.commits.load(Ordering::Relaxed),
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let tmp = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join(format!("bench-{}.db", std::process::id()));
+    let store = Arc::new(SqliteStore::open(&db)?);
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+        pooled_instances: args.pooled,
+        cache_dir: Some(dir.join("cache")),
+        ..Default::default()
+    })?);
+    let engine = Engine::new(
+        sandbox,
+        store.clone(),
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    );
+    let swap = engine
+        .add_component(ComponentBytes::new(
+            std::fs::read(cairn_test_artifacts::SWAP_SAGA).context("swap_saga.wasm")?,
+        ))
+        .await?;
+    let testkit = engine
+        .add_component(ComponentBytes::new(
+            std::fs::read(cairn_test_artifacts::TESTKIT).context("testkit.wasm")?,
+        ))
+        .await?;
+    let mut report = serde_json::Map::new();
+    println!(
+        "cairn-bench · store {} · pooled {} · load average before: {}",
+        db.display(),
+        args.pooled,
+        loadavg()
+    );
+
+    // ---- replay ----------------------------------------------------------
+    let id = ExecutionId::new(format!("replay-{}", args.replay_steps))?;
+    engine
+        .start(StartRequest {
+            workflow: "steps".into(),
+            id: id.clone(),
+            input: Payload::json(&args.replay_steps),
+            component: Some(testkit.hash.clone()),
+        })
+        .await?;
+    engine.drive(&id, AdvanceOptions::default()).await?;
+    let entries = store.load(&id).await?.journal.len();
+    let (mut loads, mut replays) = (Vec::new(), Vec::new());
+    for _ in 0..args.replays {
+        let t = Instant::now();
+        let ex = store.load(&id).await?;
+        loads.push(t.elapsed());
+        let t = Instant::now();
+        let outcome = engine.replay(&id, None).await?;
+        replays.push(t.elapsed());
+        anyhow::ensure!(
+            matches!(outcome, ReplayOutcome::Compatible { finished: true, .. }),
+            "replay: {outcome:?}"
+        );
+        drop(ex);
+    }
+    loads.sort();
+    replays.sort();
+    let (load, total) = (percentile(&loads, 0.5), percentile(&replays, 0.5));
+    let steps = f64::from(args.replay_steps);
+    let per_step_total = total.as_secs_f64() * 1e6 / steps;
+    let per_step_replay = total.saturating_sub(load).as_secs_f64() * 1e6 / steps;
+    println!(
+        "\nreplay of a {}-step journal ({entries} entries), median of {}:",
+        args.replay_steps, args.replays
+    );
+    println!("  load (one read, decode)   {:>9.2} ms", ms(load));
+    println!(
+        "  load + instantiate + replay {:>7.2} ms  = {per_step_total:.2} µs/step ({per_step_replay:.2} µs/step without the load)",
+        ms(total)
+    );
+    report.insert("replay_steps".into(), args.replay_steps.into());
+    report.insert("replay_total_ms".into(), ms(total).into());
+    report.insert("replay_load_ms".into(), ms(load).into());
+    report.insert("replay_us_per_step".into(), per_step_total.into());
+    report.insert(
+        "replay_us_per_step_excluding_load".into(),
+        per_step_replay.into(),
+    );
+
+    // ---- swap, sequential ------------------------------------------------
+    for i in 0..10 {
+        run_swap(&engine, &swap.hash, ExecutionId::new(format!("warm-{i}"))?).await?;
+    }
+    let (w0, c0) = writes(&store);
+    let mut lat = Vec::with_capacity(args.runs);
+    for i in 0..args.runs {
+        let t = Instant::now();
+        run_swap(&engine, &swap.hash, ExecutionId::new(format!("seq-{i}"))?).await?;
+        lat.push(t.elapsed());
+    }
+    let (w1, c1) = writes(&store);
+    lat.sort();
+    let entries_seq = (args.runs * 6) as f64; // started + 4 activities + completed
+    println!(
+        "\nswap saga, sequential, {} runs (start to result, every step fsynced):",
+        args.runs
+    );
+    println!(
+        "  p50 {:.2} ms · p95 {:.2} ms · p99 {:.2} ms · max {:.2} ms",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.95)),
+        ms(percentile(&lat, 0.99)),
+        ms(*lat.last().expect("runs > 0"))
+    );
+    println!(
+        "  store writes per journal entry {:.2} · commits (fsyncs) per entry {:.2}",
+        (w1 - w0) as f64 / entries_seq,
+        (c1 - c0) as f64 / entries_seq
+    );
+    report.insert("seq_p50_ms".into(), ms(percentile(&lat, 0.5)).into());
+    report.insert("seq_p95_ms".into(), ms(percentile(&lat, 0.95)).into());
+    report.insert("seq_p99_ms".into(), ms(percentile(&lat, 0.99)).into());
+    report.insert(
+        "seq_writes_per_entry".into(),
+        ((w1 - w0) as f64 / entries_seq).into(),
+    );
+    report.insert(
+        "seq_commits_per_entry".into(),
+        ((c1 - c0) as f64 / entries_seq).into(),
+    );
+
+    // ---- swap, throughput ------------------------------------------------
+    let (w0, c0) = writes(&store);
+    let cpu0 = cpu_time();
+    let t = Instant::now();
+    let sem = Arc::new(tokio::sync::Semaphore::new(args.in_flight));
+    let mut tasks = Vec::with_capacity(args.executions);
+    for i in 0..args.executions {
+        let permit = sem.clone().acquire_owned().await?;
+        let (engine, hash) = (engine.clone(), swap.hash.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = run_swap(
+                &engine,
+                &hash,
+                ExecutionId::new(format!("tp-{i}")).expect("id"),
+            )
+            .await;
+            drop(permit);
+            r
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let wall = t.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu0);
+    let (w1, c1) = writes(&store);
+    let entries_tp = (args.executions * 6) as f64;
+    let rate = args.executions as f64 / wall.as_secs_f64();
+    let cpu_per = ms(cpu) / args.executions as f64;
+    println!(
+        "\nswap saga, {} executions, {} in flight:",
+        args.executions, args.in_flight
+    );
+    println!(
+        "  {rate:.0} executions/s · {:.2} s wall · CPU {cpu_per:.2} ms per execution",
+        wall.as_secs_f64()
+    );
+    println!(
+        "  store writes per journal entry {:.2} · commits (fsyncs) per entry {:.3} (group commit)",
+        (w1 - w0) as f64 / entries_tp,
+        (c1 - c0) as f64 / entries_tp
+    );
+    println!("  peak RSS {:.1} MiB", peak_rss_mib());
+    report.insert("tp_executions_per_s".into(), rate.into());
+    report.insert("tp_cpu_ms_per_execution".into(), cpu_per.into());
+    report.insert(
+        "tp_writes_per_entry".into(),
+        ((w1 - w0) as f64 / entries_tp).into(),
+    );
+    report.insert(
+        "tp_commits_per_entry".into(),
+        ((c1 - c0) as f64 / entries_tp).into(),
+    );
+    report.insert("peak_rss_mib".into(), peak_rss_mib().into());
+    report.insert("loadavg_after".into(), loadavg().into());
+    println!("\nload average after: {}", loadavg());
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}

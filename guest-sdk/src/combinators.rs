@@ -23,9 +23,12 @@ pub fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> JoinAll<F> {
     }
 }
 
+/// A future of [`join_all`] with its output once it has one.
+type Slot<F> = (Pin<Box<F>>, Option<<F as Future>::Output>);
+
 /// The future of [`join_all`].
 pub struct JoinAll<F: Future> {
-    futures: Vec<(Pin<Box<F>>, Option<F::Output>)>,
+    futures: Vec<Slot<F>>,
 }
 
 // The futures are boxed: JoinAll never pins its fields in place.
@@ -62,15 +65,15 @@ pub async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     let mut b = Box::pin(b);
     let (mut ra, mut rb) = (None, None);
     std::future::poll_fn(move |cx| {
-        if ra.is_none() {
-            if let Poll::Ready(v) = a.as_mut().poll(cx) {
-                ra = Some(v);
-            }
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
         }
-        if rb.is_none() {
-            if let Poll::Ready(v) = b.as_mut().poll(cx) {
-                rb = Some(v);
-            }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
         }
         if ra.is_some() && rb.is_some() {
             Poll::Ready((ra.take().expect("a"), rb.take().expect("b")))

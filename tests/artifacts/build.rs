@@ -7,7 +7,14 @@ fn cargo_build(root: &Path, target_dir: &Path, packages: &[&str], features: &[&s
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["build", "--profile", "guest", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(target_dir);
     for p in packages {
         cmd.args(["-p", p]);
@@ -17,7 +24,11 @@ fn cargo_build(root: &Path, target_dir: &Path, packages: &[&str], features: &[&s
     }
     // The outer build's settings are for the host, not for the guests.
     for (k, _) in std::env::vars() {
-        if k.starts_with("CARGO_") && k != "CARGO_HOME" || k == "RUSTFLAGS" || k == "RUSTC_WRAPPER" || k == "RUSTC_WORKSPACE_WRAPPER" {
+        if k.starts_with("CARGO_") && k != "CARGO_HOME"
+            || k == "RUSTFLAGS"
+            || k == "RUSTC_WRAPPER"
+            || k == "RUSTC_WORKSPACE_WRAPPER"
+        {
             cmd.env_remove(&k);
         }
     }
@@ -30,22 +41,43 @@ fn cargo_build(root: &Path, target_dir: &Path, packages: &[&str], features: &[&s
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let root = manifest
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let target_dir = root.join("target").join("guests");
     for dir in ["guest-sdk", "examples", "tests/guests", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let wasm = target_dir.join("wasm32-wasip2").join("guest");
-    cargo_build(&root, &target_dir, &["swap-saga", "hello", "cairn-testkit"], &[]);
+    cargo_build(
+        &root,
+        &target_dir,
+        &["swap-saga", "hello", "cairn-testkit"],
+        &[],
+    );
     let mut consts = String::new();
-    for (name, file) in [("SWAP_SAGA", "swap_saga"), ("HELLO", "hello"), ("TESTKIT", "cairn_testkit")] {
+    for (name, file) in [
+        ("SWAP_SAGA", "swap_saga"),
+        ("HELLO", "hello"),
+        ("TESTKIT", "cairn_testkit"),
+    ] {
         let dest = out.join(format!("{file}.wasm"));
         std::fs::copy(wasm.join(format!("{file}.wasm")), &dest).expect("copy guest");
-        consts.push_str(&format!("/// `{file}.wasm`.\npub const {name}: &str = {:?};\n", dest.display().to_string()));
+        consts.push_str(&format!(
+            "/// `{file}.wasm`.\npub const {name}: &str = {:?};\n",
+            dest.display().to_string()
+        ));
     }
     // The same testkit with `ordered` changed: for nondeterminism tests.
-    cargo_build(&root, &target_dir, &["cairn-testkit"], &["cairn-testkit/changed"]);
+    cargo_build(
+        &root,
+        &target_dir,
+        &["cairn-testkit"],
+        &["cairn-testkit/changed"],
+    );
     let dest = out.join("cairn_testkit_changed.wasm");
     std::fs::copy(wasm.join("cairn_testkit.wasm"), &dest).expect("copy guest");
     consts.push_str(&format!("/// `cairn_testkit.wasm` built with `--features changed`.\npub const TESTKIT_CHANGED: &str = {:?};\n", dest.display().to_string()));

@@ -579,13 +579,10 @@ async fn drive(
                 // Another process (a `cairn signal`) is advancing it: follow.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let meta = ctx.engine.store().meta(id).await?;
-                if meta.status.is_terminal()
-                    || meta.status == Status::Parked
-                    || meta.wake_at.is_none() && meta.status == Status::Waiting
-                {
-                    if meta.status == Status::Waiting {
-                        wait_for_inbox(ctx, id).await?;
-                    }
+                // Waiting for a signal: watch the inbox; anything else: advance
+                // again (it returns the finished, parked or waiting state).
+                if meta.status == Status::Waiting && meta.wake_at.is_none() {
+                    wait_for_inbox(ctx, id).await?;
                 }
             }
             _ => return Ok(r),

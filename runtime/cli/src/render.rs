@@ -252,16 +252,16 @@ pub fn entry_json(e: &Entry) -> Value {
     if let Some(seq) = e.event.seq() {
         v["seq"] = json!(seq);
     }
-    if let Ok(Value::Object(outer)) = serde_json::to_value(&e.event) {
-        if let Some(Value::Object(fields)) = outer.into_iter().next().map(|(_, f)| f) {
-            for (k, val) in fields {
-                let key = if k == "name" || k == "workflow" {
-                    continue;
-                } else {
-                    k
-                };
-                v[key] = val;
-            }
+    if let Ok(Value::Object(outer)) = serde_json::to_value(&e.event)
+        && let Some(Value::Object(fields)) = outer.into_iter().next().map(|(_, f)| f)
+    {
+        for (k, val) in fields {
+            let key = if k == "name" || k == "workflow" {
+                continue;
+            } else {
+                k
+            };
+            v[key] = val;
         }
     }
     v

@@ -239,7 +239,7 @@ pub fn human_duration(ms: u64) -> String {
     }
     if ms < 60_000 {
         let s = ms as f64 / 1000.0;
-        return if ms % 1000 == 0 {
+        return if ms.is_multiple_of(1000) {
             format!("{}s", ms / 1000)
         } else {
             format!("{s:.1}s")

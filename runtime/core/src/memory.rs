@@ -80,7 +80,7 @@ pub fn check_same_start(
             what: "a different input".into(),
         });
     }
-    Ok(Created::Existing(existing.clone()))
+    Ok(Created::Existing(Box::new(existing.clone())))
 }
 
 impl Store for MemoryStore {

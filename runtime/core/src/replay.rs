@@ -392,10 +392,10 @@ impl Replay {
                     "wait-any on handle {h}, which the workflow cancelled"
                 )));
             }
-            if let Some(i) = self.seqs.get(&h).and_then(|r| r.completion) {
-                if best.is_none_or(|(bi, _)| i < bi) {
-                    best = Some((i, h));
-                }
+            if let Some(i) = self.seqs.get(&h).and_then(|r| r.completion)
+                && best.is_none_or(|(bi, _)| i < bi)
+            {
+                best = Some((i, h));
             }
         }
         let cancel = self.cancels.get(self.cancels_delivered).copied();

@@ -168,7 +168,7 @@ pub enum Created {
     /// A new execution.
     New,
     /// The id existed with the same workflow and input: nothing written.
-    Existing(ExecutionMeta),
+    Existing(Box<ExecutionMeta>),
 }
 
 /// One append: an entry and what must change with it.

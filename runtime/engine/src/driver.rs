@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 /// Why the driver stopped the guest.
 #[derive(Debug)]
 enum Stop {
+    /// Read-only replay reached new ground.
+    Frontier,
     Suspended {
         wake_at: Option<Timestamp>,
         waiting_on: String,
@@ -111,6 +113,7 @@ pub(crate) async fn advance(
         rx,
         inline_timers: HashMap::new(),
         deadline: opts.deadline,
+        read_only: false,
     };
     let (calls, result) = inner
         .sandbox
@@ -155,6 +158,9 @@ pub(crate) async fn advance(
                 }
                 Stop::Yield => Ok(Advance::Yielded),
                 Stop::Store(e) => Err(e.into()),
+                Stop::Frontier => Err(EngineError::Corrupt(
+                    "a driving advance stopped at new ground".into(),
+                )),
             };
         }
         Err(HostError::Guest(g)) => {
@@ -251,6 +257,8 @@ struct Driver {
     /// Fire times of short timers waited inline (never journaled as started).
     inline_timers: HashMap<u32, Timestamp>,
     deadline: Option<Timestamp>,
+    /// Replay only: stop at new ground, never append.
+    read_only: bool,
 }
 
 impl Drop for Driver {
@@ -413,6 +421,7 @@ impl Driver {
                     return Ok(Wake::Completed((handle, completion_to_wit(completion))));
                 }
                 Wait::CancelRequested { reason } => return Ok(Wake::CancelRequested(reason)),
+                Wait::Frontier if self.read_only => return Err(Stop::Frontier),
                 Wait::Frontier => self.progress(&handles).await?,
             }
         }
@@ -551,13 +560,13 @@ impl Driver {
                 next_timer = Some((t, *seq, *duration_ms));
             }
         }
-        if let Some((t, seq, duration_ms)) = next_timer {
-            if t <= now {
-                self.inline_timers.remove(&seq);
-                return self
-                    .append(Event::TimerFired { seq, duration_ms }, None)
-                    .await;
-            }
+        if let Some((t, seq, duration_ms)) = next_timer
+            && t <= now
+        {
+            self.inline_timers.remove(&seq);
+            return self
+                .append(Event::TimerFired { seq, duration_ms }, None)
+                .await;
         }
         // What to wait for inline: inline timers, and durable wakes that are close.
         let inline_wake = self.engine.inner.config.inline_wake;
@@ -573,13 +582,13 @@ impl Driver {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if let (Some(w), Some(d)) = (wait_until, self.deadline) {
-            if w > d {
-                if self.running.is_empty() {
-                    return Err(Stop::Yield);
-                }
-                wait_until = None;
+        if let (Some(w), Some(d)) = (wait_until, self.deadline)
+            && w > d
+        {
+            if self.running.is_empty() {
+                return Err(Stop::Yield);
             }
+            wait_until = None;
         }
         if self.running.is_empty() && wait_until.is_none() {
             let wake_at = [next_timer.map(|(t, ..)| t), next_retry.map(|(t, ..)| t)]
@@ -611,11 +620,10 @@ impl Driver {
                 self.append(event, None).await
             }
             _ = sleep => {
-                if let Some((t, seq, attempts)) = next_retry {
-                    if t <= self.engine.inner.clock.now() {
+                if let Some((t, seq, attempts)) = next_retry
+                    && t <= self.engine.inner.clock.now() {
                         self.spawn_activity(seq, attempts);
                     }
-                }
                 Ok(())
             }
         }
@@ -776,5 +784,115 @@ impl WorkflowCalls for Driver {
             LogLevel::Error => tracing::error!(execution = %self.id, "{message}"),
         }
         self.observe(EngineEvent::Log { level, message });
+    }
+}
+
+/// What a read-only replay found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayOutcome {
+    /// The component agrees with every journaled entry (up to new ground,
+    /// or to the recorded result if the execution has finished).
+    Compatible {
+        /// Entries in the journal.
+        entries: u32,
+        /// Whether the replay reached the journal's final result.
+        finished: bool,
+    },
+    /// The component diverges from the journal.
+    Diverged(Nondeterminism),
+    /// The guest failed while replaying (a trap, fuel, memory, a denied call)
+    /// where the journal recorded something else.
+    Failed(String),
+}
+
+/// Replays `id`'s journal against `component` without writing anything.
+pub(crate) async fn replay(
+    engine: &Engine,
+    id: &ExecutionId,
+    component: &Arc<LoadedComponent>,
+) -> Result<ReplayOutcome, EngineError> {
+    let ex = retrying(engine, || engine.inner.store.load(id)).await?;
+    replay_journal(engine, id, ex.journal, component).await
+}
+
+/// Replays `journal` against `component` without writing anything.
+pub(crate) async fn replay_journal(
+    engine: &Engine,
+    id: &ExecutionId,
+    journal: Vec<Entry>,
+    component: &Arc<LoadedComponent>,
+) -> Result<ReplayOutcome, EngineError> {
+    let entries = journal.len() as u32;
+    let replay = match Replay::new(journal) {
+        Ok(r) => r,
+        Err(n) => return Ok(ReplayOutcome::Diverged(n)),
+    };
+    let (workflow, input, seed) = {
+        let (w, i, _, s) = replay.started();
+        (w.to_owned(), i.clone(), s)
+    };
+    if component.check_workflow(&workflow).is_err() {
+        return Ok(ReplayOutcome::Failed(format!(
+            "the component has no workflow named '{workflow}'"
+        )));
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let driver = Driver {
+        engine: engine.clone(),
+        id: id.clone(),
+        component: component.clone(),
+        replay,
+        inbox: Vec::new(),
+        inbox_version: 0,
+        specs: HashMap::new(),
+        running: HashMap::new(),
+        tx,
+        rx,
+        inline_timers: HashMap::new(),
+        deadline: None,
+        read_only: true,
+    };
+    let (calls, result) = engine
+        .inner
+        .sandbox
+        .run_workflow(
+            component,
+            &workflow,
+            input.as_bytes(),
+            seed,
+            Box::new(driver),
+        )
+        .await;
+    let mut driver: Box<Driver> = calls
+        .into_any()
+        .downcast()
+        .expect("the sandbox returns the driver it was given");
+    let result = match result {
+        Ok(r) => r.map(Payload::new).map_err(failure_from_wit),
+        Err(HostError::Interrupted(i)) => {
+            return match i.downcast::<Stop>() {
+                Ok(Stop::Frontier) => Ok(ReplayOutcome::Compatible {
+                    entries,
+                    finished: false,
+                }),
+                Ok(Stop::Nondeterminism(n)) => Ok(ReplayOutcome::Diverged(n)),
+                Ok(Stop::Protocol(p)) => Ok(ReplayOutcome::Failed(p)),
+                Ok(other) => Err(EngineError::Corrupt(format!(
+                    "unexpected stop in a read-only replay: {other:?}"
+                ))),
+                Err(_) => Err(EngineError::Corrupt("unknown interrupt".into())),
+            };
+        }
+        Err(HostError::Guest(g)) => {
+            // A journal that recorded exactly this failure is compatible.
+            Err(Failure::new(FailureKind::NonRetryable, g.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let finished = driver.replay.final_entry().is_some();
+    match driver.replay.finish(result) {
+        Ok(_) => Ok(ReplayOutcome::Compatible { entries, finished }),
+        Err(ReplayError::Nondeterminism(n)) => Ok(ReplayOutcome::Diverged(n)),
+        Err(ReplayError::Protocol(p)) => Ok(ReplayOutcome::Failed(p)),
     }
 }

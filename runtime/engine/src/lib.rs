@@ -21,6 +21,7 @@ mod driver;
 mod error;
 mod events;
 
+pub use driver::ReplayOutcome;
 pub use error::EngineError;
 pub use events::{EngineEvent, Observer};
 
@@ -325,7 +326,7 @@ impl Engine {
                 })
             }
             Created::Existing(meta) => Ok(Started {
-                meta,
+                meta: *meta,
                 created: false,
             }),
         }
@@ -338,6 +339,21 @@ impl Engine {
         opts: AdvanceOptions,
     ) -> Result<Advance, EngineError> {
         driver::advance(self, id, opts).await
+    }
+
+    /// Replays `id`'s journal against `component` (default: its pinned one)
+    /// without writing anything: is this code compatible with it?
+    pub async fn replay(
+        &self,
+        id: &ExecutionId,
+        component: Option<&ComponentHash>,
+    ) -> Result<ReplayOutcome, EngineError> {
+        let hash = match component {
+            Some(h) => h.clone(),
+            None => self.inner.store.meta(id).await?.component,
+        };
+        let component = self.component(&hash).await?;
+        driver::replay(self, id, &component).await
     }
 
     /// Writes a signal to the execution's inbox. The caller pushes an

@@ -9,14 +9,20 @@ fn fails_with(workflow: &str, input: &str, code: &str, words: &[&str]) -> serde_
     let id = format!("hostile-{workflow}");
     let start = Instant::now();
     let r = c.run(&["run", TESTKIT, "-w", workflow, "-i", input, "--id", &id]);
-    assert!(start.elapsed() < Duration::from_secs(60), "{workflow} must fail in bounded time");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{workflow} must fail in bounded time"
+    );
     assert_eq!(r.code, 1, "{workflow}: {r:?}");
     let st = c.status(&id);
     assert_eq!(st["status"], "failed");
     let message = st["failure"]["message"].as_str().unwrap();
     assert!(message.starts_with(code), "{workflow}: {message}");
     for w in words {
-        assert!(message.contains(w), "{workflow}: expected {w:?} in {message}");
+        assert!(
+            message.contains(w),
+            "{workflow}: expected {w:?} in {message}"
+        );
     }
     st
 }
@@ -33,7 +39,12 @@ fn unbounded_allocation_hits_the_memory_limit() {
 
 #[test]
 fn a_panic_reports_its_message_and_location() {
-    fails_with("boom", "null", "CRN302", &["boom: the workflow hit a bug", "testkit/src/lib.rs"]);
+    fails_with(
+        "boom",
+        "null",
+        "CRN302",
+        &["boom: the workflow hit a bug", "testkit/src/lib.rs"],
+    );
 }
 
 #[test]
@@ -43,7 +54,12 @@ fn deep_recursion_is_a_stack_overflow() {
 
 #[test]
 fn the_filesystem_is_denied_in_workflow_code_naming_the_call() {
-    fails_with("read_file", "null", "CRN305", &["wasi:filesystem/", "activity"]);
+    fails_with(
+        "read_file",
+        "null",
+        "CRN305",
+        &["wasi:filesystem/", "activity"],
+    );
 }
 
 #[test]
@@ -53,7 +69,12 @@ fn the_network_is_denied_in_workflow_code_naming_the_call() {
 
 #[test]
 fn a_panicking_activity_is_retried_then_fails_the_call() {
-    let st = fails_with("bad_activity", "null", "attempt 2 failed", &["the activity exploded"]);
+    let st = fails_with(
+        "bad_activity",
+        "null",
+        "attempt 2 failed",
+        &["the activity exploded"],
+    );
     assert_eq!(st["failure"]["kind"], "application");
 }
 
@@ -65,9 +86,23 @@ fn an_oversized_activity_output_fails_the_call_not_the_store() {
 #[test]
 fn workflow_code_sees_journal_time_and_an_empty_environment() {
     let c = Cairn::new();
-    let r = c.run(&["run", TESTKIT, "-w", "environment", "-i", "null", "--id", "env"]).ok();
+    let r = c
+        .run(&[
+            "run",
+            TESTKIT,
+            "-w",
+            "environment",
+            "-i",
+            "null",
+            "--id",
+            "env",
+        ])
+        .ok();
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    assert_eq!(v["system_ms"], v["ctx_ms"], "the WASI clock reads journal time");
+    assert_eq!(
+        v["system_ms"], v["ctx_ms"],
+        "the WASI clock reads journal time"
+    );
     assert_eq!(v["env"], 0);
     let started = c.history("env")[0]["at"].as_str().unwrap().to_string();
     assert!(!started.is_empty());
@@ -76,14 +111,18 @@ fn workflow_code_sees_journal_time_and_an_empty_environment() {
 #[test]
 fn parallel_activities_and_retries_work() {
     let c = Cairn::new();
-    let r = c.run(&["run", TESTKIT, "-w", "fanout", "-i", "8", "--id", "fan"]).ok();
+    let r = c
+        .run(&["run", TESTKIT, "-w", "fanout", "-i", "8", "--id", "fan"])
+        .ok();
     assert_eq!(r.stdout.trim(), "[0,1,2,3,4,5,6,7]");
     let h = c.history("fan");
     assert_contiguous(&h);
     let mut seqs: Vec<u64> = h.iter().filter_map(|e| e["seq"].as_u64()).collect();
     seqs.sort();
     assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
-    let r = c.run(&["run", TESTKIT, "-w", "flaky", "-i", "2", "--id", "flaky"]).ok();
+    let r = c
+        .run(&["run", TESTKIT, "-w", "flaky", "-i", "2", "--id", "flaky"])
+        .ok();
     assert_eq!(r.stdout.trim(), "3", "succeeded on attempt 3");
     assert_eq!(c.history("flaky")[1]["attempts"], 3);
 }

@@ -5,7 +5,11 @@ use crate::support::*;
 #[test]
 fn a_signal_sent_after_the_workflow_waits_is_delivered() {
     let c = Cairn::new();
-    let r = c.run(&["start", TESTKIT, "-w", "collect", "-i", "1", "--id", "after"]).ok();
+    let r = c
+        .run(&[
+            "start", TESTKIT, "-w", "collect", "-i", "1", "--id", "after",
+        ])
+        .ok();
     assert!(r.stdout.contains("waiting for signal 'go'"), "{r:?}");
     assert_eq!(c.status("after")["status"], "waiting");
     let r = c.run(&["signal", "after", "go", r#"{"n": 1}"#]).ok();
@@ -17,12 +21,23 @@ fn a_signal_sent_after_the_workflow_waits_is_delivered() {
 fn a_signal_sent_before_the_workflow_waits_is_kept_until_it_does() {
     let c = Cairn::new();
     // Sleeps 2 s (durably) before waiting for `approve`.
-    c.run(&["start", TESTKIT, "-w", "approval", "-i", r#"{"delay_ms": 2000, "timeout_ms": 3600000}"#, "--id", "before"]).ok();
+    c.run(&[
+        "start",
+        TESTKIT,
+        "-w",
+        "approval",
+        "-i",
+        r#"{"delay_ms": 2000, "timeout_ms": 3600000}"#,
+        "--id",
+        "before",
+    ])
+    .ok();
     let st = c.status("before");
     assert_eq!(st["status"], "waiting");
     assert!(st["waiting_on"].as_str().unwrap().contains("timer"), "{st}");
     // The signal lands while it sleeps: kept in the inbox.
-    c.run(&["signal", "before", "approve", r#"{"by": "carol"}"#]).ok();
+    c.run(&["signal", "before", "approve", r#"{"by": "carol"}"#])
+        .ok();
     let st = c.status("before");
     assert_eq!(st["status"], "waiting");
     assert_eq!(st["inbox"], 1, "{st}");
@@ -30,14 +45,29 @@ fn a_signal_sent_before_the_workflow_waits_is_kept_until_it_does() {
     c.run(&["resume", "before", "--skip-time"]).ok();
     let st = c.status("before");
     assert_eq!(st["status"], "completed", "{st}");
-    assert_eq!(st["output"], serde_json::json!({"approved": {"by": "carol"}}));
+    assert_eq!(
+        st["output"],
+        serde_json::json!({"approved": {"by": "carol"}})
+    );
     assert_eq!(st["inbox"], 0);
 }
 
 #[test]
 fn a_signal_wait_that_times_out_takes_the_timeout_branch() {
     let c = Cairn::new();
-    let r = c.run(&["run", TESTKIT, "-w", "approval", "-i", r#"{"delay_ms": 0, "timeout_ms": 3600000}"#, "--id", "late", "--skip-time"]).ok();
+    let r = c
+        .run(&[
+            "run",
+            TESTKIT,
+            "-w",
+            "approval",
+            "-i",
+            r#"{"delay_ms": 0, "timeout_ms": 3600000}"#,
+            "--id",
+            "late",
+            "--skip-time",
+        ])
+        .ok();
     assert_eq!(r.stdout.trim(), r#"{"timed_out":true}"#);
     // A signal after the timeout is refused: the execution has finished.
     let late = c.run(&["signal", "late", "approve", "true"]);
@@ -48,21 +78,31 @@ fn a_signal_wait_that_times_out_takes_the_timeout_branch() {
 #[test]
 fn several_signals_of_one_name_arrive_in_order() {
     let c = Cairn::new();
-    c.run(&["start", TESTKIT, "-w", "collect", "-i", "3", "--id", "order"]).ok();
+    c.run(&[
+        "start", TESTKIT, "-w", "collect", "-i", "3", "--id", "order",
+    ])
+    .ok();
     for n in 1..=3 {
-        c.run(&["signal", "order", "go", &n.to_string(), "--no-advance"]).ok();
+        c.run(&["signal", "order", "go", &n.to_string(), "--no-advance"])
+            .ok();
     }
     c.run(&["resume", "order", "--no-wait"]).ok();
     assert_eq!(c.status("order")["output"], serde_json::json!([1, 2, 3]));
     let h = c.history("order");
     assert_contiguous(&h);
-    assert_eq!(h.iter().filter(|e| e["kind"] == "signal-received").count(), 3);
+    assert_eq!(
+        h.iter().filter(|e| e["kind"] == "signal-received").count(),
+        3
+    );
 }
 
 #[test]
 fn durable_timers_survive_between_processes() {
     let c = Cairn::new();
-    c.run(&["start", TESTKIT, "-w", "nap", "-i", "86400000", "--id", "day"]).ok();
+    c.run(&[
+        "start", TESTKIT, "-w", "nap", "-i", "86400000", "--id", "day",
+    ])
+    .ok();
     let st = c.status("day");
     assert_eq!(st["status"], "waiting");
     assert!(st["wake_at"].is_string(), "{st}");

@@ -6,7 +6,8 @@ use std::process::{Command, Output, Stdio};
 
 pub use cairn_test_artifacts::{SWAP_SAGA, TESTKIT, TESTKIT_CHANGED};
 
-pub const SWAP_OK: &str = r#"{"a": "alice", "b": "bob", "foo": 10, "bar": 20, "fail_at_step": null}"#;
+pub const SWAP_OK: &str =
+    r#"{"a": "alice", "b": "bob", "foo": 10, "bar": 20, "fail_at_step": null}"#;
 
 pub fn swap_failing_at(step: u8) -> String {
     format!(r#"{{"a": "alice", "b": "bob", "foo": 10, "bar": 20, "fail_at_step": {step}}}"#)
@@ -27,7 +28,8 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 
     #[track_caller]
@@ -49,7 +51,9 @@ impl From<Output> for Run {
 
 impl Cairn {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("temp dir") }
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -58,12 +62,19 @@ impl Cairn {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-        c.current_dir(self.dir.path()).env_remove("CAIRN_DB").env_remove("RUST_LOG").stdin(Stdio::null());
+        c.current_dir(self.dir.path())
+            .env_remove("CAIRN_DB")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
         c
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        self.command().args(args).output().expect("run cairn").into()
+        self.command()
+            .args(args)
+            .output()
+            .expect("run cairn")
+            .into()
     }
 
     /// A subdirectory granted to activities as `/trace`.
@@ -86,15 +97,26 @@ impl Cairn {
 /// Journal indexes are 0..n, each once.
 #[track_caller]
 pub fn assert_contiguous(history: &[Value]) {
-    let idx: Vec<u64> = history.iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    let idx: Vec<u64> = history
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
     let expected: Vec<u64> = (0..idx.len() as u64).collect();
-    assert_eq!(idx, expected, "journal indexes must be contiguous and unique");
+    assert_eq!(
+        idx, expected,
+        "journal indexes must be contiguous and unique"
+    );
 }
 
 /// (kind, name) of each entry.
 pub fn kinds(history: &[Value]) -> Vec<(String, String)> {
     history
         .iter()
-        .map(|e| (e["kind"].as_str().unwrap().to_string(), e["name"].as_str().unwrap_or("").to_string()))
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect()
 }

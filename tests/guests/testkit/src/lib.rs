@@ -20,7 +20,10 @@ pub struct Approval {
 /// Sleeps `delay_ms`, then waits for signal `approve` up to `timeout_ms`.
 pub async fn approval(ctx: Ctx, input: Approval) -> Result<serde_json::Value, Failure> {
     ctx.sleep(Duration::from_millis(input.delay_ms)).await?;
-    let decision: Option<serde_json::Value> = ctx.signal("approve").timeout(Duration::from_millis(input.timeout_ms)).await?;
+    let decision: Option<serde_json::Value> = ctx
+        .signal("approve")
+        .timeout(Duration::from_millis(input.timeout_ms))
+        .await?;
     Ok(match decision {
         Some(d) => serde_json::json!({"approved": d}),
         None => serde_json::json!({"timed_out": true}),
@@ -40,7 +43,11 @@ pub async fn collect(ctx: Ctx, count: u32) -> Result<Vec<serde_json::Value>, Fai
 pub async fn nap(ctx: Ctx, ms: u64) -> Result<u64, Failure> {
     let before = ctx.now();
     ctx.sleep(Duration::from_millis(ms)).await?;
-    Ok(ctx.now().duration_since(before).map(|d| d.as_millis() as u64).unwrap_or(0))
+    Ok(ctx
+        .now()
+        .duration_since(before)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0))
 }
 
 // ---- activities that take time and leave traces ------------------------
@@ -58,7 +65,9 @@ pub struct Slow {
 pub async fn slow(ctx: Ctx, input: Slow) -> Result<Vec<String>, Failure> {
     let mut keys = Vec::new();
     for step in 1..=input.steps {
-        let key: String = ctx.activity("work", &serde_json::json!({"step": step, "ms": input.ms})).await?;
+        let key: String = ctx
+            .activity("work", &serde_json::json!({"step": step, "ms": input.ms}))
+            .await?;
         keys.push(key);
     }
     Ok(keys)
@@ -70,7 +79,10 @@ pub fn work(ctx: &ActivityCtx, input: serde_json::Value) -> Result<String, Failu
     let ms = input["ms"].as_u64().unwrap_or(0);
     std::thread::sleep(std::time::Duration::from_millis(ms));
     if std::path::Path::new("/trace").is_dir() {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open("/trace/log")?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open("/trace/log")?;
         writeln!(f, "{} {}", ctx.idempotency_key(), ctx.attempt())?;
         f.sync_all()?;
     }
@@ -106,7 +118,10 @@ pub async fn flaky(ctx: Ctx, fail_times: u32) -> Result<u32, Failure> {
 /// Fails while `attempt <= fail_times`.
 pub fn sometimes(ctx: &ActivityCtx, fail_times: u32) -> Result<u32, Failure> {
     if ctx.attempt() <= fail_times {
-        return Err(Failure::retryable(format!("attempt {} fails on purpose", ctx.attempt())));
+        return Err(Failure::retryable(format!(
+            "attempt {} fails on purpose",
+            ctx.attempt()
+        )));
     }
     Ok(ctx.attempt())
 }
@@ -116,19 +131,37 @@ pub fn sometimes(ctx: &ActivityCtx, fail_times: u32) -> Result<u32, Failure> {
 /// `first`, then a signal `continue`, then `second` (or, built with
 /// `changed`: `second` first).
 pub async fn ordered(ctx: Ctx, _input: serde_json::Value) -> Result<String, Failure> {
-    let (a, b) = if cfg!(feature = "changed") { ("second", "first") } else { ("first", "second") };
-    let x: u32 = ctx.activity("echo", &if a == "first" { 1 } else { 2 }).await?;
+    let (a, b) = if cfg!(feature = "changed") {
+        ("second", "first")
+    } else {
+        ("first", "second")
+    };
+    let x: u32 = ctx
+        .activity("echo", &if a == "first" { 1 } else { 2 })
+        .await?;
     ctx.signal::<serde_json::Value>("continue").await?;
-    let y: u32 = ctx.activity("echo", &if b == "first" { 1 } else { 2 }).await?;
+    let y: u32 = ctx
+        .activity("echo", &if b == "first" { 1 } else { 2 })
+        .await?;
     Ok(format!("{a}={x} {b}={y}"))
 }
 
 // ---- determinism of the environment ------------------------------------
 
 /// Reports the clock, randomness and environment a workflow sees.
-pub async fn environment(ctx: Ctx, _input: serde_json::Value) -> Result<serde_json::Value, Failure> {
-    let system_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    let ctx_ms = ctx.now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+pub async fn environment(
+    ctx: Ctx,
+    _input: serde_json::Value,
+) -> Result<serde_json::Value, Failure> {
+    let system_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let ctx_ms = ctx
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let mut map = std::collections::HashMap::new();
     map.insert("k", 1);
     Ok(serde_json::json!({
@@ -164,7 +197,11 @@ pub async fn boom(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
 }
 
 fn depth(n: u64) -> u64 {
-    if n == 0 { 0 } else { 1 + std::hint::black_box(depth(n - 1)) }
+    if n == 0 {
+        0
+    } else {
+        1 + std::hint::black_box(depth(n - 1))
+    }
 }
 
 /// Recurses until the stack overflows.
@@ -185,7 +222,9 @@ pub async fn connect(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure
 
 /// Calls an activity that panics.
 pub async fn bad_activity(ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
-    ctx.activity::<()>("explode", &()).retry(RetryPolicy::attempts(2).initial_interval(Duration::from_millis(1))).await
+    ctx.activity::<()>("explode", &())
+        .retry(RetryPolicy::attempts(2).initial_interval(Duration::from_millis(1)))
+        .await
 }
 
 /// Panics (in activity mode).

@@ -13,21 +13,51 @@ ensure_wasm_target() {
   fi
 }
 
-# A Python venv under .venv (ignored by git) with the given packages.
+# A Python venv at $1 (under the repo's ignored folders) with packages $2...
+# One venv per tool family: their pins conflict (aws-sam-cli vs moto).
 ensure_venv() {
-  if [ ! -x .venv/bin/python ]; then
-    step "creating .venv"
-    python3 -m venv .venv
+  local venv="$1"; shift
+  if [ ! -x "$venv/bin/python" ]; then
+    step "creating $venv"
+    python3 -m venv "$venv"
   fi
   local missing=()
   for pkg in "$@"; do
     local name="${pkg%%[\[=<>]*}"
-    .venv/bin/python -m pip show -q "$name" >/dev/null 2>&1 || missing+=("$pkg")
+    "$venv/bin/python" -m pip show -q "$name" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ ${#missing[@]} -gt 0 ]; then
-    step "installing into .venv: ${missing[*]}"
-    .venv/bin/python -m pip install -q --disable-pip-version-check "${missing[@]}"
+    step "installing into $venv: ${missing[*]}"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "${missing[@]}"
   fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts moto (a real DynamoDB + Scheduler API server) on 127.0.0.1; exports
+# its address for the tests and the CLI. Stopped by stop_moto (by PID).
+MOTO_PID=""
+start_moto() {
+  ensure_venv .tools/moto 'moto[dynamodb,server]'
+  local port; port=$(free_port)
+  .tools/moto/bin/moto_server -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+  MOTO_PID=$!
+  for _ in $(seq 1 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/"; then break; fi
+    if ! kill -0 "$MOTO_PID" 2>/dev/null; then echo "moto failed to start; see target/moto.log" >&2; return 1; fi
+    sleep 0.1
+  done
+  export CAIRN_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+  export AWS_ENDPOINT_URL_DYNAMODB="$CAIRN_TEST_DYNAMODB_ENDPOINT"
+  export AWS_ENDPOINT_URL_SCHEDULER="$CAIRN_TEST_DYNAMODB_ENDPOINT"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  echo "moto on $CAIRN_TEST_DYNAMODB_ENDPOINT (pid $MOTO_PID)" >&2
+}
+
+stop_moto() {
+  if [ -n "$MOTO_PID" ]; then kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; MOTO_PID=""; fi
 }
 
 build_guests() {

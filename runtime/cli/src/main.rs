@@ -35,9 +35,13 @@ struct Cli {
 
 #[derive(Args, Debug, Clone)]
 struct Global {
-    /// Store kind.
-    #[arg(long, global = true, default_value = "sqlite", value_parser = ["sqlite"])]
+    /// Store kind: the embedded SQLite file, or a DynamoDB table (region,
+    /// credentials and endpoint from the AWS environment variables).
+    #[arg(long, global = true, env = "CAIRN_STORE", default_value = "sqlite", value_parser = ["sqlite", "dynamodb"])]
     store: String,
+    /// DynamoDB table (with --store dynamodb).
+    #[arg(long, global = true, env = "CAIRN_TABLE", default_value = "cairn")]
+    table: String,
     /// SQLite store file.
     #[arg(
         long,
@@ -210,6 +214,19 @@ enum Command {
         /// The component (.wasm).
         component: PathBuf,
     },
+    /// Manage the DynamoDB table (local use; deploy with infra/ in AWS).
+    Table {
+        #[command(subcommand)]
+        action: TableAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TableAction {
+    /// Create the table (keys, indexes, stream, TTL as infra/ declares them).
+    Create,
+    /// Check the table has Cairn's schema.
+    Check,
 }
 
 /// Exit codes.
@@ -283,8 +300,15 @@ fn parse_id(raw: &str) -> Result<ExecutionId> {
     ExecutionId::new(raw).map_err(|e| anyhow!("{} {e}", cairn_core::ErrorCode::BadInput))
 }
 
-fn build(global: &Global, skip_time: bool, activities: &ActivityArgs) -> Result<Ctx> {
-    let store = SqliteStore::open(&global.db)?;
+async fn open_store(global: &Global) -> Result<Arc<dyn cairn_core::Store>> {
+    Ok(match global.store.as_str() {
+        "dynamodb" => Arc::new(cairn_store_dynamodb::DynamoStore::connect(&global.table).await?),
+        _ => Arc::new(SqliteStore::open(&global.db)?),
+    })
+}
+
+async fn build(global: &Global, skip_time: bool, activities: &ActivityArgs) -> Result<Ctx> {
+    let store = open_store(global).await?;
     let cache_dir = global
         .cache_dir
         .clone()
@@ -346,7 +370,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             activities,
             json,
         } => {
-            let ctx = build(&g, skip_time, &activities)?;
+            let ctx = build(&g, skip_time, &activities).await?;
             let id = start_execution(&ctx, Some(&component), &start).await?;
             let outcome = drive(&ctx, &id, AdvanceOptions::default(), true).await?;
             finish(&ctx, &id, outcome, json).await
@@ -357,7 +381,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             activities,
             json,
         } => {
-            let ctx = build(&g, false, &activities)?;
+            let ctx = build(&g, false, &activities).await?;
             let id = start_execution(&ctx, component.as_deref(), &start).await?;
             let outcome = ctx.engine.advance(&id, AdvanceOptions::default()).await?;
             finish(&ctx, &id, outcome, json).await
@@ -369,10 +393,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             no_advance,
             activities,
         } => {
-            let ctx = build(&g, false, &activities)?;
+            let ctx = build(&g, false, &activities).await?;
             let id = parse_id(&id)?;
             let payload = parse_json_arg("the payload", &payload)?;
-            let (item, _) = ctx.engine.signal(&id, &name, payload).await?;
+            let item = ctx.engine.signal(&id, &name, payload).await?;
             ctx.printer.note(&format!(
                 "signal '{name}' delivered to {id} (inbox item {})",
                 item.id
@@ -388,7 +412,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             reason,
             activities,
         } => {
-            let ctx = build(&g, false, &activities)?;
+            let ctx = build(&g, false, &activities).await?;
             let id = parse_id(&id)?;
             ctx.engine.cancel(&id, &reason).await?;
             ctx.printer.note(&format!("cancel requested for {id}"));
@@ -403,7 +427,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             activities,
             json,
         } => {
-            let ctx = build(&g, skip_time, &activities)?;
+            let ctx = build(&g, skip_time, &activities).await?;
             let id = parse_id(&id)?;
             ctx.engine.load(&id).await?;
             let mut opts = AdvanceOptions::default();
@@ -423,7 +447,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             skip_time,
             activities,
         } => {
-            let ctx = build(&g, skip_time, &activities)?;
+            let ctx = build(&g, skip_time, &activities).await?;
             let now = if skip_time {
                 Timestamp::from_millis(u64::MAX)
             } else {
@@ -445,7 +469,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(code)
         }
         Command::Status { id, json } => {
-            let ctx = build(&g, false, &ActivityArgs::default())?;
+            let ctx = build(&g, false, &ActivityArgs::default()).await?;
             let ex = ctx.engine.load(&parse_id(&id)?).await?;
             render::status(&ex, json);
             Ok(exit::OK)
@@ -456,7 +480,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             limit,
             json,
         } => {
-            let ctx = build(&g, false, &ActivityArgs::default())?;
+            let ctx = build(&g, false, &ActivityArgs::default()).await?;
             let status = status
                 .iter()
                 .map(|s| Status::parse(s).ok_or_else(|| anyhow!("{} unknown status '{s}' (running, waiting, completed, failed, cancelled, parked)", cairn_core::ErrorCode::BadInput)))
@@ -473,7 +497,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::History { id, json } => {
-            let ctx = build(&g, false, &ActivityArgs::default())?;
+            let ctx = build(&g, false, &ActivityArgs::default()).await?;
             let ex = ctx.engine.load(&parse_id(&id)?).await?;
             render::history(&ex, json);
             Ok(exit::OK)
@@ -485,8 +509,25 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             render::inspect(&component, &loaded, json);
             Ok(exit::OK)
         }
+        Command::Table { action } => {
+            let store = cairn_store_dynamodb::DynamoStore::connect_unchecked(&g.table).await;
+            match action {
+                TableAction::Create => {
+                    if cairn_store_dynamodb::create_table(store.client(), store.table()).await? {
+                        println!("created table {}", store.table());
+                    } else {
+                        println!("table {} already exists with Cairn's schema", store.table());
+                    }
+                }
+                TableAction::Check => {
+                    store.check().await?;
+                    println!("table {} is a Cairn table", store.table());
+                }
+            }
+            Ok(exit::OK)
+        }
         Command::Register { component } => {
-            let ctx = build(&g, false, &ActivityArgs::default())?;
+            let ctx = build(&g, false, &ActivityArgs::default()).await?;
             let loaded = ctx.engine.register(read_component(&component)?).await?;
             println!(
                 "registered {} ({}) for workflows: {}",
@@ -543,7 +584,10 @@ async fn start_execution(
             "▶ {id}: workflow {} on component {} (store {})",
             started.meta.workflow,
             started.meta.component.short(),
-            ctx.global.db.display()
+            match ctx.global.store.as_str() {
+                "dynamodb" => format!("dynamodb table {}", ctx.global.table),
+                _ => ctx.global.db.display().to_string(),
+            }
         ));
     } else {
         ctx.printer.note(&format!(

@@ -215,7 +215,7 @@ impl Store for MemoryStore {
         id: &'a ExecutionId,
         message: InboxMessage,
         at: Timestamp,
-    ) -> StoreFuture<'a, (InboxItem, u64)> {
+    ) -> StoreFuture<'a, InboxItem> {
         let r = self.with(|inner| {
             inner.next_inbox_id += 1;
             let item_id = format!("{:026}", inner.next_inbox_id);
@@ -229,7 +229,7 @@ impl Store for MemoryStore {
             r.inbox.push(item.clone());
             r.meta.inbox_version += 1;
             r.meta.updated_at = at;
-            Ok((item, r.meta.inbox_version))
+            Ok(item)
         });
         Box::pin(std::future::ready(r))
     }

@@ -5,8 +5,13 @@
 //! The contract every implementation must keep (checked by
 //! [`crate::store_suite`]):
 //!
-//! - [`Store::append`] writes entry `n` only if the journal holds exactly `n`
-//!   entries; otherwise [`StoreError::Conflict`]. One durable write per call,
+//! - [`Store::append`] writes entry `n` only if the journal has no entry `n`
+//!   yet; otherwise [`StoreError::Conflict`]. (Drivers append at the length
+//!   of the journal they loaded, so a stale driver always collides; no store
+//!   needs to check for gaps, nor the status: a driver appends only to a
+//!   journal it loaded unfinished, and a finished journal's next index is
+//!   never written. This keeps DynamoDB's common step to one conditional
+//!   put, at a quarter of a transaction's write cost.) One durable write per call,
 //!   durable before the call returns. A final entry and the meta's status
 //!   change together; a signal entry and the removal of its inbox item change
 //!   together.
@@ -333,14 +338,15 @@ pub trait Store: Send + Sync + 'static {
     /// Clears a park so that a driver may try again (with another component).
     fn unpark<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()>;
 
-    /// Adds a message to the inbox; returns the item and the new inbox
-    /// version. Fails with [`StoreError::Finished`] on a finished execution.
+    /// Adds a message to the inbox and bumps the inbox version, together;
+    /// returns the item. Fails with [`StoreError::Finished`] on a finished
+    /// execution.
     fn deliver<'a>(
         &'a self,
         id: &'a ExecutionId,
         message: InboxMessage,
         at: Timestamp,
-    ) -> StoreFuture<'a, (InboxItem, u64)>;
+    ) -> StoreFuture<'a, InboxItem>;
 
     /// Executions, most recently updated first.
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>>;
@@ -402,7 +408,7 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         id: &'a ExecutionId,
         message: InboxMessage,
         at: Timestamp,
-    ) -> StoreFuture<'a, (InboxItem, u64)> {
+    ) -> StoreFuture<'a, InboxItem> {
         (**self).deliver(id, message, at)
     }
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>> {

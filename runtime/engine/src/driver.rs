@@ -345,6 +345,10 @@ impl Driver {
                 }
             };
         }
+        if engine_crash_point(&self.engine) == Some(entry.index) {
+            tracing::error!(execution = %self.id, index = entry.index, "test hook: crashing before the append");
+            std::process::abort();
+        }
         let (engine, id) = (&self.engine, &self.id);
         let r = retrying(engine, || {
             engine.inner.store.append(

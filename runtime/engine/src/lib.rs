@@ -65,6 +65,9 @@ pub struct EngineConfig {
     pub default_retry: cairn_host::RetryPolicy,
     /// Store errors marked transient are retried this many times.
     pub store_retries: u32,
+    /// Test hook: abort the process right before appending the entry with
+    /// this index (after its effect happened), like a `kill -9` there.
+    pub crash_before_append: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +83,7 @@ impl Default for EngineConfig {
                 maximum_attempts: 0,
             },
             store_retries: 3,
+            crash_before_append: None,
         }
     }
 }
@@ -363,7 +367,7 @@ impl Engine {
         id: &ExecutionId,
         name: &str,
         payload: Payload,
-    ) -> Result<(InboxItem, u64), EngineError> {
+    ) -> Result<InboxItem, EngineError> {
         self.deliver(
             id,
             InboxMessage::Signal {
@@ -375,11 +379,7 @@ impl Engine {
     }
 
     /// Writes a cancel request to the execution's inbox.
-    pub async fn cancel(
-        &self,
-        id: &ExecutionId,
-        reason: &str,
-    ) -> Result<(InboxItem, u64), EngineError> {
+    pub async fn cancel(&self, id: &ExecutionId, reason: &str) -> Result<InboxItem, EngineError> {
         self.deliver(
             id,
             InboxMessage::Cancel {
@@ -393,7 +393,7 @@ impl Engine {
         &self,
         id: &ExecutionId,
         message: InboxMessage,
-    ) -> Result<(InboxItem, u64), EngineError> {
+    ) -> Result<InboxItem, EngineError> {
         let size = serde_json::to_vec(&message).map(|v| v.len()).unwrap_or(0);
         let limit = self.inner.store.max_item_bytes();
         if size > limit {

@@ -306,7 +306,7 @@ impl Store for SqliteStore {
         id: &'a ExecutionId,
         message: InboxMessage,
         at: Timestamp,
-    ) -> StoreFuture<'a, (InboxItem, u64)> {
+    ) -> StoreFuture<'a, InboxItem> {
         Box::pin(async move {
             let body = serde_json::to_vec(&message).expect("inbox messages serialize");
             if body.len() > self.max_item_bytes {
@@ -321,7 +321,7 @@ impl Store for SqliteStore {
                 .write(Some(id.clone()), Op::Deliver { message, body, at })
                 .await?
             {
-                Reply::Delivered(item, version) => Ok((item, version)),
+                Reply::Delivered(item) => Ok(item),
                 _ => unreachable!("deliver replies Delivered"),
             }
         })

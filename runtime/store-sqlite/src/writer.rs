@@ -49,7 +49,7 @@ pub(crate) enum Op {
 pub(crate) enum Reply {
     Done,
     Created(Created),
-    Delivered(InboxItem, u64),
+    Delivered(InboxItem),
 }
 
 pub(crate) struct Job {
@@ -328,19 +328,17 @@ fn apply(
                 .map_err(&e)?
                 .execute(params![id.as_str(), item, at.as_millis() as i64, body])
                 .map_err(&e)?;
-            let version: i64 = tx
-                .prepare_cached("UPDATE meta SET inbox_version = inbox_version + 1, updated_at = ?2 WHERE id = ?1 RETURNING inbox_version")
-                .map_err(&e)?
-                .query_row(params![id.as_str(), at.as_millis() as i64], |r| r.get(0))
-                .map_err(&e)?;
-            Ok(Reply::Delivered(
-                InboxItem {
-                    id: item,
-                    at: *at,
-                    message: message.clone(),
-                },
-                version as u64,
-            ))
+            tx.prepare_cached(
+                "UPDATE meta SET inbox_version = inbox_version + 1, updated_at = ?2 WHERE id = ?1",
+            )
+            .map_err(&e)?
+            .execute(params![id.as_str(), at.as_millis() as i64])
+            .map_err(&e)?;
+            Ok(Reply::Delivered(InboxItem {
+                id: item,
+                at: *at,
+                message: message.clone(),
+            }))
         }
     }
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod crash;
+mod dynamodb;
 mod hostile;
 mod nondeterminism;
 mod signals;

@@ -1,0 +1,222 @@
+//! The CLI against DynamoDB (the emulator scripts/test starts).
+
+use crate::support::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A `cairn` working on its own fresh table.
+struct Dynamo {
+    c: Cairn,
+    table: String,
+    endpoint: String,
+}
+
+impl Dynamo {
+    fn new() -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let endpoint = std::env::var("CAIRN_TEST_DYNAMODB_ENDPOINT")
+            .expect("CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts a DynamoDB emulator (moto)");
+        let table = format!(
+            "cairn-cli-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let d = Self {
+            c: Cairn::new(),
+            table,
+            endpoint,
+        };
+        let r = d.run(&["table", "create"]).ok();
+        assert!(r.stdout.contains("created table"), "{r:?}");
+        d
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.c.command();
+        cmd.args(["--store", "dynamodb", "--table", &self.table])
+            .args(args)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run cairn").into()
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    fn history(&self, id: &str) -> Vec<serde_json::Value> {
+        self.run(&["history", id, "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+#[test]
+fn swap_saga_both_outcomes_on_dynamodb() {
+    let d = Dynamo::new();
+    let r = d
+        .run(&["run", SWAP_SAGA, "-w", "swap", "-i", SWAP_OK, "--id", "ok"])
+        .ok();
+    assert!(r.stdout.contains("succeeded"), "{r:?}");
+    let h = d.history("ok");
+    assert_contiguous(&h);
+    assert_eq!(h.len(), 6);
+
+    let r = d.run(&[
+        "run",
+        SWAP_SAGA,
+        "-w",
+        "swap",
+        "-i",
+        &swap_failing_at(3),
+        "--id",
+        "bad",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let st = d.run(&["status", "bad", "--json"]).ok().json();
+    assert_eq!(st["status"], "failed");
+    assert!(
+        st["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("compensated: refund bar to bob, refund foo to alice"),
+        "{st}"
+    );
+    assert_contiguous(&d.history("bad"));
+    let list = d.run(&["list", "--json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn signals_and_timers_on_dynamodb() {
+    let d = Dynamo::new();
+    d.run(&[
+        "start",
+        TESTKIT,
+        "-w",
+        "approval",
+        "-i",
+        r#"{"delay_ms": 5000, "timeout_ms": 3600000}"#,
+        "--id",
+        "ap",
+    ])
+    .ok();
+    d.run(&["signal", "ap", "approve", r#""yes""#]).ok();
+    let st = d.run(&["status", "ap", "--json"]).ok().json();
+    assert_eq!(
+        (st["status"].as_str(), st["inbox"].as_u64()),
+        (Some("waiting"), Some(1)),
+        "{st}"
+    );
+    // The timer is found by the wake index and fired.
+    let r = d.run(&["wake", "--skip-time"]).ok();
+    assert!(r.stderr.contains("waking ap"), "{r:?}");
+    let st = d.run(&["status", "ap", "--json"]).ok().json();
+    assert_eq!(st["output"], serde_json::json!({"approved": "yes"}), "{st}");
+}
+
+#[test]
+fn a_crash_between_an_effect_and_its_append_reruns_the_activity_once_more() {
+    let d = Dynamo::new();
+    let trace = d.c.trace_dir();
+    let dir = format!("{}:/trace", trace.display());
+    // Abort right before appending entry 2 (step 2's completion): its effect
+    // (a trace line) has happened, its entry has not.
+    let r = d.run_env(
+        &[
+            "run",
+            TESTKIT,
+            "-w",
+            "slow",
+            "-i",
+            r#"{"steps": 3, "ms": 0}"#,
+            "--id",
+            "cr",
+            "--dir",
+            &dir,
+        ],
+        &[("CAIRN_TEST_CRASH_BEFORE_APPEND", "2")],
+    );
+    assert_ne!(r.code, 0, "the process died: {r:?}");
+    assert_eq!(d.history("cr").len(), 2);
+    d.run(&["resume", "cr", "--dir", &dir]).ok();
+    let h = d.history("cr");
+    assert_contiguous(&h);
+    let seqs: Vec<u64> = h
+        .iter()
+        .filter(|e| e["kind"] == "activity-completed")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3], "exactly one completion entry per step");
+    let log = std::fs::read_to_string(trace.join("log")).unwrap();
+    let keys: Vec<&str> = log.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        vec!["cr/1", "cr/2", "cr/2", "cr/3"],
+        "step 2 ran again with the same idempotency key:\n{log}"
+    );
+}
+
+#[test]
+fn store_errors_on_dynamodb_are_clear() {
+    let d = Dynamo::new();
+    let r =
+        d.c.command()
+            .args(["--store", "dynamodb", "--table", "no-such-table", "list"])
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &d.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+    let r: Run = r.into();
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("CRN206")
+            && r.stderr
+                .contains("cairn table create --table no-such-table"),
+        "{r:?}"
+    );
+    let r: Run =
+        d.c.command()
+            .args(["--store", "dynamodb", "--table", "t", "list"])
+            .env("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+            .into();
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("CRN205")
+            && r.stderr
+                .contains("cannot reach DynamoDB at http://127.0.0.1:9"),
+        "{r:?}"
+    );
+    let big = format!("\"{}\"", "x".repeat(500_000));
+    let path = d.c.path().join("big.json");
+    std::fs::write(&path, big).unwrap();
+    let r = d.run(&[
+        "start",
+        TESTKIT,
+        "-w",
+        "nap",
+        "-i",
+        &format!("@{}", path.display()),
+        "--id",
+        "big",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("CRN204") && r.stderr.contains("\"big\""),
+        "{r:?}"
+    );
+}

@@ -1,0 +1,885 @@
+//! # cairn-store-dynamodb: the journal in the user's DynamoDB table
+//!
+//! Implements [`cairn_core::Store`] on one table (see `infra/CONTRACT.md`):
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | execution meta | `exec#<id>` | `meta` |
+//! | journal entry | `exec#<id>` | `j#<index, 10 digits>` |
+//! | inbox item | `exec#<id>` | `in#<ulid>` |
+//! | component | `component#<sha256>` | `meta`, `c#<chunk>` |
+//! | workflow registry | `workflow#<name>` | `meta` |
+//!
+//! Correctness under concurrent Lambda invocations rests on conditional
+//! writes, never on locks:
+//!
+//! - **load** is one consistent `Query` on the execution's partition (paged
+//!   past 1 MB);
+//! - **append** is one conditional `PutItem` (`attribute_not_exists`): the
+//!   first writer of an index wins. When two items must change together it is
+//!   one `TransactWriteItems`: a final entry with the meta's status; a signal
+//!   entry with its inbox item (marked consumed, expiring after 7 days);
+//! - **deliver** puts the inbox item and bumps the meta's inbox version in one
+//!   transaction;
+//! - **suspend** updates the meta only if the inbox version is the one loaded,
+//!   with a condition check that the next journal entry does not exist yet.
+//!
+//! A conditional failure is never retried: it means another driver won.
+//! Throttling and transient errors are retried by the SDK's retry config.
+//! Items over DynamoDB's 400 KB limit are refused before the call, naming
+//! the execution, the item and the size.
+
+mod codec;
+mod requests;
+mod table;
+
+pub use requests::RequestStats;
+pub use table::{TableCheck, create_table, describe_table};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use cairn_core::store::*;
+use cairn_core::{ComponentHash, ExecutionId, Timestamp};
+use codec::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// DynamoDB's item size limit is 400 KB (409,600 bytes); entries are refused
+/// a little below it, leaving room for keys and attribute names.
+pub const MAX_ITEM_BYTES: usize = 400_000;
+
+/// Component bytes are stored in chunks of this size.
+const CHUNK_BYTES: usize = 350_000;
+
+/// How long consumed inbox items are kept (for audit) before TTL removes them.
+const CONSUMED_RETENTION_SECS: u64 = 7 * 86_400;
+
+/// The DynamoDB store.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    stats: Arc<RequestStats>,
+    ulids: Arc<Mutex<ulid::Generator>>,
+}
+
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore")
+            .field("table", &self.table)
+            .finish()
+    }
+}
+
+impl DynamoStore {
+    /// A store on `table` with the region, credentials and endpoint of the
+    /// environment (`AWS_REGION`, `AWS_ENDPOINT_URL_DYNAMODB`, ...). Checks
+    /// the table exists with Cairn's key schema.
+    pub async fn connect(table: &str) -> Result<Self, StoreError> {
+        let store = Self::connect_unchecked(table).await;
+        store.check().await?;
+        Ok(store)
+    }
+
+    /// Like [`DynamoStore::connect`] without the table check (one request
+    /// fewer at cold start, for callers that checked at deploy time).
+    pub async fn connect_unchecked(table: &str) -> Self {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_sdk_config(&sdk, table)
+    }
+
+    /// A store on `table` from an SDK configuration.
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, table: &str) -> Self {
+        let stats = Arc::new(RequestStats::default());
+        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(requests::Counter(stats.clone()))
+            .build();
+        Self {
+            client: Client::from_conf(config),
+            table: table.to_owned(),
+            stats,
+            ulids: Arc::new(Mutex::new(ulid::Generator::new())),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Requests sent, by operation (every attempt counts).
+    pub fn stats(&self) -> &Arc<RequestStats> {
+        &self.stats
+    }
+
+    /// Checks the table exists with the key schema and indexes Cairn needs.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        match describe_table(&self.client, &self.table).await? {
+            TableCheck::Ok => Ok(()),
+            TableCheck::Missing => Err(StoreError::Misconfigured(format!(
+                "table {} does not exist: create it with `cairn table create --table {}` (or deploy infra/)",
+                self.table, self.table
+            ))),
+            TableCheck::Wrong(why) => Err(StoreError::Misconfigured(format!(
+                "table {} is not a Cairn table: {why}",
+                self.table
+            ))),
+        }
+    }
+
+    fn next_ulid(&self) -> Result<String, StoreError> {
+        let mut g = self.ulids.lock().unwrap_or_else(|e| e.into_inner());
+        g.generate()
+            .map(|u| u.to_string())
+            .map_err(|e| StoreError::Unavailable(format!("cannot make an inbox id: {e}")))
+    }
+
+    async fn get_meta(&self, id: &ExecutionId) -> Result<Option<ExecutionMeta>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(exec_pk(id)))
+            .key("sk", s("meta"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&self.table, e))?;
+        out.item.map(|item| meta_from_item(id, &item)).transpose()
+    }
+
+    /// After a refused transaction: why? (not found, finished, or a conflict).
+    async fn explain(&self, id: &ExecutionId, conflict: &str) -> StoreError {
+        match self.get_meta(id).await {
+            Ok(None) => StoreError::NotFound(id.clone()),
+            Ok(Some(m)) if m.status.is_terminal() => StoreError::Finished {
+                id: id.clone(),
+                status: m.status,
+            },
+            Ok(Some(_)) => StoreError::Conflict {
+                id: id.clone(),
+                reason: conflict.to_string(),
+            },
+            Err(e) => e,
+        }
+    }
+
+    fn check_size(
+        &self,
+        id: &ExecutionId,
+        what: impl FnOnce() -> String,
+        size: usize,
+    ) -> Result<(), StoreError> {
+        if size > MAX_ITEM_BYTES {
+            return Err(StoreError::TooLarge {
+                id: id.clone(),
+                what: what(),
+                size,
+                limit: MAX_ITEM_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactError> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| transact_error(&self.table, e))
+    }
+}
+
+fn put(table: &str, item: HashMap<String, AttributeValue>, condition: &str) -> TransactWriteItem {
+    TransactWriteItem::builder()
+        .put(
+            Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .build()
+                .expect("put has table and item"),
+        )
+        .build()
+}
+
+impl cairn_core::Store for DynamoStore {
+    fn max_item_bytes(&self) -> usize {
+        MAX_ITEM_BYTES
+    }
+
+    fn create(&self, new: NewExecution) -> StoreFuture<'_, Created> {
+        Box::pin(async move {
+            let id = new.meta.id.clone();
+            let body = String::from_utf8(cairn_core::entry::encode(&new.started))
+                .expect("entries are JSON");
+            self.check_size(&id, || "the input (journal entry 0)".into(), body.len())?;
+            let items = vec![
+                put(
+                    &self.table,
+                    meta_item(&new.meta),
+                    "attribute_not_exists(pk)",
+                ),
+                put(
+                    &self.table,
+                    entry_item(&id, 0, body),
+                    "attribute_not_exists(pk)",
+                ),
+            ];
+            match self.transact(items).await {
+                Ok(()) => Ok(Created::New),
+                Err(TransactError::Cancelled(_)) => {
+                    let existing =
+                        self.get_meta(&id)
+                            .await?
+                            .ok_or_else(|| StoreError::Conflict {
+                                id: id.clone(),
+                                reason: "the execution's items exist without its meta".into(),
+                            })?;
+                    cairn_core::memory::check_same_start(&existing, &new.meta)
+                }
+                Err(TransactError::Other(e)) => Err(e),
+            }
+        })
+    }
+
+    fn load<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Execution> {
+        Box::pin(async move {
+            let mut meta = None;
+            let mut journal = Vec::new();
+            let mut inbox = Vec::new();
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(exec_pk(id)))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&self.table, e))?;
+                for item in out.items.unwrap_or_default() {
+                    let sk = get_s(&item, "sk").unwrap_or_default();
+                    if sk == "meta" {
+                        meta = Some(meta_from_item(id, &item)?);
+                    } else if let Some(index) = sk.strip_prefix("j#") {
+                        journal.push(entry_from_item(id, index, &item)?);
+                    } else if let Some(ulid) = sk.strip_prefix("in#") {
+                        if !item.contains_key("consumed_at") {
+                            inbox.push(inbox_from_item(id, ulid, &item)?);
+                        }
+                    }
+                }
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+            let meta = meta.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            Ok(Execution {
+                meta,
+                journal,
+                inbox,
+            })
+        })
+    }
+
+    fn meta<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ExecutionMeta> {
+        Box::pin(async move {
+            self.get_meta(id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(id.clone()))
+        })
+    }
+
+    fn append<'a>(&'a self, id: &'a ExecutionId, append: Append) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let index = append.entry.index;
+            let body = String::from_utf8(cairn_core::entry::encode(&append.entry))
+                .expect("entries are JSON");
+            self.check_size(id, || format!("journal entry {index}"), body.len())?;
+            let entry = entry_item(id, index, body);
+            let finish = append.entry.event.final_status();
+            let at = append.entry.at;
+            if finish.is_none() && append.consume.is_none() {
+                // The common step: one conditional put.
+                let r = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(entry))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+                    .await;
+                return match r {
+                    Ok(_) => Ok(()),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                    {
+                        Err(StoreError::Conflict {
+                            id: id.clone(),
+                            reason: format!("journal entry {index} already exists"),
+                        })
+                    }
+                    Err(e) => Err(sdk_error(&self.table, e)),
+                };
+            }
+            let mut items = vec![put(&self.table, entry, "attribute_not_exists(pk)")];
+            if let Some(item) = &append.consume {
+                let expires = at.as_millis() / 1000 + CONSUMED_RETENTION_SECS;
+                items.push(
+                    TransactWriteItem::builder()
+                        .update(
+                            Update::builder()
+                                .table_name(&self.table)
+                                .key("pk", s(exec_pk(id)))
+                                .key("sk", s(format!("in#{item}")))
+                                .update_expression(
+                                    "SET consumed_at = :at, consumed_by = :idx, expires_at = :exp",
+                                )
+                                .condition_expression(
+                                    "attribute_exists(pk) AND attribute_not_exists(consumed_at)",
+                                )
+                                .expression_attribute_values(":at", n(at.as_millis()))
+                                .expression_attribute_values(":idx", n(u64::from(index)))
+                                .expression_attribute_values(":exp", n(expires))
+                                .build()
+                                .expect("update has table, key and expression"),
+                        )
+                        .build(),
+                );
+            }
+            if let Some(status) = finish {
+                items.push(
+                    TransactWriteItem::builder()
+                        .update(
+                            Update::builder()
+                                .table_name(&self.table)
+                                .key("pk", s(exec_pk(id)))
+                                .key("sk", s("meta"))
+                                .update_expression("SET #st = :st, updated_at = :at REMOVE wake_at, wake_bucket, waiting_on")
+                                .condition_expression("attribute_exists(pk)")
+                                .expression_attribute_names("#st", "status")
+                                .expression_attribute_values(":st", s(status.as_str()))
+                                .expression_attribute_values(":at", n(at.as_millis()))
+                                .build()
+                                .expect("update has table, key and expression"),
+                        )
+                        .build(),
+                );
+            }
+            match self.transact(items).await {
+                Ok(()) => Ok(()),
+                Err(TransactError::Cancelled(reasons)) => {
+                    let what =
+                        if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") {
+                            format!("journal entry {index} already exists")
+                        } else {
+                            format!(
+                                "inbox item {} was already consumed",
+                                append.consume.as_deref().unwrap_or("?")
+                            )
+                        };
+                    Err(self.explain(id, &what).await)
+                }
+                Err(TransactError::Other(e)) => Err(e),
+            }
+        })
+    }
+
+    fn suspend<'a>(&'a self, id: &'a ExecutionId, sus: Suspend) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(exec_pk(id)))
+                .key("sk", s("meta"))
+                .condition_expression("inbox_version = :v AND (#st = :running OR #st = :waiting)")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":v", n(sus.inbox_version))
+                .expression_attribute_values(":running", s("running"))
+                .expression_attribute_values(":waiting", s("waiting"))
+                .expression_attribute_values(":on", s(&sus.waiting_on))
+                .expression_attribute_values(":at", n(sus.at.as_millis()));
+            update = match sus.wake_at {
+                Some(t) => update
+                    .update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at, wake_at = :wake, wake_bucket = :b")
+                    .expression_attribute_values(":wake", n(t.as_millis()))
+                    .expression_attribute_values(":b", s(WAKE_BUCKET)),
+                None => update.update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at REMOVE wake_at, wake_bucket"),
+            };
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("pk", s(exec_pk(id)))
+                .key("sk", s(entry_sk(sus.journal_len)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .expect("condition check has table, key and expression");
+            let items = vec![
+                TransactWriteItem::builder()
+                    .update(
+                        update
+                            .build()
+                            .expect("update has table, key and expression"),
+                    )
+                    .build(),
+                TransactWriteItem::builder().condition_check(check).build(),
+            ];
+            match self.transact(items).await {
+                Ok(()) => Ok(()),
+                Err(TransactError::Cancelled(reasons)) => {
+                    let reason = if reasons.get(1).map(String::as_str)
+                        == Some("ConditionalCheckFailed")
+                    {
+                        "the journal grew since it was loaded"
+                    } else {
+                        "the inbox changed since it was loaded, or the execution is no longer running"
+                    };
+                    match self.explain(id, reason).await {
+                        StoreError::Finished { status, .. } => Err(StoreError::Conflict {
+                            id: id.clone(),
+                            reason: format!("the execution is {status}"),
+                        }),
+                        e => Err(e),
+                    }
+                }
+                Err(TransactError::Other(e)) => Err(e),
+            }
+        })
+    }
+
+    fn park<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        info: ParkInfo,
+        at: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(exec_pk(id)))
+                .key("sk", s("meta"))
+                .update_expression("SET #st = :parked, parked = :info, updated_at = :at REMOVE wake_at, wake_bucket")
+                .condition_expression("attribute_exists(pk) AND NOT (#st IN (:c, :f, :x))")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":parked", s("parked"))
+                .expression_attribute_values(":info", s(serde_json::to_string(&info).expect("park info serializes")))
+                .expression_attribute_values(":at", n(at.as_millis()))
+                .expression_attribute_values(":c", s("completed"))
+                .expression_attribute_values(":f", s("failed"))
+                .expression_attribute_values(":x", s("cancelled"))
+                .send()
+                .await;
+            match r {
+                Ok(_) => Ok(()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Err(self.explain(id, "cannot park").await)
+                }
+                Err(e) => Err(sdk_error(&self.table, e)),
+            }
+        })
+    }
+
+    fn unpark<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(exec_pk(id)))
+                .key("sk", s("meta"))
+                .update_expression("SET #st = :running REMOVE parked")
+                .condition_expression("#st = :parked")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":running", s("running"))
+                .expression_attribute_values(":parked", s("parked"))
+                .send()
+                .await;
+            match r {
+                Ok(_) => Ok(()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    // Not parked: fine, unless it does not exist.
+                    self.get_meta(id)
+                        .await?
+                        .map(|_| ())
+                        .ok_or_else(|| StoreError::NotFound(id.clone()))
+                }
+                Err(e) => Err(sdk_error(&self.table, e)),
+            }
+        })
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> StoreFuture<'a, InboxItem> {
+        Box::pin(async move {
+            let body = serde_json::to_string(&message).expect("inbox messages serialize");
+            let what = || match &message {
+                InboxMessage::Signal { name, .. } => format!("signal '{name}'"),
+                InboxMessage::Cancel { .. } => "the cancel request".into(),
+            };
+            self.check_size(id, what, body.len())?;
+            let ulid = self.next_ulid()?;
+            let items = vec![
+                put(
+                    &self.table,
+                    inbox_item(id, &ulid, at, &message, body),
+                    "attribute_not_exists(pk)",
+                ),
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(exec_pk(id)))
+                            .key("sk", s("meta"))
+                            .update_expression(
+                                "SET inbox_version = inbox_version + :one, updated_at = :at",
+                            )
+                            .condition_expression(
+                                "attribute_exists(pk) AND NOT (#st IN (:c, :f, :x))",
+                            )
+                            .expression_attribute_names("#st", "status")
+                            .expression_attribute_values(":one", n(1))
+                            .expression_attribute_values(":at", n(at.as_millis()))
+                            .expression_attribute_values(":c", s("completed"))
+                            .expression_attribute_values(":f", s("failed"))
+                            .expression_attribute_values(":x", s("cancelled"))
+                            .build()
+                            .expect("update has table, key and expression"),
+                    )
+                    .build(),
+            ];
+            match self.transact(items).await {
+                Ok(()) => Ok(InboxItem {
+                    id: ulid,
+                    at,
+                    message,
+                }),
+                Err(TransactError::Cancelled(_)) => {
+                    Err(self.explain(id, "the inbox item exists").await)
+                }
+                Err(TransactError::Other(e)) => Err(e),
+            }
+        })
+    }
+
+    fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>> {
+        Box::pin(async move {
+            let statuses = if filter.status.is_empty() {
+                vec![
+                    Status::Running,
+                    Status::Waiting,
+                    Status::Completed,
+                    Status::Failed,
+                    Status::Cancelled,
+                    Status::Parked,
+                ]
+            } else {
+                filter.status.clone()
+            };
+            let limit = if filter.limit == 0 {
+                usize::MAX
+            } else {
+                filter.limit
+            };
+            let mut out = Vec::new();
+            for status in statuses {
+                let mut start = None;
+                let mut got = 0usize;
+                loop {
+                    let mut q = self
+                        .client
+                        .query()
+                        .table_name(&self.table)
+                        .index_name("by-status")
+                        .key_condition_expression("#st = :st")
+                        .expression_attribute_names("#st", "status")
+                        .expression_attribute_values(":st", s(status.as_str()))
+                        .scan_index_forward(false)
+                        .set_exclusive_start_key(start);
+                    if let Some(w) = &filter.workflow {
+                        q = q
+                            .filter_expression("workflow = :w")
+                            .expression_attribute_values(":w", s(w));
+                    }
+                    let page = q.send().await.map_err(|e| sdk_error(&self.table, e))?;
+                    for item in page.items.unwrap_or_default() {
+                        let pk = get_s(&item, "pk").unwrap_or_default();
+                        let Some(id) = pk
+                            .strip_prefix("exec#")
+                            .and_then(|i| ExecutionId::new(i).ok())
+                        else {
+                            continue;
+                        };
+                        out.push(meta_from_item(&id, &item)?);
+                        got += 1;
+                    }
+                    start = page.last_evaluated_key;
+                    if start.is_none() || got >= limit {
+                        break;
+                    }
+                }
+            }
+            out.sort_by(|a, b| {
+                b.updated_at
+                    .cmp(&a.updated_at)
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
+    fn due(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<(ExecutionId, Timestamp)>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("by-wake")
+                    .key_condition_expression("wake_bucket = :b AND wake_at <= :now")
+                    .expression_attribute_values(":b", s(WAKE_BUCKET))
+                    .expression_attribute_values(":now", n(now.as_millis().min(i64::MAX as u64)))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&self.table, e))?;
+                for item in page.items.unwrap_or_default() {
+                    let pk = get_s(&item, "pk").unwrap_or_default();
+                    let (Some(id), Some(at)) = (
+                        pk.strip_prefix("exec#")
+                            .and_then(|i| ExecutionId::new(i).ok()),
+                        get_n(&item, "wake_at"),
+                    ) else {
+                        continue;
+                    };
+                    out.push((id, Timestamp::from_millis(at)));
+                }
+                start = page.last_evaluated_key;
+                if start.is_none() || out.len() >= limit {
+                    break;
+                }
+            }
+            out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
+    fn put_component<'a>(
+        &'a self,
+        hash: &'a ComponentHash,
+        bytes: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if self.get_component_meta(hash).await?.is_some() {
+                return Ok(());
+            }
+            let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_BYTES).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", s(format!("component#{hash}")))
+                    .item("sk", s(format!("c#{i:04}")))
+                    .item(
+                        "bytes",
+                        AttributeValue::B(aws_smithy_types::Blob::new(chunk.to_vec())),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&self.table, e))?;
+            }
+            // The meta item last: a component is visible only once whole.
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(format!("component#{hash}")))
+                .item("sk", s("meta"))
+                .item("chunks", n(chunks.len() as u64))
+                .item("size", n(bytes.len() as u64))
+                .send()
+                .await
+                .map_err(|e| sdk_error(&self.table, e))?;
+            Ok(())
+        })
+    }
+
+    fn get_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let mut chunks: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut meta: Option<(u64, u64)> = None;
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(format!("component#{hash}")))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&self.table, e))?;
+                for item in page.items.unwrap_or_default() {
+                    let sk = get_s(&item, "sk").unwrap_or_default();
+                    if sk == "meta" {
+                        meta = Some((
+                            get_n(&item, "chunks").unwrap_or(0),
+                            get_n(&item, "size").unwrap_or(0),
+                        ));
+                    } else if let Some(AttributeValue::B(b)) = item.get("bytes") {
+                        chunks.push((sk, b.as_ref().to_vec()));
+                    }
+                }
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+            let Some((count, size)) = meta else {
+                return Ok(None);
+            };
+            chunks.sort_by(|a, b| a.0.cmp(&b.0));
+            let bytes: Vec<u8> = chunks
+                .into_iter()
+                .take(count as usize)
+                .flat_map(|(_, b)| b)
+                .collect();
+            if bytes.len() as u64 != size {
+                return Err(StoreError::Misconfigured(format!(
+                    "component {hash} is incomplete in table {} ({} of {size} bytes)",
+                    self.table,
+                    bytes.len()
+                )));
+            }
+            Ok(Some(bytes))
+        })
+    }
+
+    fn set_workflow_component<'a>(
+        &'a self,
+        name: &'a str,
+        hash: &'a ComponentHash,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(format!("workflow#{name}")))
+                .item("sk", s("meta"))
+                .item("component", s(hash.as_str()))
+                .send()
+                .await
+                .map_err(|e| sdk_error(&self.table, e))?;
+            Ok(())
+        })
+    }
+
+    fn workflow_component<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ComponentHash>> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("workflow#{name}")))
+                .key("sk", s("meta"))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| sdk_error(&self.table, e))?;
+            out.item
+                .and_then(|i| get_s(&i, "component"))
+                .map(|h| ComponentHash::parse(&h).map_err(StoreError::Misconfigured))
+                .transpose()
+        })
+    }
+}
+
+impl DynamoStore {
+    async fn get_component_meta(&self, hash: &ComponentHash) -> Result<Option<u64>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("component#{hash}")))
+            .key("sk", s("meta"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&self.table, e))?;
+        Ok(out.item.and_then(|i| get_n(&i, "size")))
+    }
+}
+
+/// How a transaction failed.
+enum TransactError {
+    /// A condition failed: the cancellation reason code of each item.
+    Cancelled(Vec<String>),
+    /// Anything else.
+    Other(StoreError),
+}
+
+fn transact_error<R>(
+    table: &str,
+    e: SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> TransactError
+where
+    R: std::fmt::Debug,
+{
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    if let Some(TransactWriteItemsError::TransactionCanceledException(t)) = e.as_service_error() {
+        let reasons: Vec<String> = t
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None").to_string())
+            .collect();
+        if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+            return TransactError::Cancelled(reasons);
+        }
+        if reasons.iter().any(|r| {
+            r == "TransactionConflict"
+                || r == "ThrottlingError"
+                || r == "ProvisionedThroughputExceeded"
+        }) {
+            return TransactError::Other(StoreError::Unavailable(format!(
+                "DynamoDB cancelled the transaction ({}): retry",
+                reasons.join(", ")
+            )));
+        }
+        return TransactError::Other(StoreError::Misconfigured(format!(
+            "DynamoDB refused the transaction on table {table}: {}",
+            reasons.join(", ")
+        )));
+    }
+    TransactError::Other(sdk_error(table, e))
+}
+
+#[cfg(test)]
+mod tests;

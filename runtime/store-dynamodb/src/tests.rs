@@ -1,0 +1,212 @@
+//! Tests against a real DynamoDB API server (moto, started by scripts/test;
+//! its address in `CAIRN_TEST_DYNAMODB_ENDPOINT`).
+
+use super::*;
+use aws_sdk_dynamodb::config::Credentials;
+use cairn_core::Store;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The emulator's address; the test fails (never skips) without one.
+pub(crate) fn endpoint() -> String {
+    std::env::var("CAIRN_TEST_DYNAMODB_ENDPOINT")
+        .expect("CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts a DynamoDB emulator (moto)")
+}
+
+async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await
+}
+
+fn table_name(what: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "cairn-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn fresh_store() -> ((), DynamoStore) {
+    let store = DynamoStore::from_sdk_config(&sdk_config(&endpoint()).await, &table_name("suite"));
+    create_table(store.client(), store.table())
+        .await
+        .expect("create table");
+    store.check().await.expect("a fresh table passes the check");
+    ((), store)
+}
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+cairn_core::store_suite_tests!(run, fresh_store());
+
+#[test]
+fn an_unknown_table_says_how_to_create_it() {
+    run(async {
+        let store = DynamoStore::from_sdk_config(&sdk_config(&endpoint()).await, "no-such-table");
+        let err = store.check().await.unwrap_err();
+        assert!(matches!(err, StoreError::Misconfigured(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("does not exist")
+                && err.to_string().contains("cairn table create"),
+            "{err}"
+        );
+        let err = store
+            .load(&ExecutionId::new("x").unwrap())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no-such-table"), "{err}");
+    });
+}
+
+#[test]
+fn a_table_with_another_key_schema_is_refused() {
+    run(async {
+        use aws_sdk_dynamodb::types::*;
+        let cfg = sdk_config(&endpoint()).await;
+        let table = table_name("wrong");
+        let client = Client::new(&cfg);
+        client
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let err = DynamoStore::from_sdk_config(&cfg, &table)
+            .check()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not a Cairn table") && err.to_string().contains("id (HASH)"),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn an_unreachable_endpoint_is_a_clear_error() {
+    run(async {
+        let store = DynamoStore::from_sdk_config(&sdk_config("http://127.0.0.1:9").await, "t");
+        let err = store.check().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(err.to_string().contains("cannot reach DynamoDB"), "{err}");
+    });
+}
+
+#[test]
+fn oversized_items_are_refused_before_any_request() {
+    run(async {
+        let ((), store) = fresh_store().await;
+        let id = cairn_core::store_suite::fresh_id("big");
+        store
+            .create(cairn_core::store_suite::new_execution(&id, "wf", b"1"))
+            .await
+            .unwrap();
+        let before = store.stats().total();
+        let entry = cairn_core::Entry {
+            index: 1,
+            at: Timestamp::from_millis(1),
+            event: cairn_core::Event::Completed {
+                output: cairn_core::Payload::json(&"x".repeat(500_000)),
+            },
+        };
+        let err = store
+            .append(
+                &id,
+                Append {
+                    entry,
+                    consume: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        match &err {
+            StoreError::TooLarge {
+                what, size, limit, ..
+            } => {
+                assert_eq!(what, "journal entry 1");
+                assert!(*size > 500_000 && *limit == MAX_ITEM_BYTES, "{err}");
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        assert!(
+            err.to_string().contains(id.as_str()),
+            "names the execution: {err}"
+        );
+        assert_eq!(store.stats().total(), before, "no request was sent");
+        let big_signal = cairn_core::InboxMessage::Signal {
+            name: "s".into(),
+            payload: cairn_core::Payload::json(&"y".repeat(450_000)),
+        };
+        let err = store
+            .deliver(&id, big_signal, Timestamp::from_millis(2))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("signal 's'"), "{err}");
+    });
+}
+
+#[test]
+fn a_plain_step_is_one_put_and_a_load_is_one_query() {
+    run(async {
+        let ((), store) = fresh_store().await;
+        let id = cairn_core::store_suite::fresh_id("count");
+        store
+            .create(cairn_core::store_suite::new_execution(&id, "wf", b"1"))
+            .await
+            .unwrap();
+        let before = store.stats().snapshot();
+        let entry = cairn_core::Entry {
+            index: 1,
+            at: Timestamp::from_millis(1),
+            event: cairn_core::Event::TimerFired {
+                seq: 1,
+                duration_ms: 5,
+            },
+        };
+        store
+            .append(
+                &id,
+                Append {
+                    entry,
+                    consume: None,
+                },
+            )
+            .await
+            .unwrap();
+        store.load(&id).await.unwrap();
+        let after = store.stats().snapshot();
+        let delta =
+            |op: &str| after.get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0);
+        assert_eq!(delta("PutItem"), 1);
+        assert_eq!(delta("Query"), 1);
+        assert_eq!(
+            after.values().sum::<u64>() - before.values().sum::<u64>(),
+            2
+        );
+    });
+}

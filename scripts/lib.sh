@@ -42,7 +42,8 @@ MOTO_PID=""
 start_moto() {
   ensure_venv .tools/moto 'moto[dynamodb,server]'
   local port; port=$(free_port)
-  .tools/moto/bin/moto_server -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+  # Through scripts/moto_server.py: one request at a time, as atomic as DynamoDB.
+  .tools/moto/bin/python scripts/moto_server.py 127.0.0.1 "$port" > target/moto.log 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/"; then break; fi

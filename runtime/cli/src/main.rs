@@ -345,8 +345,14 @@ async fn build(global: &Global, skip_time: bool, activities: &ActivityArgs) -> R
         Arc::new(SystemClock)
     };
     let printer = Arc::new(render::Printer::new(global.quiet));
-    let engine = Engine::new(sandbox, Arc::new(store), clock, EngineConfig::default())
-        .with_observer(printer.clone());
+    let config = EngineConfig {
+        // Test hook (see EngineConfig::crash_before_append).
+        crash_before_append: std::env::var("CAIRN_TEST_CRASH_BEFORE_APPEND")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(sandbox, store, clock, config).with_observer(printer.clone());
     Ok(Ctx {
         global: global.clone(),
         engine,

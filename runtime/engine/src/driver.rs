@@ -191,6 +191,10 @@ pub(crate) async fn advance(
     }
 }
 
+fn engine_crash_point(engine: &Engine) -> Option<u32> {
+    engine.inner.config.crash_before_append
+}
+
 async fn park(
     engine: &Engine,
     id: &ExecutionId,

@@ -1,0 +1,29 @@
+# The whole Cairn stack in one region, from packages built beforehand:
+#   cargo lambda build --release --arm64 --output-format zip   (the function)
+#   scripts/package-lambda                                      (the components layer)
+# then: terraform init && terraform apply
+
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.40, < 7.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+}
+
+module "cairn" {
+  source = "../../modules/cairn"
+
+  name                = var.name
+  table_name          = var.table_name
+  lambda_zip_path     = var.lambda_zip_path
+  layer_zip_path      = var.layer_zip_path
+  enable_function_url = var.enable_function_url
+}

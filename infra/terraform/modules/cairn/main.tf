@@ -1,0 +1,384 @@
+# Cairn durable workflow runtime: the journal table (DynamoDB), the Lambda
+# that drives executions, its stream trigger, EventBridge Scheduler wakes and
+# the periodic sweep. The same stack as infra/sam/template.yaml; follows
+# infra/CONTRACT.md, and IAM grants exactly infra/iam-actions.json (both
+# checked by scripts/check-infra).
+
+locals {
+  # Inbox inserts only (CONTRACT.md, "Event source mapping").
+  inbox_filter = {
+    eventName = ["INSERT"]
+    dynamodb = {
+      Keys = {
+        sk = {
+          S = [{ prefix = "in#" }]
+        }
+      }
+    }
+  }
+
+  # What the periodic sweep schedule sends the function.
+  sweep_input = { action = "sweep" }
+
+  # One-time schedules the function creates live in the group:
+  # arn:...:schedule-group/NAME -> arn:...:schedule/NAME/*
+  schedules_arn = "${replace(aws_scheduler_schedule_group.this.arn, ":schedule-group/", ":schedule/")}/*"
+}
+
+data "aws_caller_identity" "current" {}
+
+# -- storage -------------------------------------------------------------------
+
+resource "aws_dynamodb_table" "this" {
+  name         = var.table_name
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+  range_key    = "sk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  attribute {
+    name = "status"
+    type = "S"
+  }
+
+  attribute {
+    name = "updated_at"
+    type = "N"
+  }
+
+  attribute {
+    name = "wake_bucket"
+    type = "S"
+  }
+
+  attribute {
+    name = "wake_at"
+    type = "N"
+  }
+
+  # Sparse: only execution meta items carry `status`.
+  global_secondary_index {
+    name            = "by-status"
+    hash_key        = "status"
+    range_key       = "updated_at"
+    projection_type = "ALL"
+  }
+
+  # Sparse: only waiting executions with a wake time carry `wake_bucket`.
+  global_secondary_index {
+    name            = "by-wake"
+    hash_key        = "wake_bucket"
+    range_key       = "wake_at"
+    projection_type = "KEYS_ONLY"
+  }
+
+  stream_enabled   = true
+  stream_view_type = "NEW_IMAGE"
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
+# Stream records that keep failing, and async invocations (scheduler wakes,
+# the sweep) that keep failing, end up here.
+resource "aws_sqs_queue" "dead_letter" {
+  name                      = "${var.name}-dead-letter"
+  sqs_managed_sse_enabled   = true
+  message_retention_seconds = 1209600 # 14 days, the maximum
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "function" {
+  name              = "/aws/lambda/${var.name}"
+  retention_in_days = var.log_retention_days
+
+  tags = var.tags
+}
+
+# -- the function -------------------------------------------------------------------
+
+# One <sha256>.wasm per component (plus .cwasm when precompiled), mounted at
+# /opt/components: the zip holds them under components/.
+resource "aws_lambda_layer_version" "components" {
+  layer_name               = "${var.name}-components"
+  description              = "Cairn workflow components, by content hash."
+  filename                 = var.layer_zip_path
+  source_code_hash         = filebase64sha256(var.layer_zip_path)
+  compatible_runtimes      = ["provided.al2023"]
+  compatible_architectures = ["arm64"]
+
+  # A new zip makes a new layer version; keep the old ones (as SAM's
+  # RetentionPolicy: Retain does) for whoever still references them.
+  skip_destroy = true
+}
+
+resource "aws_lambda_function" "this" {
+  function_name    = var.name
+  description      = "Cairn driver (stream inbox inserts, scheduler wakes, sweep)."
+  role             = aws_iam_role.function.arn
+  filename         = var.lambda_zip_path
+  source_code_hash = filebase64sha256(var.lambda_zip_path)
+  handler          = "bootstrap"
+  runtime          = "provided.al2023"
+  architectures    = ["arm64"]
+  memory_size      = var.memory_size
+  timeout          = var.timeout
+  layers           = [aws_lambda_layer_version.components.arn]
+
+  environment {
+    variables = {
+      CAIRN_TABLE              = aws_dynamodb_table.this.name
+      CAIRN_COMPONENTS_DIR     = "/opt/components"
+      CAIRN_SCHEDULER_GROUP    = aws_scheduler_schedule_group.this.name
+      CAIRN_SCHEDULER_ROLE_ARN = aws_iam_role.scheduler.arn
+      RUST_LOG                 = "info"
+    }
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.function.name
+  }
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.dead_letter.arn
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_iam_role_policy.function]
+}
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  name               = "${var.name}-function"
+  description        = "Cairn function role; exactly the \"function\" actions of infra/iam-actions.json."
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "function" {
+  statement {
+    sid    = "TableAndIndexes"
+    effect = "Allow"
+    actions = [
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:DescribeTable",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:Query",
+      "dynamodb:TransactWriteItems",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [
+      aws_dynamodb_table.this.arn,
+      "${aws_dynamodb_table.this.arn}/index/*",
+    ]
+  }
+
+  statement {
+    sid    = "TableStream"
+    effect = "Allow"
+    actions = [
+      "dynamodb:DescribeStream",
+      "dynamodb:GetRecords",
+      "dynamodb:GetShardIterator",
+    ]
+    resources = [aws_dynamodb_table.this.stream_arn]
+  }
+
+  # ListStreams is authorized on the table's stream wildcard (as in SAM's
+  # DynamoDBStreamReadPolicy), not on one stream label.
+  statement {
+    sid       = "TableStreamList"
+    effect    = "Allow"
+    actions   = ["dynamodb:ListStreams"]
+    resources = ["${aws_dynamodb_table.this.arn}/stream/*"]
+  }
+
+  statement {
+    sid    = "Schedules"
+    effect = "Allow"
+    actions = [
+      "scheduler:CreateSchedule",
+      "scheduler:DeleteSchedule",
+    ]
+    resources = [local.schedules_arn]
+  }
+
+  statement {
+    sid       = "PassSchedulerRole"
+    effect    = "Allow"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.scheduler.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["scheduler.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "DeadLetterQueue"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  statement {
+    sid    = "OwnLogGroup"
+    effect = "Allow"
+    actions = [
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ]
+    resources = ["${aws_cloudwatch_log_group.function.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  name   = "cairn-function"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.function.json
+}
+
+# -- stream trigger ---------------------------------------------------------------
+
+resource "aws_lambda_event_source_mapping" "inbox" {
+  function_name                      = aws_lambda_function.this.arn
+  event_source_arn                   = aws_dynamodb_table.this.stream_arn
+  starting_position                  = "LATEST"
+  batch_size                         = 100
+  maximum_batching_window_in_seconds = 1
+  function_response_types            = ["ReportBatchItemFailures"]
+  bisect_batch_on_function_error     = true
+  maximum_retry_attempts             = 10
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.dead_letter.arn
+    }
+  }
+
+  filter_criteria {
+    filter {
+      pattern = jsonencode(local.inbox_filter)
+    }
+  }
+}
+
+# -- EventBridge Scheduler -------------------------------------------------------------
+
+resource "aws_scheduler_schedule_group" "this" {
+  name = var.name
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "scheduler_assume" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  name               = "${var.name}-scheduler"
+  description        = "Assumed by EventBridge Scheduler to invoke the Cairn function."
+  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
+
+  tags = var.tags
+}
+
+# A separate policy resource: the function needs the role's ARN and the
+# role's policy needs the function's ARN.
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "InvokeFunction"
+    effect    = "Allow"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.this.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "cairn-scheduler-invoke"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}
+
+resource "aws_scheduler_schedule" "sweep" {
+  name        = "${var.name}-sweep"
+  description = "Cairn sweep (due timers and retries missed by one-time schedules)."
+  group_name  = aws_scheduler_schedule_group.this.name
+  state       = "ENABLED"
+
+  schedule_expression = "rate(5 minutes)"
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_lambda_function.this.arn
+    role_arn = aws_iam_role.scheduler.arn
+    input    = jsonencode(local.sweep_input)
+  }
+
+  depends_on = [aws_iam_role_policy.scheduler]
+}
+
+# -- optional Function URL -------------------------------------------------------------
+
+resource "aws_lambda_function_url" "this" {
+  count = var.enable_function_url ? 1 : 0
+
+  function_name      = aws_lambda_function.this.function_name
+  authorization_type = "AWS_IAM"
+}

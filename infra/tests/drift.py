@@ -1,0 +1,1134 @@
+#!/usr/bin/env python3
+"""Contract and drift test for Cairn's two deployment stacks.
+
+Reads infra/sam/template.yaml (YAML with CloudFormation's short-form tags)
+and infra/terraform/modules/cairn/*.tf (python-hcl2), turns each into the
+same small model -- table, function, stream mapping, scheduler, IAM -- with
+every reference written one way (`{table.arn}`, `{param:MemorySize}`, ...),
+then checks:
+
+  * each stack against the facts of infra/CONTRACT.md (parsed from the page,
+    so a contract change that the stacks do not follow fails here),
+  * the IAM actions of the function role and the scheduler role against
+    infra/iam-actions.json: exactly those actions, no more, no less, each on
+    the narrow resource its group allows, nothing managed attached,
+  * the two stacks against each other (same statements, same settings).
+
+Usage: drift.py [--sam TEMPLATE] [--tf MODULE_DIR]   (exit 1 on any problem)
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT = ROOT / "infra" / "CONTRACT.md"
+IAM_ACTIONS = ROOT / "infra" / "iam-actions.json"
+SAM_TEMPLATE = ROOT / "infra" / "sam" / "template.yaml"
+TF_MODULE = ROOT / "infra" / "terraform" / "modules" / "cairn"
+
+# python-hcl2 and checkov's fork (bc-python-hcl2) both install a package
+# named `hcl2`; scripts/check-infra keeps python-hcl2 in its own folder.
+_HCL2_DIR = ROOT / ".venv" / "python-hcl2"
+if _HCL2_DIR.is_dir() and str(_HCL2_DIR) not in sys.path:
+    sys.path.insert(0, str(_HCL2_DIR))
+
+import yaml  # noqa: E402
+
+
+class ContractFormatError(Exception):
+    """CONTRACT.md no longer reads the way this parser expects."""
+
+
+# ---------------------------------------------------------------------------
+# The contract (infra/CONTRACT.md) and the IAM list (infra/iam-actions.json)
+# ---------------------------------------------------------------------------
+
+
+def _find(pattern: str, text: str, what: str, flags: int = 0) -> re.Match:
+    m = re.search(pattern, text, flags)
+    if not m:
+        raise ContractFormatError(f"CONTRACT.md: cannot find {what} (pattern {pattern!r}); update infra/tests/drift.py")
+    return m
+
+
+def load_contract(path: Path = CONTRACT) -> dict:
+    """The facts of CONTRACT.md that a stack must show."""
+    text = path.read_text()
+    c: dict[str, Any] = {}
+    m = _find(r"\|\s*partition key\s*\|\s*`(\w+)`\s*\((\w)\)", text, "the partition key")
+    c["hash_key"] = (m.group(1), m.group(2))
+    m = _find(r"\|\s*sort key\s*\|\s*`(\w+)`\s*\((\w)\)", text, "the sort key")
+    c["range_key"] = (m.group(1), m.group(2))
+    c["billing"] = _find(r"\|\s*billing\s*\|[^|\n]*`(\w+)`", text, "billing").group(1)
+    c["stream_view_type"] = _find(r"\|\s*stream\s*\|\s*`(\w+)`", text, "the stream view type").group(1)
+    c["ttl_attribute"] = _find(r"\|\s*TTL attribute\s*\|\s*`(\w+)`", text, "the TTL attribute").group(1)
+    gsis = {}
+    for m in re.finditer(
+        r"\|\s*GSI `([\w-]+)`\s*\|\s*hash `(\w+)` \((\w)\), range `(\w+)` \((\w)\), projection (\w+)", text
+    ):
+        gsis[m.group(1)] = {
+            "hash": (m.group(2), m.group(3)),
+            "range": (m.group(4), m.group(5)),
+            "projection": m.group(6),
+        }
+    if not gsis:
+        raise ContractFormatError("CONTRACT.md: no GSI rows found; update infra/tests/drift.py")
+    c["gsis"] = gsis
+    c["pitr"] = _find(r"\|\s*point-in-time recovery\s*\|\s*(\w+)", text, "PITR").group(1) == "on"
+    c["sse"] = _find(r"\|\s*server-side encryption\s*\|\s*(\w+)", text, "SSE").group(1) == "on"
+
+    c["runtime"] = _find(r"runtime `([^`]+)`", text, "the runtime").group(1)
+    c["architecture"] = _find(r"architecture `([^`]+)`", text, "the architecture").group(1)
+    c["handler"] = _find(r"handler `([^`]+)`", text, "the handler").group(1)
+    c["build_method"] = _find(r"BuildMethod: ([\w-]+)", text, "the SAM build method").group(1)
+    c["binary"] = _find(r"Binary: ([\w-]+)", text, "the binary").group(1)
+    c["layer_dir"] = _find(r"layer built from `([^`]+)`", text, "the layer folder").group(1).rstrip("/")
+    c["components_mount"] = _find(r"mounted at `([^`]+)`", text, "the layer mount").group(1)
+
+    env_block = _find(r"- environment:\n((?:\s+- .*\n)+)", text, "the environment list").group(1)
+    env: dict[str, str | None] = {}
+    for m in re.finditer(r"- `(\w+)(?:=([^`]*))?`", env_block):
+        env[m.group(1)] = m.group(2)
+    c["env"] = env
+    c["log_format"] = _find(r"LogFormat: (\w+)", text, "the log format").group(1)
+
+    params_line = _find(r"parameters/variables: (.*)", text, "the parameters").group(1)
+    params = {}
+    for m in re.finditer(r"`(\w+)` \((?:default )?([\w.]+)\)", params_line):
+        v = m.group(2)
+        params[m.group(1)] = {"true": True, "false": False}.get(v, int(v) if v.isdigit() else v)
+    c["params"] = params
+
+    c["starting_position"] = _find(r"starting position `(\w+)`", text, "the starting position").group(1)
+    c["batch_size"] = int(_find(r"batch size (\d+)", text, "the batch size").group(1))
+    c["batching_window"] = int(_find(r"batching window (\d+) s", text, "the batching window").group(1))
+    c["response_types"] = [
+        s.strip() for s in _find(r"FunctionResponseTypes: \[([^\]]*)\]", text, "FunctionResponseTypes").group(1).split(",")
+    ]
+    c["bisect"] = _find(r"BisectBatchOnFunctionError: (\w+)", text, "bisect").group(1) == "true"
+    c["max_retries"] = int(_find(r"MaximumRetryAttempts: (\d+)", text, "the retry limit").group(1))
+    c["on_failure_encrypted"] = bool(re.search(r"on-failure destination: an SQS queue \(encrypted\)", text))
+    c["filter"] = json.loads(_find(r"filter \(inbox inserts only\):\s*\n\s*`([^`]+)`", text, "the filter").group(1))
+
+    c["sweep_rate"] = _find(r"\(`(rate\([^`]+\))`\)", text, "the sweep rate").group(1)
+    c["sweep_input"] = json.loads(_find(r"with `(\{[^`]*\"sweep\"[^`]*\})`", text, "the sweep input").group(1))
+    c["scheduler_principal"] = _find(r"assumable by `([\w.]+)`", text, "the scheduler principal").group(1)
+    c["url_auth"] = _find(r"`AuthType: (\w+)`", text, "the Function URL auth type").group(1)
+    outputs_line = _find(r"## Outputs\s*\n\s*\n(.*)", text, "the outputs").group(1)
+    c["outputs"] = re.findall(r"`(\w+)`", outputs_line)
+    return c
+
+
+def load_iam(path: Path = IAM_ACTIONS) -> dict[str, dict[str, list[str]]]:
+    data = json.loads(path.read_text())
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+# Where each group of infra/iam-actions.json may point (canonical references,
+# see Canon below). A statement may use a subset, never anything else.
+ALLOWED_RESOURCES = {
+    ("function", "dynamodb_table"): {"{table.arn}", "{table.arn}/index/*"},
+    ("function", "dynamodb_stream"): {"{table.stream_arn}", "{table.arn}/stream/*"},
+    ("function", "scheduler"): {"arn:{partition}:scheduler:{region}:{account}:schedule/{schedule_group.name}/*"},
+    ("function", "pass_role"): {"{scheduler_role.arn}"},
+    ("function", "dead_letter_queue"): {"{dlq.arn}"},
+    ("function", "logs"): {"{log_group.arn}:*"},
+    ("scheduler_role", "invoke"): {"{function.arn}"},
+}
+
+# Contract parameter names and the Terraform variables that carry them.
+TF_VARIABLES = {
+    "MemorySize": "memory_size",
+    "Timeout": "timeout",
+    "LogRetentionDays": "log_retention_days",
+    "EnableFunctionUrl": "enable_function_url",
+}
+TF_OUTPUTS = {"TableName": "table_name", "FunctionArn": "function_arn", "FunctionUrl": "function_url"}
+
+
+# ---------------------------------------------------------------------------
+# The model both stacks are read into
+# ---------------------------------------------------------------------------
+#
+# model = {
+#   "table": {hash_key, range_key, attributes, billing, gsis, stream_view_type,
+#             ttl_attribute, ttl_enabled, pitr, sse},
+#   "params": {MemorySize: 256, ...},
+#   "function": {runtime, architectures, handler, memory, timeout, env, log_format,
+#                log_group, layers, dead_letter, role},
+#   "layer": {source, architectures},
+#   "queue": {encrypted},
+#   "log_group": {retention},
+#   "esm": {function, source, starting_position, batch_size, batching_window,
+#           response_types, bisect, max_retries, on_failure, filters},
+#   "sweep": {group, expression, input, target, role, state},
+#   "url": {auth, condition, target},
+#   "roles": {function_role: {trust, statements, managed}, scheduler_role: {...}},
+#   "outputs": {TableName: ..., FunctionArn: ..., FunctionUrl: ...},
+# }
+# A statement is (effect, (actions...), (resources...), condition-json).
+
+
+class Problems(list):
+    def add(self, msg: str) -> None:
+        self.append(msg)
+
+
+def _kind_of_role(trust_services: set[str]) -> str | None:
+    if "lambda.amazonaws.com" in trust_services:
+        return "function_role"
+    if "scheduler.amazonaws.com" in trust_services:
+        return "scheduler_role"
+    return None
+
+
+def _as_list(v: Any) -> list:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+# ---------------------------------------------------------------------------
+# SAM / CloudFormation
+# ---------------------------------------------------------------------------
+
+
+class CfnLoader(yaml.SafeLoader):
+    """YAML loader that reads `!Ref X` as {"Ref": X}, `!GetAtt A.B` as
+    {"Fn::GetAtt": [A, B]}, and every other `!Fn` as {"Fn::Fn": ...}."""
+
+
+def _cfn_tag(loader: yaml.Loader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    if suffix == "Condition":
+        return {"Condition": value}
+    return {f"Fn::{suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_cfn(path: Path) -> dict:
+    with open(path) as f:
+        return yaml.load(f, Loader=CfnLoader)
+
+
+SAM_KINDS = {
+    "AWS::DynamoDB::Table": "table",
+    "AWS::SQS::Queue": "dlq",
+    "AWS::Logs::LogGroup": "log_group",
+    "AWS::Serverless::LayerVersion": "layer",
+    "AWS::Lambda::LayerVersion": "layer",
+    "AWS::Serverless::Function": "function",
+    "AWS::Lambda::Function": "function",
+    "AWS::Lambda::EventSourceMapping": "esm",
+    "AWS::Scheduler::ScheduleGroup": "schedule_group",
+    "AWS::Scheduler::Schedule": "sweep",
+    "AWS::Lambda::Url": "url",
+}
+SAM_REF_ATTR = {"AWS::SQS::Queue": "url", "AWS::Serverless::LayerVersion": "arn", "AWS::Lambda::LayerVersion": "arn"}
+PSEUDO = {"AWS::Partition": "{partition}", "AWS::Region": "{region}", "AWS::AccountId": "{account}", "AWS::StackName": "{stack}"}
+
+
+def _snake(attr: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", attr).lower()
+
+
+class SamReader:
+    def __init__(self, path: Path, problems: Problems):
+        self.path = path
+        self.p = problems
+        self.tpl = load_cfn(path)
+        self.resources: dict[str, dict] = self.tpl.get("Resources") or {}
+        self.params: dict[str, dict] = self.tpl.get("Parameters") or {}
+        self.kinds: dict[str, str] = {}
+        for lid, r in self.resources.items():
+            t = r.get("Type", "")
+            if t in SAM_KINDS:
+                self.kinds[lid] = SAM_KINDS[t]
+            elif t == "AWS::IAM::Role":
+                trust = self._trust_services(r)
+                k = _kind_of_role(trust)
+                if k:
+                    self.kinds[lid] = k
+                else:
+                    self.kinds[lid] = f"role:{lid}"
+
+    def _trust_services(self, role: dict) -> set[str]:
+        doc = (role.get("Properties") or {}).get("AssumeRolePolicyDocument") or {}
+        out: set[str] = set()
+        for st in _as_list(doc.get("Statement")):
+            out.update(_as_list((st.get("Principal") or {}).get("Service")))
+        return out
+
+    def one(self, kind: str) -> tuple[str, dict]:
+        ids = [lid for lid, k in self.kinds.items() if k == kind]
+        if len(ids) != 1:
+            self.p.add(f"expected exactly one {kind} resource, found {len(ids)} ({', '.join(ids) or 'none'})")
+            return ("", {})
+        return ids[0], self.resources[ids[0]].get("Properties") or {}
+
+    # canonical references ---------------------------------------------------
+
+    def _ref(self, name: str) -> str:
+        if name in PSEUDO:
+            return PSEUDO[name]
+        if name in self.params:
+            return f"{{param:{name}}}"
+        if name in self.resources:
+            kind = self.kinds.get(name, name)
+            attr = SAM_REF_ATTR.get(self.resources[name].get("Type", ""), "name")
+            return f"{{{kind}.{attr}}}"
+        return f"{{unknown:{name}}}"
+
+    def _getatt(self, lid: str, attr: str) -> str:
+        kind = self.kinds.get(lid, lid)
+        if self.resources.get(lid, {}).get("Type") == "AWS::Logs::LogGroup" and attr == "Arn":
+            return f"{{{kind}.arn}}:*"  # CloudFormation's LogGroup Arn ends in :*
+        return f"{{{kind}.{_snake(attr)}}}"
+
+    def _sub(self, s: str) -> str:
+        def repl(m: re.Match) -> str:
+            inner = m.group(1)
+            if inner in PSEUDO or "." not in inner:
+                return self._ref(inner)
+            lid, attr = inner.split(".", 1)
+            return self._getatt(lid, attr)
+
+        return re.sub(r"\$\{([^}!]+)\}", repl, s)
+
+    def canon(self, v: Any) -> Any:
+        if isinstance(v, dict):
+            if set(v) == {"Ref"}:
+                return self._ref(v["Ref"])
+            if set(v) == {"Fn::GetAtt"}:
+                lid, attr = v["Fn::GetAtt"]
+                return self._getatt(lid, attr)
+            if set(v) == {"Fn::Sub"}:
+                s = v["Fn::Sub"]
+                return self._sub(s if isinstance(s, str) else s[0])
+            if set(v) == {"Fn::If"}:
+                cond, a, b = v["Fn::If"]
+                return {"if": cond, "then": self.canon(a), "else": self.canon(b)}
+            return {k: self.canon(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [self.canon(x) for x in v]
+        return v
+
+    # the model --------------------------------------------------------------
+
+    def model(self) -> dict:
+        m: dict[str, Any] = {}
+        c = self.canon
+
+        _, t = self.one("table")
+        keys = {k["KeyType"]: k["AttributeName"] for k in _as_list(t.get("KeySchema"))}
+        attrs = {a["AttributeName"]: a["AttributeType"] for a in _as_list(t.get("AttributeDefinitions"))}
+        gsis = {}
+        for g in _as_list(t.get("GlobalSecondaryIndexes")):
+            gk = {k["KeyType"]: k["AttributeName"] for k in _as_list(g.get("KeySchema"))}
+            gsis[g.get("IndexName")] = {
+                "hash": (gk.get("HASH"), attrs.get(gk.get("HASH"))),
+                "range": (gk.get("RANGE"), attrs.get(gk.get("RANGE"))),
+                "projection": (g.get("Projection") or {}).get("ProjectionType"),
+            }
+        ttl = t.get("TimeToLiveSpecification") or {}
+        m["table"] = {
+            "hash_key": (keys.get("HASH"), attrs.get(keys.get("HASH"))),
+            "range_key": (keys.get("RANGE"), attrs.get(keys.get("RANGE"))),
+            "attributes": attrs,
+            "billing": t.get("BillingMode", "PROVISIONED"),
+            "gsis": gsis,
+            "stream_view_type": (t.get("StreamSpecification") or {}).get("StreamViewType"),
+            "ttl_attribute": ttl.get("AttributeName"),
+            "ttl_enabled": ttl.get("Enabled") is True,
+            "pitr": (t.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is True,
+            "sse": (t.get("SSESpecification") or {}).get("SSEEnabled") is True,
+        }
+
+        m["params"] = {name: p.get("Default") for name, p in self.params.items()}
+        # CloudFormation parameter defaults of Type Number may be strings.
+        for name, p in self.params.items():
+            d = p.get("Default")
+            if p.get("Type") == "Number" and isinstance(d, str) and d.isdigit():
+                m["params"][name] = int(d)
+            if p.get("Type") == "String" and d in ("true", "false"):
+                m["params"][name] = d == "true"
+
+        fid, f = self.one("function")
+        meta = (self.resources.get(fid) or {}).get("Metadata") or {}
+        env = ((f.get("Environment") or {}).get("Variables")) or {}
+        logging = f.get("LoggingConfig") or {}
+        dlq = f.get("DeadLetterQueue") or {}
+        base = self.path.parent
+        code_uri = f.get("CodeUri")
+        m["function"] = {
+            "runtime": f.get("Runtime"),
+            "architectures": _as_list(f.get("Architectures")),
+            "handler": f.get("Handler"),
+            "memory": c(f.get("MemorySize")),
+            "timeout": c(f.get("Timeout")),
+            "env": {k: c(v) for k, v in env.items()},
+            "log_format": logging.get("LogFormat"),
+            "log_group": c(logging.get("LogGroup")),
+            "layers": c(_as_list(f.get("Layers"))),
+            "dead_letter": c(dlq.get("TargetArn")),
+            "role": c(f.get("Role")),
+            "sam_policies": f.get("Policies"),
+            "build_method": meta.get("BuildMethod"),
+            "binary": (meta.get("BuildProperties") or {}).get("Binary"),
+            "code_dir": os.path.normpath(base / code_uri) if isinstance(code_uri, str) else code_uri,
+        }
+
+        _, layer = self.one("layer")
+        content = layer.get("ContentUri")
+        m["layer"] = {
+            "source_dir": os.path.normpath(base / content) if isinstance(content, str) else content,
+            "architectures": _as_list(layer.get("CompatibleArchitectures")),
+        }
+
+        _, q = self.one("dlq")
+        m["queue"] = {"encrypted": q.get("SqsManagedSseEnabled") is True or bool(q.get("KmsMasterKeyId"))}
+        _, lg = self.one("log_group")
+        m["log_group"] = {"retention": c(lg.get("RetentionInDays"))}
+
+        _, e = self.one("esm")
+        filters = []
+        for flt in _as_list((e.get("FilterCriteria") or {}).get("Filters")):
+            pat = flt.get("Pattern")
+            try:
+                filters.append(json.loads(pat) if isinstance(pat, str) else pat)
+            except json.JSONDecodeError as err:
+                self.p.add(f"stream filter pattern is not JSON: {err}")
+        fn = c(e.get("FunctionName"))
+        m["esm"] = {
+            "function": "function" if fn in ("{function.name}", "{function.arn}") else fn,
+            "source": c(e.get("EventSourceArn")),
+            "starting_position": e.get("StartingPosition"),
+            "batch_size": e.get("BatchSize"),
+            "batching_window": e.get("MaximumBatchingWindowInSeconds"),
+            "response_types": _as_list(e.get("FunctionResponseTypes")),
+            "bisect": e.get("BisectBatchOnFunctionError") is True,
+            "max_retries": e.get("MaximumRetryAttempts"),
+            "on_failure": c(((e.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")),
+            "filters": filters,
+        }
+
+        self.one("schedule_group")
+        _, s = self.one("sweep")
+        target = s.get("Target") or {}
+        try:
+            sweep_input = json.loads(target.get("Input")) if isinstance(target.get("Input"), str) else target.get("Input")
+        except json.JSONDecodeError:
+            sweep_input = target.get("Input")
+        m["sweep"] = {
+            "group": c(s.get("GroupName")),
+            "expression": s.get("ScheduleExpression"),
+            "input": sweep_input,
+            "target": c(target.get("Arn")),
+            "role": c(target.get("RoleArn")),
+            "state": s.get("State", "ENABLED"),
+        }
+
+        uid, u = self.one("url")
+        cond_name = (self.resources.get(uid) or {}).get("Condition")
+        cond = ((self.tpl.get("Conditions") or {}).get(cond_name)) if cond_name else None
+        m["url"] = {
+            "auth": u.get("AuthType"),
+            "target": c(u.get("TargetFunctionArn")),
+            "condition": self._url_condition(cond),
+        }
+
+        m["roles"] = self._roles()
+
+        outs = self.tpl.get("Outputs") or {}
+        m["outputs"] = {name: c((o or {}).get("Value")) for name, o in outs.items()}
+        url_out = m["outputs"].get("FunctionUrl")
+        if isinstance(url_out, dict) and url_out.get("if") == cond_name:
+            m["outputs"]["FunctionUrl"] = {"when_enabled": url_out["then"], "otherwise": url_out["else"]}
+        return m
+
+    def _url_condition(self, cond: Any) -> str | None:
+        """`{param:EnableFunctionUrl} == true` for the expected condition."""
+        if isinstance(cond, dict) and "Fn::Equals" in cond:
+            a, b = cond["Fn::Equals"]
+            a, b = self.canon(a), self.canon(b)
+            if isinstance(b, str) and b.startswith("{param:"):
+                a, b = b, a
+            return f"{a} == {str(b).lower()}"
+        return None
+
+    def _statements(self, doc: Any) -> list[tuple]:
+        out = []
+        for st in _as_list((doc or {}).get("Statement")):
+            for bad in ("NotAction", "NotResource", "NotPrincipal"):
+                if bad in st:
+                    self.p.add(f"IAM statement {st.get('Sid', '?')} uses {bad}")
+            out.append(
+                (
+                    st.get("Effect"),
+                    tuple(sorted(_as_list(st.get("Action")))),
+                    tuple(sorted(str(r) for r in self.canon(_as_list(st.get("Resource"))))),
+                    json.dumps(self.canon(st.get("Condition")), sort_keys=True) if st.get("Condition") else "",
+                )
+            )
+        return out
+
+    def _roles(self) -> dict:
+        roles: dict[str, dict] = {}
+        for lid, r in self.resources.items():
+            if r.get("Type") != "AWS::IAM::Role":
+                continue
+            kind = self.kinds[lid]
+            props = r.get("Properties") or {}
+            stmts = []
+            for pol in _as_list(props.get("Policies")):
+                stmts += self._statements(pol.get("PolicyDocument"))
+            roles[kind] = {
+                "trust": sorted(self._trust_services(r)),
+                "trust_conditions": [
+                    json.dumps(self.canon(st.get("Condition")), sort_keys=True)
+                    for st in _as_list((props.get("AssumeRolePolicyDocument") or {}).get("Statement"))
+                    if st.get("Condition")
+                ],
+                "statements": stmts,
+                "managed": list(_as_list(props.get("ManagedPolicyArns"))) + list(_as_list(props.get("PermissionsBoundary"))),
+            }
+        # Policies attached from outside the role.
+        for lid, r in self.resources.items():
+            t = r.get("Type")
+            props = r.get("Properties") or {}
+            if t in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
+                targets = _as_list(props.get("Roles")) + _as_list(props.get("RoleName"))
+                for target in targets:
+                    ref = self.canon(target)
+                    kind = ref[1:].split(".")[0] if isinstance(ref, str) and ref.startswith("{") else None
+                    if kind in roles:
+                        roles[kind]["statements"] += self._statements(props.get("PolicyDocument"))
+                    else:
+                        self.p.add(f"{lid} is attached to a role this test does not know: {target}")
+        return roles
+
+
+# ---------------------------------------------------------------------------
+# Terraform
+# ---------------------------------------------------------------------------
+
+
+def _unquote(v: Any) -> Any:
+    """python-hcl2 >= 7 keeps string quotes ('"pk"'); older versions do not."""
+    if isinstance(v, str):
+        if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+            return v[1:-1].replace('\\"', '"')
+        return v
+    if isinstance(v, list):
+        return [_unquote(x) for x in v]
+    if isinstance(v, dict):
+        return {_unquote(k): _unquote(x) for k, x in v.items() if not (isinstance(k, str) and k.startswith("__"))}
+    return v
+
+
+def load_tf(module_dir: Path) -> dict:
+    """Every top-level block of every .tf file, merged: {block: [..]}."""
+    import hcl2
+
+    merged: dict[str, list] = {}
+    files = sorted(glob.glob(str(module_dir / "*.tf")))
+    if not files:
+        raise FileNotFoundError(f"no .tf files in {module_dir}")
+    for path in files:
+        with open(path) as f:
+            data = hcl2.load(f)
+        for block, items in data.items():
+            if block.startswith("__"):
+                continue
+            merged.setdefault(block, []).extend(_unquote(items))
+    return merged
+
+
+TF_KINDS = {
+    "aws_dynamodb_table": "table",
+    "aws_sqs_queue": "dlq",
+    "aws_cloudwatch_log_group": "log_group",
+    "aws_lambda_layer_version": "layer",
+    "aws_lambda_function": "function",
+    "aws_lambda_event_source_mapping": "esm",
+    "aws_scheduler_schedule_group": "schedule_group",
+    "aws_scheduler_schedule": "sweep",
+    "aws_lambda_function_url": "url",
+}
+TF_ATTR = {"function_name": "name", "layer_name": "name", "url": "url", "id": "name"}
+
+
+def _block(v: Any) -> dict:
+    """A nested block: python-hcl2 gives a list of one dict."""
+    if isinstance(v, list):
+        return v[0] if v else {}
+    return v or {}
+
+
+class TfReader:
+    def __init__(self, module_dir: Path, problems: Problems):
+        self.dir = module_dir
+        self.p = problems
+        self.tf = load_tf(module_dir)
+        self.resources: dict[tuple[str, str], dict] = {}
+        for item in self.tf.get("resource", []):
+            for rtype, named in item.items():
+                for name, body in named.items():
+                    self.resources[(rtype, name)] = body
+        self.data: dict[tuple[str, str], dict] = {}
+        for item in self.tf.get("data", []):
+            for dtype, named in item.items():
+                for name, body in named.items():
+                    self.data[(dtype, name)] = body
+        self.locals: dict[str, Any] = {}
+        for item in self.tf.get("locals", []):
+            self.locals.update(item)
+        self.variables: dict[str, dict] = {}
+        for item in self.tf.get("variable", []):
+            self.variables.update(item)
+        self.kinds: dict[tuple[str, str], str] = {}
+        for (rtype, name), body in self.resources.items():
+            if rtype in TF_KINDS:
+                self.kinds[(rtype, name)] = TF_KINDS[rtype]
+            elif rtype == "aws_iam_role":
+                k = _kind_of_role(self._trust_services(body))
+                self.kinds[(rtype, name)] = k or f"role:{name}"
+
+    def _policy_doc(self, ref: Any) -> dict | None:
+        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", str(ref))
+        if not m:
+            if ref is not None:
+                self.p.add(f"policy is not a data.aws_iam_policy_document reference: {ref}")
+            return None
+        return self.data.get(("aws_iam_policy_document", m.group(1)))
+
+    def _trust_services(self, role: dict) -> set[str]:
+        doc = self._policy_doc(role.get("assume_role_policy")) or {}
+        out: set[str] = set()
+        for st in _as_list(doc.get("statement")):
+            for pr in _as_list(st.get("principals")):
+                if pr.get("type") == "Service":
+                    out.update(_as_list(pr.get("identifiers")))
+        return out
+
+    def one(self, kind: str) -> tuple[tuple[str, str] | None, dict]:
+        ids = [rid for rid, k in self.kinds.items() if k == kind]
+        if len(ids) != 1:
+            self.p.add(f"expected exactly one {kind} resource, found {len(ids)} ({', '.join('.'.join(i) for i in ids) or 'none'})")
+            return (None, {})
+        return ids[0], self.resources[ids[0]]
+
+    # canonical references ---------------------------------------------------
+
+    def _addr(self, rtype: str, name: str, attr: str) -> str:
+        kind = self.kinds.get((rtype, name), f"{rtype}.{name}")
+        return f"{{{kind}.{TF_ATTR.get(attr, attr)}}}"
+
+    def canon(self, v: Any) -> Any:
+        if isinstance(v, list):
+            return [self.canon(x) for x in v]
+        if isinstance(v, dict):
+            return {k: self.canon(x) for k, x in v.items()}
+        if not isinstance(v, str):
+            return v
+        s = v
+        m = re.fullmatch(r"\$\{jsonencode\(local\.(\w+)\)\}", s)
+        if m:
+            return {"json": self.canon(self.locals.get(m.group(1)))}
+        m = re.fullmatch(r"\$\{local\.(\w+)\}", s)
+        if m:
+            return self.canon(self.locals.get(m.group(1)))
+        # arn:...:schedule-group/NAME -> arn:...:schedule/NAME (the group's schedules)
+        s = re.sub(
+            r"\$\{replace\(aws_scheduler_schedule_group\.\w+\.arn,\s*\\?\":schedule-group/\\?\",\s*\\?\":schedule/\\?\"\)\}",
+            "arn:{partition}:scheduler:{region}:{account}:schedule/{schedule_group.name}",
+            s,
+        )
+        s = re.sub(r"\$\{data\.aws_caller_identity\.\w+\.account_id\}", "{account}", s)
+        s = re.sub(r"\$\{data\.aws_partition\.\w+\.partition\}", "{partition}", s)
+        s = re.sub(r"\$\{data\.aws_region\.\w+\.(?:name|region|id)\}", "{region}", s)
+        rev = {v: k for k, v in TF_VARIABLES.items()}
+        s = re.sub(r"\$\{var\.(\w+)\}", lambda m: f"{{param:{rev.get(m.group(1), m.group(1))}}}", s)
+        s = re.sub(
+            r"\$\{(aws_\w+)\.(\w+)(?:\[\d+\])?\.(\w+)\}",
+            lambda m: self._addr(m.group(1), m.group(2), m.group(3)),
+            s,
+        )
+        return s
+
+    # the model --------------------------------------------------------------
+
+    def model(self) -> dict:
+        m: dict[str, Any] = {}
+        c = self.canon
+
+        _, t = self.one("table")
+        attrs = {a.get("name"): a.get("type") for a in _as_list(t.get("attribute"))}
+        gsis = {}
+        for g in _as_list(t.get("global_secondary_index")):
+            gsis[g.get("name")] = {
+                "hash": (g.get("hash_key"), attrs.get(g.get("hash_key"))),
+                "range": (g.get("range_key"), attrs.get(g.get("range_key"))),
+                "projection": g.get("projection_type"),
+            }
+        ttl = _block(t.get("ttl"))
+        m["table"] = {
+            "hash_key": (t.get("hash_key"), attrs.get(t.get("hash_key"))),
+            "range_key": (t.get("range_key"), attrs.get(t.get("range_key"))),
+            "attributes": attrs,
+            "billing": t.get("billing_mode", "PROVISIONED"),
+            "gsis": gsis,
+            "stream_view_type": t.get("stream_view_type") if t.get("stream_enabled") is True else None,
+            "ttl_attribute": ttl.get("attribute_name"),
+            "ttl_enabled": ttl.get("enabled") is True,
+            "pitr": _block(t.get("point_in_time_recovery")).get("enabled") is True,
+            "sse": _block(t.get("server_side_encryption")).get("enabled") is True,
+        }
+
+        rev = {v: k for k, v in TF_VARIABLES.items()}
+        m["params"] = {rev.get(n, n): body.get("default") for n, body in self.variables.items()}
+
+        _, f = self.one("function")
+        env = _block(f.get("environment")).get("variables") or {}
+        logging = _block(f.get("logging_config"))
+        m["function"] = {
+            "runtime": f.get("runtime"),
+            "architectures": _as_list(f.get("architectures")),
+            "handler": f.get("handler"),
+            "memory": c(f.get("memory_size")),
+            "timeout": c(f.get("timeout")),
+            "env": {k: c(v) for k, v in env.items()},
+            "log_format": logging.get("log_format"),
+            "log_group": c(logging.get("log_group")),
+            "layers": c(_as_list(f.get("layers"))),
+            "dead_letter": c(_block(f.get("dead_letter_config")).get("target_arn")),
+            "role": c(f.get("role")),
+            "package": c(f.get("filename")),
+        }
+        _, layer = self.one("layer")
+        m["layer"] = {"package": c(layer.get("filename")), "architectures": _as_list(layer.get("compatible_architectures"))}
+
+        _, q = self.one("dlq")
+        m["queue"] = {"encrypted": q.get("sqs_managed_sse_enabled") is True or bool(q.get("kms_master_key_id"))}
+        _, lg = self.one("log_group")
+        m["log_group"] = {"retention": c(lg.get("retention_in_days"))}
+
+        _, e = self.one("esm")
+        filters = []
+        for flt in _as_list(_block(e.get("filter_criteria")).get("filter")):
+            pat = c(flt.get("pattern"))
+            if isinstance(pat, dict) and "json" in pat:
+                filters.append(pat["json"])
+            else:
+                try:
+                    filters.append(json.loads(pat))
+                except (TypeError, json.JSONDecodeError):
+                    self.p.add(f"stream filter pattern is neither jsonencode(local.X) nor a JSON string: {pat}")
+        fn = c(e.get("function_name"))
+        m["esm"] = {
+            "function": "function" if fn in ("{function.name}", "{function.arn}") else fn,
+            "source": c(e.get("event_source_arn")),
+            "starting_position": e.get("starting_position"),
+            "batch_size": e.get("batch_size"),
+            "batching_window": e.get("maximum_batching_window_in_seconds"),
+            "response_types": _as_list(e.get("function_response_types")),
+            "bisect": e.get("bisect_batch_on_function_error") is True,
+            "max_retries": e.get("maximum_retry_attempts"),
+            "on_failure": c(_block(_block(e.get("destination_config")).get("on_failure")).get("destination_arn")),
+            "filters": filters,
+        }
+
+        self.one("schedule_group")
+        _, s = self.one("sweep")
+        target = _block(s.get("target"))
+        sweep_input = c(target.get("input"))
+        if isinstance(sweep_input, dict) and "json" in sweep_input:
+            sweep_input = sweep_input["json"]
+        elif isinstance(sweep_input, str):
+            try:
+                sweep_input = json.loads(sweep_input)
+            except json.JSONDecodeError:
+                pass
+        m["sweep"] = {
+            "group": c(s.get("group_name")),
+            "expression": s.get("schedule_expression"),
+            "input": sweep_input,
+            "target": c(target.get("arn")),
+            "role": c(target.get("role_arn")),
+            "state": s.get("state", "ENABLED"),
+        }
+
+        _, u = self.one("url")
+        count = str(u.get("count", ""))
+        cm = re.fullmatch(r"\$\{var\.(\w+) \? 1 : 0\}", count)
+        fn = c(u.get("function_name"))
+        m["url"] = {
+            "auth": u.get("authorization_type"),
+            "target": "{function.arn}" if fn in ("{function.name}", "{function.arn}") else fn,
+            "condition": f"{{param:{rev.get(cm.group(1), cm.group(1))}}} == true" if cm else None,
+        }
+
+        m["roles"] = self._roles()
+
+        outs: dict[str, Any] = {}
+        rev_out = {v: k for k, v in TF_OUTPUTS.items()}
+        for item in self.tf.get("output", []):
+            for name, body in item.items():
+                outs[rev_out.get(name, name)] = c(body.get("value"))
+        url_out = outs.get("FunctionUrl")
+        if isinstance(url_out, str):
+            um = re.fullmatch(r"\$\{var\.(\w+) \? (aws_lambda_function_url\.\w+\[0\]\.function_url) : \\?\"\\?\"\}", url_out)
+            if um:
+                outs["FunctionUrl"] = {"when_enabled": c("${" + um.group(2) + "}"), "otherwise": ""}
+        m["outputs"] = outs
+        return m
+
+    def _statements(self, doc: dict | None) -> list[tuple]:
+        out = []
+        for st in _as_list((doc or {}).get("statement")):
+            for bad in ("not_actions", "not_resources", "not_principals"):
+                if bad in st:
+                    self.p.add(f"IAM statement {st.get('sid', '?')} uses {bad}")
+            cond = {}
+            for cnd in _as_list(st.get("condition")):
+                cond.setdefault(cnd.get("test"), {})[cnd.get("variable")] = (
+                    self.canon(cnd["values"][0]) if len(_as_list(cnd.get("values"))) == 1 else self.canon(cnd.get("values"))
+                )
+            out.append(
+                (
+                    st.get("effect", "Allow"),
+                    tuple(sorted(_as_list(st.get("actions")))),
+                    tuple(sorted(str(r) for r in self.canon(_as_list(st.get("resources"))))),
+                    json.dumps(cond, sort_keys=True) if cond else "",
+                )
+            )
+        if (doc or {}).get("source_policy_documents") or (doc or {}).get("override_policy_documents"):
+            self.p.add("policy document merges other documents; the test cannot see their actions")
+        return out
+
+    def _roles(self) -> dict:
+        roles: dict[str, dict] = {}
+        by_addr: dict[str, str] = {}
+        for (rtype, name), body in self.resources.items():
+            if rtype != "aws_iam_role":
+                continue
+            kind = self.kinds[(rtype, name)]
+            by_addr[name] = kind
+            doc = self._policy_doc(body.get("assume_role_policy")) or {}
+            trust_conds = []
+            for st in _as_list(doc.get("statement")):
+                for cnd in _as_list(st.get("condition")):
+                    vals = _as_list(cnd.get("values"))
+                    trust_conds.append(
+                        json.dumps({cnd.get("test"): {cnd.get("variable"): self.canon(vals[0] if len(vals) == 1 else vals)}}, sort_keys=True)
+                    )
+            stmts = []
+            for inline in _as_list(body.get("inline_policy")):
+                self.p.add(f"aws_iam_role.{name} has an inline_policy block; use aws_iam_role_policy")
+            roles[kind] = {
+                "trust": sorted(self._trust_services(body)),
+                "trust_conditions": trust_conds,
+                "statements": stmts,
+                "managed": list(_as_list(body.get("managed_policy_arns"))) + list(_as_list(body.get("permissions_boundary"))),
+            }
+        for (rtype, name), body in self.resources.items():
+            if rtype == "aws_iam_role_policy":
+                rm = re.fullmatch(r"\$\{aws_iam_role\.(\w+)\.(?:id|name)\}", str(body.get("role")))
+                if not rm or rm.group(1) not in by_addr:
+                    self.p.add(f"aws_iam_role_policy.{name} is attached to a role this test does not know: {body.get('role')}")
+                    continue
+                roles[by_addr[rm.group(1)]]["statements"] += self._statements(self._policy_doc(body.get("policy")))
+            elif rtype in ("aws_iam_role_policy_attachment", "aws_iam_policy_attachment", "aws_iam_policy", "aws_iam_role_policies_exclusive"):
+                rm = re.search(r"aws_iam_role\.(\w+)", json.dumps(body))
+                if rm and rm.group(1) in by_addr:
+                    roles[by_addr[rm.group(1)]]["managed"].append(f"{rtype}.{name}")
+                else:
+                    self.p.add(f"{rtype}.{name}: a managed policy; the stacks grant only inline policies")
+        return roles
+
+
+# ---------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------
+
+
+def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
+    """One stack's model against CONTRACT.md and iam-actions.json."""
+
+    def eq(what: str, got: Any, want: Any) -> None:
+        if got != want:
+            p.add(f"{what}: has {got!r}, contract says {want!r}")
+
+    t = m.get("table", {})
+    eq("table partition key", t.get("hash_key"), c["hash_key"])
+    eq("table sort key", t.get("range_key"), c["range_key"])
+    eq("table billing", t.get("billing"), c["billing"])
+    eq("table stream view type", t.get("stream_view_type"), c["stream_view_type"])
+    eq("table TTL attribute", t.get("ttl_attribute"), c["ttl_attribute"])
+    eq("table TTL enabled", t.get("ttl_enabled"), True)
+    eq("table point-in-time recovery", t.get("pitr"), c["pitr"])
+    eq("table server-side encryption", t.get("sse"), c["sse"])
+    gsis = t.get("gsis", {})
+    eq("table GSI names", sorted(gsis), sorted(c["gsis"]))
+    for name, want in c["gsis"].items():
+        if name in gsis:
+            eq(f"GSI {name}", gsis[name], want)
+    key_attrs = {c["hash_key"][0], c["range_key"][0]} | {a for g in c["gsis"].values() for a in (g["hash"][0], g["range"][0])}
+    eq("table attribute definitions", sorted(t.get("attributes", {})), sorted(key_attrs))
+
+    missing_params = sorted(set(c["params"]) - set(m.get("params", {})))
+    if missing_params:
+        p.add(f"parameters: missing {missing_params}")
+    for name, default in c["params"].items():
+        if name in m.get("params", {}):
+            eq(f"parameter {name} default", m["params"][name], default)
+
+    f = m.get("function", {})
+    eq("function runtime", f.get("runtime"), c["runtime"])
+    eq("function architectures", f.get("architectures"), [c["architecture"]])
+    eq("function handler", f.get("handler"), c["handler"])
+    eq("function memory", f.get("memory"), "{param:MemorySize}")
+    eq("function timeout", f.get("timeout"), "{param:Timeout}")
+    eq("function log format", f.get("log_format"), c["log_format"])
+    eq("function log group", f.get("log_group"), "{log_group.name}")
+    eq("log group retention", m.get("log_group", {}).get("retention"), "{param:LogRetentionDays}")
+    eq("function layers", f.get("layers"), ["{layer.arn}"])
+    eq("layer architectures", m.get("layer", {}).get("architectures"), [c["architecture"]])
+    eq("function role", f.get("role"), "{function_role.arn}")
+    eq("function environment names", sorted(f.get("env", {})), sorted(c["env"]))
+    # Values the contract gives in words.
+    referenced = {
+        "CAIRN_TABLE": "{table.name}",
+        "CAIRN_SCHEDULER_GROUP": "{schedule_group.name}",
+        "CAIRN_SCHEDULER_ROLE_ARN": "{scheduler_role.arn}",
+    }
+    for name, literal in c["env"].items():
+        want = literal if literal is not None else referenced.get(name)
+        if want is None:
+            p.add(f"environment variable {name}: the contract gives no value and the test knows none")
+        elif name in f.get("env", {}):
+            eq(f"environment variable {name}", f["env"][name], want)
+    if c["env"].get("CAIRN_COMPONENTS_DIR") != c["components_mount"]:
+        p.add("contract: CAIRN_COMPONENTS_DIR differs from the layer mount point")
+
+    e = m.get("esm", {})
+    eq("stream mapping function", e.get("function"), "function")
+    eq("stream mapping source", e.get("source"), "{table.stream_arn}")
+    eq("stream mapping starting position", e.get("starting_position"), c["starting_position"])
+    eq("stream mapping batch size", e.get("batch_size"), c["batch_size"])
+    eq("stream mapping batching window", e.get("batching_window"), c["batching_window"])
+    eq("stream mapping response types", e.get("response_types"), c["response_types"])
+    eq("stream mapping bisect", e.get("bisect"), c["bisect"])
+    eq("stream mapping max retries", e.get("max_retries"), c["max_retries"])
+    eq("stream mapping on-failure destination", e.get("on_failure"), "{dlq.arn}")
+    eq("stream mapping filters", e.get("filters"), [c["filter"]])
+    if c["on_failure_encrypted"]:
+        eq("dead-letter queue encrypted", m.get("queue", {}).get("encrypted"), True)
+
+    s = m.get("sweep", {})
+    eq("sweep schedule group", s.get("group"), "{schedule_group.name}")
+    eq("sweep expression", s.get("expression"), c["sweep_rate"])
+    eq("sweep input", s.get("input"), c["sweep_input"])
+    eq("sweep target", s.get("target"), "{function.arn}")
+    eq("sweep role", s.get("role"), "{scheduler_role.arn}")
+    eq("sweep state", s.get("state"), "ENABLED")
+
+    u = m.get("url", {})
+    eq("Function URL auth type", u.get("auth"), c["url_auth"])
+    eq("Function URL target", u.get("target"), "{function.arn}")
+    eq("Function URL created only when", u.get("condition"), "{param:EnableFunctionUrl} == true")
+
+    eq("outputs", sorted(m.get("outputs", {})), sorted(c["outputs"]))
+    outs = m.get("outputs", {})
+    if "TableName" in outs:
+        eq("output TableName", outs["TableName"], "{table.name}")
+    if "FunctionArn" in outs:
+        eq("output FunctionArn", outs["FunctionArn"], "{function.arn}")
+    if "FunctionUrl" in outs:
+        eq("output FunctionUrl", outs["FunctionUrl"], {"when_enabled": "{url.function_url}", "otherwise": ""})
+
+    roles = m.get("roles", {})
+    eq("IAM roles", sorted(roles), sorted(["function_role", "scheduler_role"]))
+    if c["scheduler_principal"] and "scheduler_role" in roles:
+        eq("scheduler role trust", roles["scheduler_role"]["trust"], [c["scheduler_principal"]])
+    if "function_role" in roles:
+        eq("function role trust", roles["function_role"]["trust"], ["lambda.amazonaws.com"])
+    for principal, role_kind in (("function", "function_role"), ("scheduler_role", "scheduler_role")):
+        check_iam(principal, roles.get(role_kind), iam, p)
+
+
+def check_iam(principal: str, role: dict | None, iam: dict, p: Problems) -> None:
+    """Exactly the actions of iam-actions.json[principal], each on its narrow resources."""
+    if role is None:
+        p.add(f"IAM {principal}: no such role")
+        return
+    if role["managed"]:
+        p.add(f"IAM {principal}: managed policies or boundaries attached: {role['managed']}")
+    want = {a for group in iam[principal].values() for a in group}
+    group_of = {a: g for g, acts in iam[principal].items() for a in acts}
+    granted: set[str] = set()
+    for effect, actions, resources, _cond in role["statements"]:
+        if effect != "Allow":
+            p.add(f"IAM {principal}: a {effect} statement; the stacks use Allow only")
+            continue
+        for action in actions:
+            granted.add(action)
+            if "*" in action or "?" in action:
+                p.add(f"IAM {principal}: wildcard action {action!r}")
+                continue
+            group = group_of.get(action)
+            if group is None:
+                continue  # reported below as extra
+            allowed = ALLOWED_RESOURCES[(principal, group)]
+            for r in resources:
+                if r not in allowed:
+                    p.add(f"IAM {principal}: {action} on {r!r}; its group {group!r} allows only {sorted(allowed)}")
+    extra = sorted(granted - want)
+    missing = sorted(want - granted)
+    if extra:
+        p.add(f"IAM {principal}: actions not in infra/iam-actions.json: {extra}")
+    if missing:
+        p.add(f"IAM {principal}: actions of infra/iam-actions.json not granted: {missing}")
+
+
+COMPARED = [
+    ("table",),
+    ("function", "runtime"),
+    ("function", "architectures"),
+    ("function", "handler"),
+    ("function", "memory"),
+    ("function", "timeout"),
+    ("function", "env"),
+    ("function", "log_format"),
+    ("function", "log_group"),
+    ("function", "layers"),
+    ("function", "dead_letter"),
+    ("function", "role"),
+    ("layer", "architectures"),
+    ("queue",),
+    ("log_group",),
+    ("esm",),
+    ("sweep",),
+    ("url",),
+    ("outputs",),
+]
+
+
+def check_same(sam: dict, tf: dict, p: Problems) -> None:
+    """The two stacks describe the same deployment."""
+    for path in COMPARED:
+        a, b = sam, tf
+        for k in path:
+            a = a.get(k) if isinstance(a, dict) else None
+            b = b.get(k) if isinstance(b, dict) else None
+        if a != b:
+            if isinstance(a, dict) and isinstance(b, dict):
+                for k in sorted(set(a) | set(b)):
+                    if a.get(k) != b.get(k):
+                        p.add(f"{'.'.join(path)}.{k} differs: SAM {a.get(k)!r} vs Terraform {b.get(k)!r}")
+            else:
+                p.add(f"{'.'.join(path)} differs: SAM {a!r} vs Terraform {b!r}")
+    pa = {k: v for k, v in sam.get("params", {}).items() if k in TF_VARIABLES}
+    pb = {k: v for k, v in tf.get("params", {}).items() if k in TF_VARIABLES}
+    if pa != pb:
+        p.add(f"parameters differ: SAM {pa!r} vs Terraform {pb!r}")
+    for role in ("function_role", "scheduler_role"):
+        ra = sam.get("roles", {}).get(role) or {}
+        rb = tf.get("roles", {}).get(role) or {}
+        sa, sb = set(ra.get("statements", [])), set(rb.get("statements", []))
+        for st in sorted(sa - sb):
+            p.add(f"{role}: statement only in SAM: {st}")
+        for st in sorted(sb - sa):
+            p.add(f"{role}: statement only in Terraform: {st}")
+        if sorted(ra.get("trust_conditions", [])) != sorted(rb.get("trust_conditions", [])):
+            p.add(f"{role}: trust conditions differ: SAM {ra.get('trust_conditions')} vs Terraform {rb.get('trust_conditions')}")
+
+
+def check_sam_only(sam: dict, c: dict, p: Problems) -> None:
+    """What only the SAM template says: how it builds."""
+    f = sam.get("function", {})
+    if f.get("build_method") != c["build_method"]:
+        p.add(f"SAM BuildMethod: has {f.get('build_method')!r}, contract says {c['build_method']!r}")
+    if f.get("binary") != c["binary"]:
+        p.add(f"SAM BuildProperties.Binary: has {f.get('binary')!r}, contract says {c['binary']!r}")
+    if f.get("code_dir") != str(ROOT):
+        p.add(f"SAM CodeUri: points at {f.get('code_dir')}, not the workspace root {ROOT}")
+    if f.get("sam_policies"):
+        p.add("SAM function has Policies: grant through the explicit role only")
+    if sam.get("layer", {}).get("source_dir") != str(ROOT / c["layer_dir"]):
+        p.add(f"SAM layer ContentUri: points at {sam.get('layer', {}).get('source_dir')}, contract says {c['layer_dir']}")
+
+
+def check_tf_only(tf: dict, p: Problems) -> None:
+    if tf.get("function", {}).get("package") != "{param:lambda_zip_path}":
+        p.add("Terraform function filename is not var.lambda_zip_path")
+    if tf.get("layer", {}).get("package") != "{param:layer_zip_path}":
+        p.add("Terraform layer filename is not var.layer_zip_path")
+
+
+def read_stack(kind: str, path: Path) -> tuple[dict | None, Problems]:
+    p = Problems()
+    try:
+        reader = SamReader(path, p) if kind == "sam" else TfReader(path, p)
+        model = reader.model()
+    except Exception as err:  # a broken stack must read as a failure, not a crash
+        p.add(f"cannot read the stack: {type(err).__name__}: {err}")
+        return None, p
+    return model, p
+
+
+def run(sam_path: Path = SAM_TEMPLATE, tf_dir: Path = TF_MODULE) -> dict[str, Problems]:
+    """All checks; problems by area (empty lists when everything holds)."""
+    contract = load_contract()
+    iam = load_iam()
+    out: dict[str, Problems] = {}
+    sam, out["SAM"] = read_stack("sam", sam_path)
+    tf, out["Terraform"] = read_stack("tf", tf_dir)
+    if sam is not None:
+        check_contract(sam, contract, iam, out["SAM"])
+        check_sam_only(sam, contract, out["SAM"])
+    if tf is not None:
+        check_contract(tf, contract, iam, out["Terraform"])
+        check_tf_only(tf, out["Terraform"])
+    out["SAM vs Terraform"] = Problems()
+    if sam is not None and tf is not None:
+        check_same(sam, tf, out["SAM vs Terraform"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sam", type=Path, default=SAM_TEMPLATE)
+    ap.add_argument("--tf", type=Path, default=TF_MODULE)
+    args = ap.parse_args(argv)
+    results = run(args.sam.resolve(), args.tf.resolve())
+    total = 0
+    for area, problems in results.items():
+        print(f"drift: {area}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        for msg in problems:
+            print(f"  - {msg}")
+        total += len(problems)
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -66,9 +66,11 @@ pub(crate) async fn advance(
     engine: &Engine,
     id: &ExecutionId,
     opts: AdvanceOptions,
+    loaded_wake: &mut Option<Timestamp>,
 ) -> Result<Advance, EngineError> {
     let inner = &engine.inner;
     let ex = retrying(engine, || inner.store.load(id)).await?;
+    *loaded_wake = ex.meta.wake_at;
     if ex.meta.status.is_terminal() {
         let entry = ex
             .journal

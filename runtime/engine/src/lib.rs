@@ -65,6 +65,9 @@ pub struct EngineConfig {
     pub default_retry: cairn_host::RetryPolicy,
     /// Store errors marked transient are retried this many times.
     pub store_retries: u32,
+    /// Directories holding components as `<sha256>.wasm` (the Lambda
+    /// layer), looked in before the store.
+    pub component_dirs: Vec<std::path::PathBuf>,
     /// Test hook: abort the process right before appending the entry with
     /// this index (after its effect happened), like a `kill -9` there.
     pub crash_before_append: Option<u32>,
@@ -84,6 +87,7 @@ impl Default for EngineConfig {
             },
             store_retries: 3,
             crash_before_append: None,
+            component_dirs: Vec::new(),
         }
     }
 }
@@ -247,12 +251,17 @@ impl Engine {
         if let Some(c) = self.inner.sandbox.loaded(hash) {
             return Ok(c);
         }
-        let bytes = self
-            .inner
-            .store
-            .get_component(hash)
-            .await?
-            .ok_or_else(|| EngineError::ComponentNotFound(hash.clone()))?;
+        let from_dir = self.inner.config.component_dirs.iter().map(|d| d.join(format!("{hash}.wasm"))).find(|p| p.is_file());
+        let bytes = match from_dir {
+            Some(path) => std::fs::read(&path)
+                .map_err(|e| EngineError::Corrupt(format!("cannot read component {}: {e}", path.display())))?,
+            None => self
+                .inner
+                .store
+                .get_component(hash)
+                .await?
+                .ok_or_else(|| EngineError::ComponentNotFound(hash.clone()))?,
+        };
         let bytes = ComponentBytes::new(bytes);
         if &bytes.hash != hash {
             return Err(EngineError::Corrupt(format!(
@@ -342,7 +351,19 @@ impl Engine {
         id: &ExecutionId,
         opts: AdvanceOptions,
     ) -> Result<Advance, EngineError> {
-        driver::advance(self, id, opts).await
+        driver::advance(self, id, opts, &mut None).await
+    }
+
+    /// Like [`Engine::advance`], also telling the wake time the execution had
+    /// when loaded (a push host deletes that timer's schedule if it changed).
+    pub async fn advance_reporting_wake(
+        &self,
+        id: &ExecutionId,
+        opts: AdvanceOptions,
+    ) -> Result<(Advance, Option<Timestamp>), EngineError> {
+        let mut wake = None;
+        let r = driver::advance(self, id, opts, &mut wake).await?;
+        Ok((r, wake))
     }
 
     /// Replays `id`'s journal against `component` (default: its pinned one)

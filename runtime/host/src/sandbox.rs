@@ -43,6 +43,9 @@ pub struct SandboxConfig {
     pub pooled_instances: u32,
     /// Where precompiled components are kept (`<hash>-<engine>.cwasm`).
     pub cache_dir: Option<PathBuf>,
+    /// Read-only directories searched for precompiled components first (a
+    /// Lambda layer built by a machine with the same engine).
+    pub precompiled_dirs: Vec<PathBuf>,
     /// Host directories granted to activities, with their guest paths.
     pub activity_dirs: Vec<(PathBuf, String)>,
     /// Environment variables given to activities.
@@ -60,6 +63,7 @@ impl Default for SandboxConfig {
             memory_limit_bytes: 256 << 20,
             pooled_instances: 0,
             cache_dir: None,
+            precompiled_dirs: Vec::new(),
             activity_dirs: Vec::new(),
             activity_env: Vec::new(),
             activity_network: true,
@@ -447,19 +451,16 @@ impl Sandbox {
                 "the file is not a valid WebAssembly component: {e:#}"
             ))
         };
-        let Some(dir) = &self.config.cache_dir else {
-            return Ok((
-                Component::new(&self.engine, &component.bytes).map_err(not_component)?,
-                false,
-            ));
-        };
-        let path = dir.join(format!("{}-{}.cwasm", component.hash, self.engine_tag));
-        if path.is_file() {
+        let file = format!("{}-{}.cwasm", component.hash, self.engine_tag);
+        let candidates = self.config.precompiled_dirs.iter().chain(self.config.cache_dir.as_ref());
+        for path in candidates.map(|d| d.join(&file)).filter(|p| p.is_file()) {
             // SAFETY: `deserialize_file` trusts the file to be wasmtime's own
-            // output. Files in the cache directory are written only by
-            // `precompile_component` below, with this engine's configuration
-            // (its compatibility hash is in the file name), and renamed into
-            // place atomically; wasmtime also checks the header and version.
+            // output. Precompiled files are written only by
+            // `precompile_component` below (or by the packaging step running
+            // this same code), with this engine's configuration (its
+            // compatibility hash is in the file name), renamed into place
+            // atomically, in directories the operator controls; wasmtime also
+            // checks the header and version.
             #[allow(unsafe_code)]
             let loaded = unsafe { Component::deserialize_file(&self.engine, &path) };
             match loaded {
@@ -469,6 +470,13 @@ impl Sandbox {
                 }
             }
         }
+        let Some(dir) = &self.config.cache_dir else {
+            return Ok((
+                Component::new(&self.engine, &component.bytes).map_err(not_component)?,
+                false,
+            ));
+        };
+        let path = dir.join(&file);
         let bytes = self
             .engine
             .precompile_component(&component.bytes)

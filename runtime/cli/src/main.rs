@@ -510,7 +510,12 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Inspect { component, json } => {
             let bytes = read_component(&component)?;
-            let sandbox = Sandbox::new(SandboxConfig::default())?;
+            // With --cache-dir, this also leaves `<hash>-<engine>.cwasm` there:
+            // scripts/package-lambda precompiles components this way.
+            let sandbox = Sandbox::new(SandboxConfig {
+                cache_dir: g.cache_dir.clone(),
+                ..SandboxConfig::default()
+            })?;
             let loaded = sandbox.load(&bytes).await?;
             render::inspect(&component, &loaded, json);
             Ok(exit::OK)

@@ -251,10 +251,17 @@ impl Engine {
         if let Some(c) = self.inner.sandbox.loaded(hash) {
             return Ok(c);
         }
-        let from_dir = self.inner.config.component_dirs.iter().map(|d| d.join(format!("{hash}.wasm"))).find(|p| p.is_file());
+        let from_dir = self
+            .inner
+            .config
+            .component_dirs
+            .iter()
+            .map(|d| d.join(format!("{hash}.wasm")))
+            .find(|p| p.is_file());
         let bytes = match from_dir {
-            Some(path) => std::fs::read(&path)
-                .map_err(|e| EngineError::Corrupt(format!("cannot read component {}: {e}", path.display())))?,
+            Some(path) => std::fs::read(&path).map_err(|e| {
+                EngineError::Corrupt(format!("cannot read component {}: {e}", path.display()))
+            })?,
             None => self
                 .inner
                 .store

@@ -452,7 +452,11 @@ impl Sandbox {
             ))
         };
         let file = format!("{}-{}.cwasm", component.hash, self.engine_tag);
-        let candidates = self.config.precompiled_dirs.iter().chain(self.config.cache_dir.as_ref());
+        let candidates = self
+            .config
+            .precompiled_dirs
+            .iter()
+            .chain(self.config.cache_dir.as_ref());
         for path in candidates.map(|d| d.join(&file)).filter(|p| p.is_file()) {
             // SAFETY: `deserialize_file` trusts the file to be wasmtime's own
             // output. Precompiled files are written only by

@@ -91,12 +91,20 @@ pub struct HandlerError {
 impl HandlerError {
     /// A malformed event.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self { error_type: format!("{}.BadRequest", ErrorCode::BadInput), message: message.into(), http_status: 400 }
+        Self {
+            error_type: format!("{}.BadRequest", ErrorCode::BadInput),
+            message: message.into(),
+            http_status: 400,
+        }
     }
 
     /// The function is misconfigured.
     pub fn config(message: impl Into<String>) -> Self {
-        Self { error_type: format!("{}.Configuration", ErrorCode::StoreMisconfigured), message: message.into(), http_status: 500 }
+        Self {
+            error_type: format!("{}.Configuration", ErrorCode::StoreMisconfigured),
+            message: message.into(),
+            http_status: 500,
+        }
     }
 }
 
@@ -114,7 +122,11 @@ impl From<EngineError> for HandlerError {
             ErrorCode::StoreMisconfigured => ("Configuration", 500),
             _ => ("Internal", 500),
         };
-        Self { error_type: format!("{code}.{name}"), message: e.to_string(), http_status }
+        Self {
+            error_type: format!("{code}.{name}"),
+            message: e.to_string(),
+            http_status,
+        }
     }
 }
 
@@ -126,7 +138,10 @@ impl From<cairn_core::StoreError> for HandlerError {
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(e: HandlerError) -> Self {
-        lambda_runtime::Diagnostic { error_type: e.error_type, error_message: e.message }
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type,
+            error_message: e.message,
+        }
     }
 }
 
@@ -135,30 +150,49 @@ const SHAPES: &str = r#"expected {"action": "start"|"signal"|"cancel"|"status"|"
 /// Recognizes the payload's shape.
 pub fn decode(payload: Value) -> Result<Decoded, HandlerError> {
     if payload.get("Records").is_some() {
-        let event: StreamEvent = serde_json::from_value(payload).map_err(|e| HandlerError::bad_request(format!("not a DynamoDB stream batch: {e}")))?;
+        let event: StreamEvent = serde_json::from_value(payload)
+            .map_err(|e| HandlerError::bad_request(format!("not a DynamoDB stream batch: {e}")))?;
         let mut items = Vec::new();
         for r in event.records {
             let seq = r.change.sequence_number.clone().unwrap_or_default();
             let pk = match r.change.keys.get("pk") {
                 Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
-                _ => return Err(HandlerError::bad_request(format!("stream record {seq} has no pk key: is the event source Cairn's table?"))),
+                _ => {
+                    return Err(HandlerError::bad_request(format!(
+                        "stream record {seq} has no pk key: is the event source Cairn's table?"
+                    )));
+                }
             };
-            let Some(id) = pk.strip_prefix("exec#") else { continue };
-            let execution = ExecutionId::new(id).map_err(|e| HandlerError::bad_request(format!("stream record {seq}: {e}")))?;
-            items.push(StreamItem { execution, sequence_number: seq });
+            let Some(id) = pk.strip_prefix("exec#") else {
+                continue;
+            };
+            let execution = ExecutionId::new(id)
+                .map_err(|e| HandlerError::bad_request(format!("stream record {seq}: {e}")))?;
+            items.push(StreamItem {
+                execution,
+                sequence_number: seq,
+            });
         }
         return Ok(Decoded::Stream(items));
     }
     if is_function_url(&payload) {
         let body = payload.get("body").and_then(Value::as_str).unwrap_or("");
-        let encoded = payload.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false);
+        let encoded = payload
+            .get("isBase64Encoded")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let body = if encoded {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(body).map_err(|e| HandlerError::bad_request(format!("body is not base64: {e}")))?;
-            String::from_utf8(bytes).map_err(|e| HandlerError::bad_request(format!("body is not UTF-8: {e}")))?
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .map_err(|e| HandlerError::bad_request(format!("body is not base64: {e}")))?;
+            String::from_utf8(bytes)
+                .map_err(|e| HandlerError::bad_request(format!("body is not UTF-8: {e}")))?
         } else {
             body.to_string()
         };
-        let v: Value = serde_json::from_str(&body).map_err(|e| HandlerError::bad_request(format!("the request body is not JSON ({e}); {SHAPES}")))?;
+        let v: Value = serde_json::from_str(&body).map_err(|e| {
+            HandlerError::bad_request(format!("the request body is not JSON ({e}); {SHAPES}"))
+        })?;
         return request(v).map(Decoded::Http);
     }
     request(payload).map(Decoded::Request)
@@ -166,9 +200,12 @@ pub fn decode(payload: Value) -> Result<Decoded, HandlerError> {
 
 fn request(v: Value) -> Result<Request, HandlerError> {
     if !v.is_object() || v.get("action").is_none() {
-        return Err(HandlerError::bad_request(format!("unrecognized event: {SHAPES}")));
+        return Err(HandlerError::bad_request(format!(
+            "unrecognized event: {SHAPES}"
+        )));
     }
-    serde_json::from_value(v).map_err(|e| HandlerError::bad_request(format!("bad request: {e}; {SHAPES}")))
+    serde_json::from_value(v)
+        .map_err(|e| HandlerError::bad_request(format!("bad request: {e}; {SHAPES}")))
 }
 
 /// Whether the payload is a Function URL (HTTP) request.
@@ -180,7 +217,10 @@ pub fn is_function_url(payload: &Value) -> bool {
 pub fn http_response(r: Result<Value, HandlerError>) -> Value {
     let (status, body) = match r {
         Ok(v) => (200, v),
-        Err(e) => (e.http_status, json!({"errorType": e.error_type, "errorMessage": e.message})),
+        Err(e) => (
+            e.http_status,
+            json!({"errorType": e.error_type, "errorMessage": e.message}),
+        ),
     };
     json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": body.to_string()})
 }

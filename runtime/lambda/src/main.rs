@@ -12,7 +12,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let started = Instant::now();
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
         .with_target(false)
         .with_current_span(false)
         .without_time()
@@ -20,12 +23,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = Settings::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let app = App::new(settings, &sdk, started).await?;
-    tracing::info!(init_ms = started.elapsed().as_secs_f64() * 1e3, "cairn ready");
+    tracing::info!(
+        init_ms = started.elapsed().as_secs_f64() * 1e3,
+        "cairn ready"
+    );
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = Some(Timestamp::from_millis(event.context.deadline));
+        let deadline = cairn_lambda::deadline(event.context.deadline, Timestamp::now_system());
         let arn = event.context.invoked_function_arn.clone();
-        app.handle(event.payload, &arn, deadline).await.map_err(Diagnostic::from)
+        app.handle(event.payload, &arn, deadline)
+            .await
+            .map_err(Diagnostic::from)
     }))
     .await
 }

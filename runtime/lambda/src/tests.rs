@@ -2,8 +2,8 @@
 //! (moto) that scripts/test starts, with realistic event payloads.
 
 use super::*;
-use base64::Engine as _;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord, StreamRecord};
+use base64::Engine as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:cairn";
@@ -16,7 +16,12 @@ struct Fixture {
 }
 
 fn run<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 async fn fixture() -> Fixture {
@@ -33,22 +38,40 @@ async fn fixture() -> Fixture {
     let table = format!("cairn-lambda-{}-{n}", std::process::id());
     let group = format!("cairn-{}-{n}", std::process::id());
     let store = cairn_store_dynamodb::DynamoStore::from_sdk_config(&sdk, &table);
-    cairn_store_dynamodb::create_table(store.client(), store.table()).await.unwrap();
+    cairn_store_dynamodb::create_table(store.client(), store.table())
+        .await
+        .unwrap();
     let scheduler = aws_sdk_scheduler::Client::new(&sdk);
-    scheduler.create_schedule_group().name(&group).send().await.unwrap();
+    scheduler
+        .create_schedule_group()
+        .name(&group)
+        .send()
+        .await
+        .unwrap();
     // The components directory, as the packaging script lays it out.
     let dir = tempfile::tempdir().unwrap();
     let mut workflows = serde_json::Map::new();
-    for path in [cairn_test_artifacts::SWAP_SAGA, cairn_test_artifacts::TESTKIT] {
+    for path in [
+        cairn_test_artifacts::SWAP_SAGA,
+        cairn_test_artifacts::TESTKIT,
+    ] {
         let bytes = std::fs::read(path).unwrap();
         let hash = cairn_host::component_hash(&bytes);
         std::fs::write(dir.path().join(format!("{hash}.wasm")), &bytes).unwrap();
-        let names: &[&str] = if path == cairn_test_artifacts::SWAP_SAGA { &["swap"] } else { &["collect", "nap", "slow", "approval"] };
+        let names: &[&str] = if path == cairn_test_artifacts::SWAP_SAGA {
+            &["swap"]
+        } else {
+            &["collect", "nap", "slow", "approval"]
+        };
         for w in names {
             workflows.insert(w.to_string(), json!(hash.to_string()));
         }
     }
-    std::fs::write(dir.path().join("components.json"), json!({"workflows": workflows}).to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("components.json"),
+        json!({"workflows": workflows}).to_string(),
+    )
+    .unwrap();
     let settings = Settings {
         table,
         components_dir: Some(dir.path().to_path_buf()),
@@ -57,7 +80,12 @@ async fn fixture() -> Fixture {
         cache_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-cache"),
     };
     let app = App::new(settings, &sdk, Instant::now()).await.unwrap();
-    Fixture { app, _dir: dir, scheduler, group }
+    Fixture {
+        app,
+        _dir: dir,
+        scheduler,
+        group,
+    }
 }
 
 fn aws_sdk_dynamodb_credentials() -> aws_sdk_scheduler::config::Credentials {
@@ -71,14 +99,32 @@ impl Fixture {
 
     /// The inputs of the wake schedules in the group.
     async fn schedules(&self) -> Vec<(String, Value)> {
-        let list = self.scheduler.list_schedules().group_name(&self.group).send().await.unwrap();
+        let list = self
+            .scheduler
+            .list_schedules()
+            .group_name(&self.group)
+            .send()
+            .await
+            .unwrap();
         let mut out = Vec::new();
         for s in list.schedules() {
             let name = s.name().unwrap().to_string();
-            let got = self.scheduler.get_schedule().name(&name).group_name(&self.group).send().await.unwrap();
-            let input: Value = serde_json::from_str(got.target().unwrap().input().unwrap()).unwrap();
+            let got = self
+                .scheduler
+                .get_schedule()
+                .name(&name)
+                .group_name(&self.group)
+                .send()
+                .await
+                .unwrap();
+            let input: Value =
+                serde_json::from_str(got.target().unwrap().input().unwrap()).unwrap();
             assert_eq!(got.target().unwrap().arn(), ARN);
-            assert!(got.schedule_expression().unwrap().starts_with("at("), "{:?}", got.schedule_expression());
+            assert!(
+                got.schedule_expression().unwrap().starts_with("at("),
+                "{:?}",
+                got.schedule_expression()
+            );
             out.push((name, input));
         }
         out
@@ -91,10 +137,19 @@ fn stream_batch(records: &[(&str, &str)]) -> Value {
     let mut event = StreamEvent::default();
     for (i, (id, seq)) in records.iter().enumerate() {
         let mut change = StreamRecord::default();
-        change.keys.insert("pk".into(), serde_dynamo::AttributeValue::S(format!("exec#{id}")));
-        change.keys.insert("sk".into(), serde_dynamo::AttributeValue::S(format!("in#01J{i:023}")));
+        change.keys.insert(
+            "pk".into(),
+            serde_dynamo::AttributeValue::S(format!("exec#{id}")),
+        );
+        change.keys.insert(
+            "sk".into(),
+            serde_dynamo::AttributeValue::S(format!("in#01J{i:023}")),
+        );
         change.new_image = change.keys.clone();
-        change.new_image.insert("kind".into(), serde_dynamo::AttributeValue::S("signal".into()));
+        change.new_image.insert(
+            "kind".into(),
+            serde_dynamo::AttributeValue::S("signal".into()),
+        );
         change.sequence_number = Some(seq.to_string());
         change.size_bytes = 120;
         let record = EventRecord {
@@ -117,16 +172,35 @@ fn start_runs_the_swap_to_the_end_and_is_idempotent() {
     run(async {
         let f = fixture().await;
         let input = json!({"a": "alice", "b": "bob", "foo": 10, "bar": 20, "fail_at_step": null});
-        let v = f.call(json!({"action": "start", "workflow": "swap", "id": "s1", "input": input})).await.unwrap();
+        let v = f
+            .call(json!({"action": "start", "workflow": "swap", "id": "s1", "input": input}))
+            .await
+            .unwrap();
         assert_eq!(v["status"], "completed", "{v}");
         assert_eq!(v["output"]["status"], "succeeded");
         assert_eq!(v["created"], true);
-        let again = f.call(json!({"action": "start", "workflow": "swap", "id": "s1", "input": input})).await.unwrap();
-        assert_eq!((again["created"].as_bool(), again["journal_len"].as_u64()), (Some(false), Some(6)), "{again}");
+        let again = f
+            .call(json!({"action": "start", "workflow": "swap", "id": "s1", "input": input}))
+            .await
+            .unwrap();
+        assert_eq!(
+            (again["created"].as_bool(), again["journal_len"].as_u64()),
+            (Some(false), Some(6)),
+            "{again}"
+        );
         let failing = json!({"a": "alice", "b": "bob", "foo": 10, "bar": 20, "fail_at_step": 3});
-        let v = f.call(json!({"action": "start", "workflow": "swap", "id": "s2", "input": failing})).await.unwrap();
+        let v = f
+            .call(json!({"action": "start", "workflow": "swap", "id": "s2", "input": failing}))
+            .await
+            .unwrap();
         assert_eq!(v["status"], "failed");
-        assert!(v["failure"]["message"].as_str().unwrap().contains("compensated: refund bar to bob, refund foo to alice"), "{v}");
+        assert!(
+            v["failure"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("compensated: refund bar to bob, refund foo to alice"),
+            "{v}"
+        );
     })
 }
 
@@ -134,19 +208,46 @@ fn start_runs_the_swap_to_the_end_and_is_idempotent() {
 fn a_signal_is_written_then_its_stream_record_advances_the_execution() {
     run(async {
         let f = fixture().await;
-        let v = f.call(json!({"action": "start", "workflow": "collect", "id": "c1", "input": 1})).await.unwrap();
+        let v = f
+            .call(json!({"action": "start", "workflow": "collect", "id": "c1", "input": 1}))
+            .await
+            .unwrap();
         assert_eq!(v["status"], "waiting");
-        let v = f.call(json!({"action": "signal", "id": "c1", "name": "go", "payload": {"n": 7}})).await.unwrap();
+        let v = f
+            .call(json!({"action": "signal", "id": "c1", "name": "go", "payload": {"n": 7}}))
+            .await
+            .unwrap();
         assert!(v["delivered"].is_string());
         // Writing the signal does not advance: the stream does.
-        assert_eq!(f.call(json!({"action": "status", "id": "c1"})).await.unwrap()["status"], "waiting");
+        assert_eq!(
+            f.call(json!({"action": "status", "id": "c1"}))
+                .await
+                .unwrap()["status"],
+            "waiting"
+        );
         let r = f.call(stream_batch(&[("c1", "100")])).await.unwrap();
         assert_eq!(r, json!({"batchItemFailures": []}));
-        let st = f.call(json!({"action": "status", "id": "c1"})).await.unwrap();
-        assert_eq!((st["status"].as_str(), &st["output"]), (Some("completed"), &json!([{"n": 7}])));
+        let st = f
+            .call(json!({"action": "status", "id": "c1"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            (st["status"].as_str(), &st["output"]),
+            (Some("completed"), &json!([{"n": 7}]))
+        );
         // The same record again, and an older one after it: harmless.
-        assert_eq!(f.call(stream_batch(&[("c1", "100"), ("c1", "99")])).await.unwrap(), json!({"batchItemFailures": []}));
-        assert_eq!(f.call(json!({"action": "status", "id": "c1"})).await.unwrap()["journal_len"], 3);
+        assert_eq!(
+            f.call(stream_batch(&[("c1", "100"), ("c1", "99")]))
+                .await
+                .unwrap(),
+            json!({"batchItemFailures": []})
+        );
+        assert_eq!(
+            f.call(json!({"action": "status", "id": "c1"}))
+                .await
+                .unwrap()["journal_len"],
+            3
+        );
     })
 }
 
@@ -154,12 +255,31 @@ fn a_signal_is_written_then_its_stream_record_advances_the_execution() {
 fn a_failing_execution_fails_only_its_own_records() {
     run(async {
         let f = fixture().await;
-        f.call(json!({"action": "start", "workflow": "collect", "id": "ok", "input": 1})).await.unwrap();
-        f.call(json!({"action": "signal", "id": "ok", "name": "go", "payload": 1})).await.unwrap();
+        f.call(json!({"action": "start", "workflow": "collect", "id": "ok", "input": 1}))
+            .await
+            .unwrap();
+        f.call(json!({"action": "signal", "id": "ok", "name": "go", "payload": 1}))
+            .await
+            .unwrap();
         // "ghost" does not exist: its advance fails, its records are retried.
-        let r = f.call(stream_batch(&[("ghost", "200"), ("ok", "201"), ("ghost", "202")])).await.unwrap();
-        assert_eq!(r, json!({"batchItemFailures": [{"itemIdentifier": "200"}, {"itemIdentifier": "202"}]}));
-        assert_eq!(f.call(json!({"action": "status", "id": "ok"})).await.unwrap()["status"], "completed");
+        let r = f
+            .call(stream_batch(&[
+                ("ghost", "200"),
+                ("ok", "201"),
+                ("ghost", "202"),
+            ]))
+            .await
+            .unwrap();
+        assert_eq!(
+            r,
+            json!({"batchItemFailures": [{"itemIdentifier": "200"}, {"itemIdentifier": "202"}]})
+        );
+        assert_eq!(
+            f.call(json!({"action": "status", "id": "ok"}))
+                .await
+                .unwrap()["status"],
+            "completed"
+        );
     })
 }
 
@@ -167,19 +287,30 @@ fn a_failing_execution_fails_only_its_own_records() {
 fn a_durable_timer_schedules_a_wake_that_finishes_it() {
     run(async {
         let f = fixture().await;
-        let v = f.call(json!({"action": "start", "workflow": "nap", "id": "n1", "input": 2000})).await.unwrap();
+        let v = f
+            .call(json!({"action": "start", "workflow": "nap", "id": "n1", "input": 2000}))
+            .await
+            .unwrap();
         assert_eq!(v["status"], "waiting", "{v}");
         let schedules = f.schedules().await;
         assert_eq!(schedules.len(), 1, "{schedules:?}");
         let wake = schedules[0].1.clone();
-        assert_eq!((wake["action"].as_str(), wake["id"].as_str()), (Some("wake"), Some("n1")));
+        assert_eq!(
+            (wake["action"].as_str(), wake["id"].as_str()),
+            (Some("wake"), Some("n1"))
+        );
         // Delivered early (clock skew, a duplicate): harmless, still waiting.
         assert_eq!(f.call(wake.clone()).await.unwrap()["outcome"], "waiting");
         tokio::time::sleep(Duration::from_millis(2100)).await;
         assert_eq!(f.call(wake.clone()).await.unwrap()["outcome"], "completed");
         // Again (a duplicate delivery): harmless.
         assert_eq!(f.call(wake).await.unwrap()["outcome"], "completed");
-        assert_eq!(f.call(json!({"action": "status", "id": "n1"})).await.unwrap()["journal_len"], 4);
+        assert_eq!(
+            f.call(json!({"action": "status", "id": "n1"}))
+                .await
+                .unwrap()["journal_len"],
+            4
+        );
     })
 }
 
@@ -190,10 +321,21 @@ fn a_timer_that_no_longer_matters_has_its_schedule_deleted() {
         // Waits for `approve` with a one-hour timeout: one schedule.
         f.call(json!({"action": "start", "workflow": "approval", "id": "a1", "input": {"delay_ms": 0, "timeout_ms": 3_600_000}})).await.unwrap();
         assert_eq!(f.schedules().await.len(), 1);
-        f.call(json!({"action": "signal", "id": "a1", "name": "approve", "payload": true})).await.unwrap();
+        f.call(json!({"action": "signal", "id": "a1", "name": "approve", "payload": true}))
+            .await
+            .unwrap();
         f.call(stream_batch(&[("a1", "300")])).await.unwrap();
-        assert_eq!(f.call(json!({"action": "status", "id": "a1"})).await.unwrap()["output"], json!({"approved": true}));
-        assert_eq!(f.schedules().await.len(), 0, "the timeout's schedule was deleted");
+        assert_eq!(
+            f.call(json!({"action": "status", "id": "a1"}))
+                .await
+                .unwrap()["output"],
+            json!({"approved": true})
+        );
+        assert_eq!(
+            f.schedules().await.len(),
+            0,
+            "the timeout's schedule was deleted"
+        );
     })
 }
 
@@ -208,14 +350,22 @@ fn near_the_deadline_the_driver_stops_at_a_step_and_schedules_a_continuation() {
             .await
             .unwrap();
         assert_eq!(v["outcome"], "continuing", "{v}");
-        assert!(Timestamp::now_system() < deadline, "stopped before the deadline");
+        assert!(
+            Timestamp::now_system() < deadline,
+            "stopped before the deadline"
+        );
         let done = v["journal_len"].as_u64().unwrap();
         assert!((2..7).contains(&done), "{v}");
         let schedules = f.schedules().await;
         assert_eq!(schedules.len(), 1);
         let r = f.call(schedules[0].1.clone()).await.unwrap();
         assert_eq!(r["outcome"], "completed", "{r}");
-        assert_eq!(f.call(json!({"action": "status", "id": "long"})).await.unwrap()["journal_len"], 8);
+        assert_eq!(
+            f.call(json!({"action": "status", "id": "long"}))
+                .await
+                .unwrap()["journal_len"],
+            8
+        );
     })
 }
 
@@ -223,14 +373,31 @@ fn near_the_deadline_the_driver_stops_at_a_step_and_schedules_a_continuation() {
 fn the_sweep_finds_due_executions_whose_wake_was_lost() {
     run(async {
         let f = fixture().await;
-        f.call(json!({"action": "start", "workflow": "nap", "id": "lost", "input": 1500})).await.unwrap();
+        f.call(json!({"action": "start", "workflow": "nap", "id": "lost", "input": 1500}))
+            .await
+            .unwrap();
         for (name, _) in f.schedules().await {
-            f.scheduler.delete_schedule().name(name).group_name(&f.group).send().await.unwrap();
+            f.scheduler
+                .delete_schedule()
+                .name(name)
+                .group_name(&f.group)
+                .send()
+                .await
+                .unwrap();
         }
         tokio::time::sleep(Duration::from_millis(1600)).await;
         let r = f.call(json!({"action": "sweep"})).await.unwrap();
-        assert_eq!((r["found"].as_u64(), r["advanced"].as_u64()), (Some(1), Some(1)), "{r}");
-        assert_eq!(f.call(json!({"action": "status", "id": "lost"})).await.unwrap()["status"], "completed");
+        assert_eq!(
+            (r["found"].as_u64(), r["advanced"].as_u64()),
+            (Some(1), Some(1)),
+            "{r}"
+        );
+        assert_eq!(
+            f.call(json!({"action": "status", "id": "lost"}))
+                .await
+                .unwrap()["status"],
+            "completed"
+        );
     })
 }
 
@@ -243,18 +410,36 @@ fn malformed_events_get_a_clear_error_and_change_nothing() {
             (json!([1, 2]), "unrecognized event"),
             (json!({"action": "explode"}), "unknown variant"),
             (json!({"action": "start"}), "missing field `workflow`"),
-            (json!({"action": "start", "workflow": "swap", "id": "a b"}), "whitespace"),
-            (json!({"action": "signal", "id": "x", "name": "go", "extra": 1}), "unknown field"),
-            (json!({"Records": [{"eventName": "INSERT"}]}), "not a DynamoDB stream batch"),
+            (
+                json!({"action": "start", "workflow": "swap", "id": "a b"}),
+                "whitespace",
+            ),
+            (
+                json!({"action": "signal", "id": "x", "name": "go", "extra": 1}),
+                "unknown field",
+            ),
+            (
+                json!({"Records": [{"eventName": "INSERT"}]}),
+                "not a DynamoDB stream batch",
+            ),
         ] {
             let err = f.call(event.clone()).await.unwrap_err();
             assert!(err.error_type.starts_with("CRN401"), "{event}: {err:?}");
             assert!(err.message.contains(words), "{event}: {}", err.message);
         }
-        let err = f.call(json!({"action": "signal", "id": "nobody", "name": "go"})).await.unwrap_err();
+        let err = f
+            .call(json!({"action": "signal", "id": "nobody", "name": "go"}))
+            .await
+            .unwrap_err();
         assert_eq!(err.error_type, "CRN201.ExecutionNotFound");
-        let err = f.call(json!({"action": "start", "workflow": "nope", "input": 1})).await.unwrap_err();
-        assert!(err.error_type.starts_with("CRN402") || err.error_type.starts_with("CRN400"), "{err:?}");
+        let err = f
+            .call(json!({"action": "start", "workflow": "nope", "input": 1}))
+            .await
+            .unwrap_err();
+        assert!(
+            err.error_type.starts_with("CRN402") || err.error_type.starts_with("CRN400"),
+            "{err:?}"
+        );
         let list = f.app.engine().list(ListFilter::default()).await.unwrap();
         assert!(list.is_empty(), "nothing was created: {list:?}");
     })
@@ -264,7 +449,8 @@ fn malformed_events_get_a_clear_error_and_change_nothing() {
 fn function_url_requests_get_http_responses() {
     run(async {
         let f = fixture().await;
-        let body = json!({"action": "start", "workflow": "collect", "id": "u1", "input": 1}).to_string();
+        let body =
+            json!({"action": "start", "workflow": "collect", "id": "u1", "input": 1}).to_string();
         let req = json!({
             "version": "2.0", "rawPath": "/", "rawQueryString": "", "headers": {"content-type": "application/json"},
             "requestContext": {"http": {"method": "POST", "path": "/"}, "requestId": "r1"},
@@ -278,4 +464,18 @@ fn function_url_requests_get_http_responses() {
         let r = f.call(bad).await.unwrap();
         assert_eq!(r["statusCode"], 400, "{r}");
     })
+}
+
+#[test]
+fn deadlines_are_read_as_epoch_or_as_a_duration() {
+    let now = Timestamp::from_millis(1_795_818_816_067);
+    assert_eq!(deadline(0, now), None);
+    assert_eq!(
+        deadline(600_000, now),
+        Some(Timestamp::from_millis(1_795_819_416_067))
+    );
+    assert_eq!(
+        deadline(1_795_818_900_000, now),
+        Some(Timestamp::from_millis(1_795_818_900_000))
+    );
 }

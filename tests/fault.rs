@@ -160,6 +160,25 @@ impl Store for FaultStore {
     fn suspend<'a>(&'a self, id: &'a ExecutionId, suspend: Suspend) -> StoreFuture<'a, ()> {
         Box::pin(self.around(Op::Suspend, Some(id), self.inner.suspend(id, suspend)))
     }
+    fn continue_as_new<'a>(&'a self, id: &'a ExecutionId, c: ContinueAsNew) -> StoreFuture<'a, ()> {
+        self.inner.continue_as_new(id, c)
+    }
+    fn load_run<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        run: u32,
+    ) -> StoreFuture<'a, Vec<cairn_core::Entry>> {
+        self.inner.load_run(id, run)
+    }
+    fn deliver_once<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        key: &'a str,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> StoreFuture<'a, Option<InboxItem>> {
+        self.inner.deliver_once(id, key, message, at)
+    }
     fn park<'a>(
         &'a self,
         id: &'a ExecutionId,

@@ -114,6 +114,7 @@ pub async fn start(
             id: id.clone(),
             input: Payload::json(&input),
             component: Some(component.hash.clone()),
+            parent: None,
         })
         .await
         .expect("start");

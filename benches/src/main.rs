@@ -108,6 +108,7 @@ async fn run_swap(
             id: id.clone(),
             input: Payload::from(SWAP_INPUT),
             component: Some(hash.clone()),
+            parent: None,
         })
         .await?;
     match engine.drive(&id, AdvanceOptions::default()).await? {
@@ -172,6 +173,7 @@ async fn main() -> Result<()> {
             id: id.clone(),
             input: Payload::json(&args.replay_steps),
             component: Some(testkit.hash.clone()),
+            parent: None,
         })
         .await?;
     engine.drive(&id, AdvanceOptions::default()).await?;

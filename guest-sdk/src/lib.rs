@@ -50,7 +50,7 @@ mod saga;
 pub use activity::ActivityCtx;
 pub use combinators::{Either, join, join_all, select, select_all};
 pub use failure::{Failure, FailureKind};
-pub use ops::{Activity, RetryPolicy, Signal, SignalWithTimeout, Timer};
+pub use ops::{Activity, Child, RetryPolicy, Signal, SignalWithTimeout, Timer};
 pub use runtime::{Ctx, LogLevel};
 pub use saga::{Saga, SagaReport};
 

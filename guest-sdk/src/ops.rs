@@ -198,6 +198,69 @@ impl<O> Drop for Activity<O> {
     }
 }
 
+/// A child execution; await it for the child's output (or its failure).
+#[must_use = "a child starts only when awaited"]
+pub struct Child<O> {
+    ctx: Ctx,
+    workflow: String,
+    id: String,
+    input: Result<Vec<u8>, String>,
+    leaf: Leaf,
+    _out: PhantomData<fn() -> O>,
+}
+
+impl<O: DeserializeOwned> Child<O> {
+    pub(crate) fn new(ctx: Ctx, workflow: &str, id: &str, input: &impl Serialize) -> Self {
+        Self {
+            ctx,
+            workflow: workflow.into(),
+            id: id.into(),
+            input: serde_json::to_vec(input).map_err(|e| e.to_string()),
+            leaf: Leaf::Unstarted,
+            _out: PhantomData,
+        }
+    }
+}
+
+impl<O: DeserializeOwned> Future for Child<O> {
+    type Output = Result<O, Failure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let input = match &this.input {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return Poll::Ready(Err(Failure::non_retryable(format!(
+                    "the input of child {} cannot be serialized: {e}",
+                    this.id
+                ))));
+            }
+        };
+        let (workflow, id) = (&this.workflow, &this.id);
+        this.leaf
+            .poll(&this.ctx, cx, || host::start_child(workflow, id, input))
+            .map(|r| match r? {
+                Completion::Child(Ok(bytes)) => serde_json::from_slice(&bytes).map_err(|e| {
+                    Failure::non_retryable(format!(
+                        "the output of child {} is not a valid {}: {e}",
+                        this.id,
+                        std::any::type_name::<O>()
+                    ))
+                }),
+                Completion::Child(Err(f)) => Err(Failure::from_wit(f)),
+                _ => Err(Failure::non_retryable(
+                    "the host answered a child with another kind of completion",
+                )),
+            })
+    }
+}
+
+impl<O> Drop for Child<O> {
+    fn drop(&mut self) {
+        self.leaf.drop_with(&self.ctx);
+    }
+}
+
 /// A durable timer; await it (`Err` only if the execution is cancelled).
 #[must_use = "a timer starts only when awaited"]
 pub struct Timer {

@@ -11,7 +11,7 @@ use crate::__private::WitFailure;
 use crate::__private::bindings::cairn::workflow::host;
 use crate::__private::bindings::cairn::workflow::types::{Completion, LogLevel as WitLevel, Wake};
 use crate::Failure;
-use crate::ops::{Activity, Signal, Timer};
+use crate::ops::{Activity, Child, Signal, Timer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
@@ -34,7 +34,11 @@ pub(crate) struct State {
     cancelled: HashMap<u32, String>,
     /// The cancel request's reason, once delivered.
     cancel_reason: Option<String>,
+    /// Query handlers, by name.
+    queries: HashMap<String, QueryHandler>,
 }
+
+type QueryHandler = Box<dyn Fn(&[u8]) -> Result<Vec<u8>, Failure>>;
 
 /// The workflow's handle on the host: start activities, timers and signal
 /// waits, read journal time and deterministic random numbers, log.
@@ -88,9 +92,58 @@ impl Ctx {
         host::random_u64()
     }
 
-    /// Entries in this execution's journal so far.
+    /// Entries in this run's journal so far. Long-lived loops should
+    /// [`Ctx::continue_as_new`] before it grows large.
     pub fn history_len(&self) -> u32 {
         host::history_len()
+    }
+
+    /// This execution's id.
+    pub fn execution_id(&self) -> String {
+        host::execution_id()
+    }
+
+    /// Starts child execution `id` of `workflow` (in this component) with
+    /// `input`; await it for the child's output. Cancelling this execution
+    /// cancels the child.
+    pub fn child<O: DeserializeOwned>(
+        &self,
+        workflow: &str,
+        id: &str,
+        input: &impl Serialize,
+    ) -> Child<O> {
+        Child::new(self.clone(), workflow, id, input)
+    }
+
+    /// Answers the query `name` with `handler` (called with the query's JSON
+    /// arguments, on a replayed instance: it must only read state).
+    pub fn on_query<A, R, F>(&self, name: &str, handler: F)
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        F: Fn(A) -> Result<R, Failure> + 'static,
+    {
+        let name_owned = name.to_string();
+        let h: QueryHandler = Box::new(move |args: &[u8]| {
+            let args: A = serde_json::from_slice(args).map_err(|e| {
+                Failure::non_retryable(format!(
+                    "the arguments of query '{name_owned}' are not valid: {e}"
+                ))
+            })?;
+            let out = handler(args)?;
+            serde_json::to_vec(&out)
+                .map_err(|e| Failure::non_retryable(format!("query '{name_owned}' result: {e}")))
+        });
+        self.state.borrow_mut().queries.insert(name.to_string(), h);
+    }
+
+    /// Ends this run and starts the next run of this same execution with
+    /// `input`, on a fresh journal. Use it to keep long-lived loops' journals
+    /// small (see [`Ctx::history_len`]). Does not return.
+    pub fn continue_as_new(&self, input: &impl Serialize) -> ! {
+        let bytes = serde_json::to_vec(input).expect("the next run's input serializes");
+        host::continue_as_new(&bytes);
+        unreachable!("the host stops the workflow at continue-as-new")
     }
 
     /// The reason, if this execution was asked to cancel.
@@ -199,6 +252,31 @@ fn block_on<T>(ctx: &Ctx, fut: impl Future<Output = T>) -> Result<T, Failure> {
                 if let Some(w) = w {
                     w.wake();
                 }
+            }
+            Wake::Query(q) => {
+                let answer = {
+                    let st = ctx.state.borrow();
+                    match st.queries.get(&q.name) {
+                        Some(h) => h(&q.args),
+                        None => {
+                            let mut known: Vec<&str> =
+                                st.queries.keys().map(String::as_str).collect();
+                            known.sort();
+                            Err(Failure::non_retryable(format!(
+                                "this workflow answers no query named '{}' (it answers: {})",
+                                q.name,
+                                if known.is_empty() {
+                                    "none".into()
+                                } else {
+                                    known.join(", ")
+                                }
+                            )))
+                        }
+                    }
+                };
+                let answer: Result<Vec<u8>, WitFailure> = answer.map_err(Into::into);
+                host::answer_query(answer.as_deref());
+                unreachable!("the host stops the workflow after a query");
             }
             Wake::CancelRequested(reason) => {
                 let mut st = ctx.state.borrow_mut();

@@ -55,13 +55,21 @@ fn main() {
     cargo_build(
         &root,
         &target_dir,
-        &["swap-saga", "hello", "cairn-testkit"],
+        &[
+            "swap-saga",
+            "hello",
+            "background-check",
+            "provision",
+            "cairn-testkit",
+        ],
         &[],
     );
     let mut consts = String::new();
     for (name, file) in [
         ("SWAP_SAGA", "swap_saga"),
         ("HELLO", "hello"),
+        ("BACKGROUND_CHECK", "background_check"),
+        ("PROVISION", "provision"),
         ("TESTKIT", "cairn_testkit"),
     ] {
         let dest = out.join(format!("{file}.wasm"));
@@ -81,5 +89,15 @@ fn main() {
     let dest = out.join("cairn_testkit_changed.wasm");
     std::fs::copy(wasm.join("cairn_testkit.wasm"), &dest).expect("copy guest");
     consts.push_str(&format!("/// `cairn_testkit.wasm` built with `--features changed`.\npub const TESTKIT_CHANGED: &str = {:?};\n", dest.display().to_string()));
+    // And a compatible change: a log line after the last step.
+    cargo_build(
+        &root,
+        &target_dir,
+        &["cairn-testkit"],
+        &["cairn-testkit/logged"],
+    );
+    let dest = out.join("cairn_testkit_logged.wasm");
+    std::fs::copy(wasm.join("cairn_testkit.wasm"), &dest).expect("copy guest");
+    consts.push_str(&format!("/// `cairn_testkit.wasm` built with `--features logged`.\npub const TESTKIT_LOGGED: &str = {:?};\n", dest.display().to_string()));
     std::fs::write(out.join("artifacts.rs"), consts).unwrap();
 }

@@ -5,6 +5,7 @@
 mod faults;
 mod inbox;
 mod racing;
+mod runs;
 
 /// Runs an async test body on a multi-threaded runtime (drivers race for real).
 pub fn run<F: std::future::Future>(f: F) -> F::Output {

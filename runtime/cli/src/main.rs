@@ -197,7 +197,36 @@ enum Command {
     History {
         /// Execution id.
         id: String,
+        /// An earlier run (after continue-as-new); default: the current one.
+        #[arg(long)]
+        run: Option<u32>,
         /// As a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running execution a query (a handler its workflow registered
+    /// with ctx.on_query); nothing is written.
+    Query {
+        /// Execution id.
+        id: String,
+        /// Query name.
+        name: String,
+        /// Arguments as JSON, or @file.json.
+        #[arg(default_value = "null")]
+        args: String,
+    },
+    /// Replay stored journals of the component's workflows against it, before
+    /// promoting it: exit 0 if every one is compatible, 1 if any diverges.
+    ReplayCheck {
+        /// The new component (.wasm).
+        component: PathBuf,
+        /// Only this workflow (default: every workflow the component holds).
+        #[arg(long, short = 'w')]
+        workflow: Option<String>,
+        /// Check at most this many executions per workflow, most recent first.
+        #[arg(long, default_value_t = 100)]
+        sample: usize,
+        /// As JSON.
         #[arg(long)]
         json: bool,
     },
@@ -502,11 +531,76 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             render::list(&list, json);
             Ok(exit::OK)
         }
-        Command::History { id, json } => {
+        Command::History { id, run, json } => {
             let ctx = build(&g, false, &ActivityArgs::default()).await?;
-            let ex = ctx.engine.load(&parse_id(&id)?).await?;
+            let mut ex = ctx.engine.load(&parse_id(&id)?).await?;
+            if let Some(run) = run.filter(|r| *r != ex.meta.run) {
+                if run == 0 || run > ex.meta.run {
+                    bail!(
+                        "{} execution {id} has runs 1 to {}",
+                        cairn_core::ErrorCode::BadInput,
+                        ex.meta.run
+                    );
+                }
+                ex.journal = ctx.engine.store().load_run(&ex.meta.id, run).await?;
+                ex.inbox.clear();
+            }
             render::history(&ex, json);
             Ok(exit::OK)
+        }
+        Command::Query { id, name, args } => {
+            let ctx = build(&g, false, &ActivityArgs::default()).await?;
+            let args = parse_json_arg("the query's arguments", &args)?;
+            match ctx.engine.query(&parse_id(&id)?, &name, args).await? {
+                Ok(answer) => {
+                    println!("{}", String::from_utf8_lossy(answer.as_bytes()));
+                    Ok(exit::OK)
+                }
+                Err(failure) => {
+                    eprintln!("✘ query '{name}' failed: {failure}");
+                    Ok(exit::FAILED)
+                }
+            }
+        }
+        Command::ReplayCheck {
+            component,
+            workflow,
+            sample,
+            json,
+        } => {
+            let ctx = build(&g, false, &ActivityArgs::default()).await?;
+            let loaded = ctx
+                .engine
+                .add_component(read_component(&component)?)
+                .await?;
+            let workflows: Vec<String> = match workflow {
+                Some(w) => {
+                    loaded.check_workflow(&w)?;
+                    vec![w]
+                }
+                None => loaded.info.workflows.clone(),
+            };
+            let mut results = Vec::new();
+            for w in &workflows {
+                let list = ctx
+                    .engine
+                    .list(ListFilter {
+                        status: vec![],
+                        workflow: Some(w.clone()),
+                        limit: sample,
+                    })
+                    .await?;
+                for meta in list {
+                    let outcome = ctx.engine.replay(&meta.id, Some(&loaded.hash)).await?;
+                    results.push((meta, outcome));
+                }
+            }
+            Ok(render::replay_check(
+                &component,
+                &loaded.hash,
+                &results,
+                json,
+            ))
         }
         Command::Inspect { component, json } => {
             let bytes = read_component(&component)?;
@@ -588,6 +682,7 @@ async fn start_execution(
             id: id.clone(),
             input,
             component: hash,
+            parent: None,
         })
         .await?;
     if started.created {
@@ -618,31 +713,88 @@ async fn drive(
 ) -> Result<Advance, EngineError> {
     let mut opts = opts;
     loop {
-        let r = ctx.engine.drive(id, opts.clone()).await?;
+        let r = ctx.engine.advance(id, opts.clone()).await?;
         opts.component = None;
         match &r {
             Advance::Suspended {
-                wake_at: None,
+                wake_at,
                 waiting_on,
-            } if watch => {
-                ctx.printer.note(&format!(
-                    "… {id} waits for {waiting_on}: send it from another terminal with `cairn signal {id} <name> '<json>'`"
-                ));
-                wait_for_inbox(ctx, id).await?;
+            } => {
+                // This process drives the execution and its children: the
+                // next wake of any of them (with --skip-time: at once).
+                let next = next_wake_in_family(ctx, id).await?.or(*wake_at);
+                match next {
+                    Some(t) => {
+                        ctx.engine.clock().sleep_until(t).await;
+                        wake_family(ctx, id).await?;
+                    }
+                    None if watch => {
+                        ctx.printer.note(&format!(
+                            "… {id} waits for {waiting_on}: send it from another terminal with `cairn signal <id> <name> '<json>'`"
+                        ));
+                        wait_for_inbox(ctx, id).await?;
+                    }
+                    None => return Ok(r),
+                }
             }
+            Advance::Yielded => {}
             Advance::Conflict { .. } if watch => {
                 // Another process (a `cairn signal`) is advancing it: follow.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let meta = ctx.engine.store().meta(id).await?;
-                // Waiting for a signal: watch the inbox; anything else: advance
-                // again (it returns the finished, parked or waiting state).
-                if meta.status == Status::Waiting && meta.wake_at.is_none() {
-                    wait_for_inbox(ctx, id).await?;
-                }
             }
             _ => return Ok(r),
         }
     }
+}
+
+/// The execution and the children it still waits for, transitively.
+async fn family(
+    ctx: &Ctx,
+    id: &ExecutionId,
+) -> Result<Vec<cairn_core::ExecutionMeta>, EngineError> {
+    let mut out = Vec::new();
+    let mut todo = vec![id.clone()];
+    while let Some(next) = todo.pop() {
+        let ex = ctx.engine.load(&next).await?;
+        let done: std::collections::HashSet<u32> = ex
+            .journal
+            .iter()
+            .filter(|e| matches!(e.event, cairn_core::Event::ChildCompleted { .. }))
+            .filter_map(|e| e.event.seq())
+            .collect();
+        for e in &ex.journal {
+            if let cairn_core::Event::ChildStarted { seq, child_id, .. } = &e.event
+                && !done.contains(seq)
+            {
+                todo.push(child_id.clone());
+            }
+        }
+        out.push(ex.meta);
+    }
+    Ok(out)
+}
+
+async fn next_wake_in_family(
+    ctx: &Ctx,
+    id: &ExecutionId,
+) -> Result<Option<Timestamp>, EngineError> {
+    Ok(family(ctx, id)
+        .await?
+        .iter()
+        .filter(|m| m.status == Status::Waiting)
+        .filter_map(|m| m.wake_at)
+        .min())
+}
+
+/// Advances the family members whose wake has come.
+async fn wake_family(ctx: &Ctx, id: &ExecutionId) -> Result<(), EngineError> {
+    let now = ctx.engine.clock().now();
+    for m in family(ctx, id).await? {
+        if &m.id != id && m.status == Status::Waiting && m.wake_at.is_some_and(|t| t <= now) {
+            ctx.engine.advance(&m.id, AdvanceOptions::default()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Local-only convenience: polls the SQLite file for an inbox change (the

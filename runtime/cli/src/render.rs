@@ -281,6 +281,16 @@ pub fn history(ex: &Execution, as_json: bool) {
         m.status,
         m.component.short()
     );
+    let shown = match ex.journal.first().map(|e| &e.event) {
+        Some(Event::Started { run, .. }) => *run,
+        _ => m.run,
+    };
+    if m.run > 1 || shown != m.run {
+        println!(
+            "  run {shown} of {} (continue-as-new; see the others with `cairn history {} --run N`)",
+            m.run, m.id
+        );
+    }
     let mut prev = None;
     for e in &ex.journal {
         let gap = prev
@@ -322,4 +332,79 @@ pub fn inspect(path: &Path, c: &LoadedComponent, as_json: bool) {
     println!("  sdk         {}", c.info.sdk);
     println!("  workflows   {}", c.info.workflows.join(", "));
     println!("  activities  {}", c.info.activities.join(", "));
+}
+
+/// Prints replay-check results; returns the exit code (1 if any diverges).
+pub fn replay_check(
+    path: &Path,
+    hash: &cairn_core::ComponentHash,
+    results: &[(ExecutionMeta, cairn_engine::ReplayOutcome)],
+    as_json: bool,
+) -> u8 {
+    use cairn_engine::ReplayOutcome;
+    let bad = results
+        .iter()
+        .filter(|(_, o)| !matches!(o, ReplayOutcome::Compatible { .. }))
+        .count();
+    if as_json {
+        let v: Vec<Value> = results
+            .iter()
+            .map(|(m, o)| match o {
+                ReplayOutcome::Compatible { entries, finished } => {
+                    json!({"id": m.id, "workflow": m.workflow, "compatible": true, "entries": entries, "finished": finished})
+                }
+                ReplayOutcome::Diverged(n) => json!({
+                    "id": m.id, "workflow": m.workflow, "compatible": false,
+                    "code": n.code, "index": n.index, "expected": n.expected, "got": n.got,
+                }),
+                ReplayOutcome::Failed(f) => json!({"id": m.id, "workflow": m.workflow, "compatible": false, "error": f}),
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"component": hash, "executions": v, "diverged": bad})
+            )
+            .expect("json")
+        );
+    } else {
+        println!(
+            "replaying {} stored execution(s) against {} ({})",
+            results.len(),
+            path.display(),
+            hash.short()
+        );
+        for (m, o) in results {
+            match o {
+                ReplayOutcome::Compatible { entries, finished } => {
+                    let how = if *finished {
+                        "to its result"
+                    } else {
+                        "to where it waits"
+                    };
+                    println!(
+                        "  ✔ {:<36} compatible ({entries} entries, {how})",
+                        m.id.as_str()
+                    );
+                }
+                ReplayOutcome::Diverged(n) => println!(
+                    "  ✘ {:<36} diverges at entry {} ({}): expected {}, but the new code {}",
+                    m.id.as_str(),
+                    n.index,
+                    n.code,
+                    n.expected,
+                    n.got
+                ),
+                ReplayOutcome::Failed(f) => println!("  ✘ {:<36} fails: {f}", m.id.as_str()),
+            }
+        }
+        if bad == 0 {
+            println!("compatible: every execution replays the same");
+        } else {
+            println!(
+                "{bad} execution(s) would diverge: do not promote this component (running executions stay pinned to theirs)"
+            );
+        }
+    }
+    if bad == 0 { 0 } else { 1 }
 }

@@ -10,7 +10,7 @@
 //! [`JOURNAL_FORMAT_VERSION`]; a reader refuses versions it does not know
 //! instead of guessing.
 
-use crate::{ComponentHash, Failure, FailureKind, Payload, Timestamp};
+use crate::{ComponentHash, ExecutionId, Failure, FailureKind, Payload, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The encoding version written by this build.
@@ -41,6 +41,12 @@ pub enum Event {
         component: ComponentHash,
         /// Seed of the execution's deterministic random numbers.
         seed: u64,
+        /// The run (1, then +1 at each continue-as-new).
+        #[serde(default = "first_run", skip_serializing_if = "is_first_run")]
+        run: u32,
+        /// The parent execution and its operation, for a child execution.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ParentRef>,
     },
     /// An activity finished (successfully or for good).
     ActivityCompleted {
@@ -99,6 +105,28 @@ pub enum Event {
         /// The inbox item it consumed.
         inbox_id: String,
     },
+    /// A child execution was created (or found, if it already existed).
+    ChildStarted {
+        /// Operation sequence number.
+        seq: u32,
+        /// The child's workflow.
+        workflow: String,
+        /// The child's execution id.
+        child_id: ExecutionId,
+        /// [`crate::input_hash`] of the child's input.
+        input_hash: u64,
+    },
+    /// A child execution finished; its result came through the inbox.
+    ChildCompleted {
+        /// Operation sequence number.
+        seq: u32,
+        /// The child's execution id.
+        child_id: ExecutionId,
+        /// Its output or failure.
+        result: Result<Payload, Failure>,
+        /// The inbox item it consumed.
+        inbox_id: String,
+    },
     /// A cancel request was taken from the inbox and delivered.
     CancelRequested {
         /// Why.
@@ -116,6 +144,30 @@ pub enum Event {
         /// The failure.
         failure: Failure,
     },
+    /// The workflow asked to continue as new: this run's journal is closed
+    /// and the next run starts with `input`. Final for the run, not for the
+    /// execution.
+    ContinuedAsNew {
+        /// The next run's input.
+        input: Payload,
+    },
+}
+
+/// A child's link to its parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    /// The parent execution.
+    pub id: ExecutionId,
+    /// The parent's operation that started the child.
+    pub seq: u32,
+}
+
+fn first_run() -> u32 {
+    1
+}
+
+fn is_first_run(run: &u32) -> bool {
+    *run == 1
 }
 
 impl Event {
@@ -128,6 +180,9 @@ impl Event {
             Self::TimerStarted { .. } => "timer-started",
             Self::TimerFired { .. } => "timer-fired",
             Self::SignalReceived { .. } => "signal-received",
+            Self::ChildStarted { .. } => "child-started",
+            Self::ChildCompleted { .. } => "child-completed",
+            Self::ContinuedAsNew { .. } => "continued-as-new",
             Self::CancelRequested { .. } => "cancel-requested",
             Self::Completed { .. } => "completed",
             Self::Failed { .. } => "failed",
@@ -141,7 +196,9 @@ impl Event {
             | Self::ActivityRetrying { seq, .. }
             | Self::TimerStarted { seq, .. }
             | Self::TimerFired { seq, .. }
-            | Self::SignalReceived { seq, .. } => Some(*seq),
+            | Self::SignalReceived { seq, .. }
+            | Self::ChildStarted { seq, .. }
+            | Self::ChildCompleted { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -153,13 +210,18 @@ impl Event {
             Self::ActivityCompleted { name, .. }
             | Self::ActivityRetrying { name, .. }
             | Self::SignalReceived { name, .. } => Some(name),
+            Self::ChildStarted { workflow, .. } => Some(workflow),
+            Self::ChildCompleted { child_id, .. } => Some(child_id.as_str()),
             _ => None,
         }
     }
 
     /// Whether this entry closes the journal.
     pub fn is_final(&self) -> bool {
-        matches!(self, Self::Completed { .. } | Self::Failed { .. })
+        matches!(
+            self,
+            Self::Completed { .. } | Self::Failed { .. } | Self::ContinuedAsNew { .. }
+        )
     }
 
     /// A one-line summary of the entry's payload for human output.
@@ -209,6 +271,14 @@ impl Event {
             Self::SignalReceived { payload, .. } => payload.preview(max),
             Self::CancelRequested { reason, .. } => trim(reason, max),
             Self::Completed { output } => output.preview(max),
+            Self::ChildStarted { child_id, .. } => format!("child {child_id}"),
+            Self::ChildCompleted {
+                result: Ok(out), ..
+            } => format!("ok {}", out.preview(max)),
+            Self::ChildCompleted { result: Err(f), .. } => {
+                format!("{}: {}", f.kind.as_str(), trim(&f.message, max))
+            }
+            Self::ContinuedAsNew { input } => format!("next run with {}", input.preview(max)),
             Self::Failed { failure } => {
                 format!("{}: {}", failure.kind.as_str(), trim(&failure.message, max))
             }
@@ -333,6 +403,34 @@ mod tests {
                 input: Payload::from(r#"{"a":"alice"}"#),
                 component: hash(),
                 seed: 7,
+                run: 1,
+                parent: None,
+            },
+            Event::Started {
+                workflow: "county".into(),
+                input: Payload::from("{}"),
+                component: hash(),
+                seed: 8,
+                run: 3,
+                parent: Some(ParentRef {
+                    id: ExecutionId::new("bc-1").unwrap(),
+                    seq: 4,
+                }),
+            },
+            Event::ChildStarted {
+                seq: 4,
+                workflow: "county".into(),
+                child_id: ExecutionId::new("bc-1/county/Kings").unwrap(),
+                input_hash: 9,
+            },
+            Event::ChildCompleted {
+                seq: 4,
+                child_id: ExecutionId::new("bc-1/county/Kings").unwrap(),
+                result: Ok(Payload::from("{}")),
+                inbox_id: "child.bc-1/county/Kings".into(),
+            },
+            Event::ContinuedAsNew {
+                input: Payload::from("{\"n\":3}"),
             },
             Event::ActivityCompleted {
                 seq: 1,

@@ -78,6 +78,9 @@ pub enum ErrorCode {
     /// The component named by hash is not in the store.
     #[serde(rename = "CRN402")]
     ComponentNotFound,
+    /// The execution cannot answer queries now (it has finished).
+    #[serde(rename = "CRN403")]
+    QueryUnavailable,
 }
 
 impl ErrorCode {
@@ -105,6 +108,7 @@ impl ErrorCode {
             Self::UnknownWorkflow => "CRN400",
             Self::BadInput => "CRN401",
             Self::ComponentNotFound => "CRN402",
+            Self::QueryUnavailable => "CRN403",
         }
     }
 }

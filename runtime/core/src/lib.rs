@@ -30,7 +30,7 @@ pub mod store_suite;
 pub mod testing;
 
 pub use clock::{Clock, SimClock, Timestamp};
-pub use entry::{Entry, Event, JOURNAL_FORMAT_VERSION};
+pub use entry::{Entry, Event, JOURNAL_FORMAT_VERSION, ParentRef};
 pub use error::{ErrorCode, Nondeterminism};
 pub use failure::{Failure, FailureKind};
 pub use id::{ComponentHash, ExecutionId, InvalidId};
@@ -38,8 +38,8 @@ pub use memory::MemoryStore;
 pub use payload::Payload;
 pub use replay::{Command, Completion, PendingCommand, Replay, Wait};
 pub use store::{
-    Append, Created, Execution, ExecutionMeta, InboxItem, InboxMessage, ListFilter, NewExecution,
-    ParkInfo, Status, Store, StoreError, StoreFuture, Suspend,
+    Append, ContinueAsNew, Created, Execution, ExecutionMeta, InboxItem, InboxMessage, ListFilter,
+    NewExecution, ParkInfo, Status, Store, StoreError, StoreFuture, Suspend,
 };
 
 /// 64-bit FNV-1a: a stable, dependency-free hash of a guest call's input, used

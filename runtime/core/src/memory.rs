@@ -8,8 +8,17 @@ use std::sync::Mutex;
 #[derive(Debug, Clone)]
 struct Record {
     meta: ExecutionMeta,
-    journal: Vec<Entry>,
+    /// One journal per run; the last is the current one.
+    runs: Vec<Vec<Entry>>,
     inbox: Vec<InboxItem>,
+    /// Ids of consumed inbox items (so a keyed delivery stays once).
+    consumed: std::collections::HashSet<String>,
+}
+
+impl Record {
+    fn journal(&mut self) -> &mut Vec<Entry> {
+        self.runs.last_mut().expect("an execution has a run")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -93,8 +102,9 @@ impl Store for MemoryStore {
                 new.meta.id.clone(),
                 Record {
                     meta: new.meta,
-                    journal: vec![new.started],
+                    runs: vec![vec![new.started]],
                     inbox: Vec::new(),
+                    consumed: Default::default(),
                 },
             );
             Ok(Created::New)
@@ -107,7 +117,7 @@ impl Store for MemoryStore {
             let r = record(inner, id)?;
             Ok(Execution {
                 meta: r.meta.clone(),
-                journal: r.journal.clone(),
+                journal: r.journal().clone(),
                 inbox: r.inbox.clone(),
             })
         });
@@ -123,7 +133,7 @@ impl Store for MemoryStore {
         let r = self.with(|inner| {
             let r = record(inner, id)?;
             not_finished(r)?;
-            if append.entry.index as usize != r.journal.len() {
+            if append.run != r.meta.run || append.entry.index as usize != r.journal().len() {
                 return Err(StoreError::Conflict {
                     id: id.clone(),
                     reason: format!("journal entry {} already exists", append.entry.index),
@@ -136,7 +146,8 @@ impl Store for MemoryStore {
                         reason: format!("inbox item {item} was already consumed"),
                     });
                 };
-                r.inbox.remove(pos);
+                let item = r.inbox.remove(pos);
+                r.consumed.insert(item.id);
             }
             if let Some(status) = append.entry.event.final_status() {
                 r.meta.status = status;
@@ -144,7 +155,7 @@ impl Store for MemoryStore {
                 r.meta.waiting_on = None;
                 r.meta.updated_at = append.entry.at;
             }
-            r.journal.push(append.entry);
+            r.journal().push(append.entry);
             Ok(())
         });
         Box::pin(std::future::ready(r))
@@ -159,7 +170,7 @@ impl Store for MemoryStore {
                     reason: format!("execution is {}", r.meta.status),
                 });
             }
-            if r.journal.len() != s.journal_len as usize {
+            if s.run != r.meta.run || r.journal().len() != s.journal_len as usize {
                 return Err(StoreError::Conflict {
                     id: id.clone(),
                     reason: "the journal grew since it was loaded".into(),
@@ -230,6 +241,65 @@ impl Store for MemoryStore {
             r.meta.inbox_version += 1;
             r.meta.updated_at = at;
             Ok(item)
+        });
+        Box::pin(std::future::ready(r))
+    }
+
+    fn continue_as_new<'a>(&'a self, id: &'a ExecutionId, c: ContinueAsNew) -> StoreFuture<'a, ()> {
+        let r = self.with(|inner| {
+            let r = record(inner, id)?;
+            not_finished(r)?;
+            if r.meta.run != c.run || r.journal().len() != c.closing.index as usize {
+                return Err(StoreError::Conflict {
+                    id: id.clone(),
+                    reason: format!("run {} has moved on", c.run),
+                });
+            }
+            r.journal().push(c.closing);
+            r.runs.push(vec![c.next.clone()]);
+            r.meta.run = c.run + 1;
+            r.meta.status = Status::Running;
+            r.meta.wake_at = None;
+            r.meta.waiting_on = None;
+            r.meta.updated_at = c.next.at;
+            Ok(())
+        });
+        Box::pin(std::future::ready(r))
+    }
+
+    fn load_run<'a>(&'a self, id: &'a ExecutionId, run: u32) -> StoreFuture<'a, Vec<Entry>> {
+        let r = self.with(|inner| {
+            let r = record(inner, id)?;
+            Ok(r.runs
+                .get((run as usize).wrapping_sub(1))
+                .cloned()
+                .unwrap_or_default())
+        });
+        Box::pin(std::future::ready(r))
+    }
+
+    fn deliver_once<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        key: &'a str,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> StoreFuture<'a, Option<InboxItem>> {
+        let r = self.with(|inner| {
+            let r = record(inner, id)?;
+            not_finished(r)?;
+            if r.consumed.contains(key) || r.inbox.iter().any(|i| i.id == key) {
+                return Ok(None);
+            }
+            let item = InboxItem {
+                id: key.to_string(),
+                at,
+                message,
+            };
+            r.inbox.push(item.clone());
+            r.meta.inbox_version += 1;
+            r.meta.updated_at = at;
+            Ok(Some(item))
         });
         Box::pin(std::future::ready(r))
     }

@@ -19,9 +19,10 @@
 //! **Journal time.** [`Replay::now`] is the time of the latest entry delivered
 //! to the workflow (at first, the `started` entry): the same on every replay.
 
+use crate::entry::ParentRef;
 use crate::entry::human_duration;
 use crate::error::{ErrorCode, Nondeterminism};
-use crate::{ComponentHash, Entry, Event, Failure, Payload, Timestamp};
+use crate::{ComponentHash, Entry, Event, ExecutionId, Failure, Payload, Timestamp};
 use std::collections::HashMap;
 
 /// What the guest asks for; what the journal must agree with.
@@ -44,6 +45,15 @@ pub enum Command {
         /// Its name.
         name: String,
     },
+    /// Start a child execution and wait for its result.
+    Child {
+        /// The child's workflow.
+        workflow: String,
+        /// The child's execution id.
+        child_id: ExecutionId,
+        /// [`crate::input_hash`] of the child's input.
+        input_hash: u64,
+    },
 }
 
 impl Command {
@@ -56,6 +66,9 @@ impl Command {
                 format!("started a timer of {}", human_duration(*duration_ms))
             }
             Self::Signal { name } => format!("waited for signal '{name}'"),
+            Self::Child {
+                workflow, child_id, ..
+            } => format!("started child {child_id} (workflow '{workflow}')"),
         }
     }
 }
@@ -69,6 +82,8 @@ pub enum Completion {
     Timer,
     /// A signal's payload.
     Signal(Payload),
+    /// A child execution's output or failure.
+    Child(Result<Payload, Failure>),
 }
 
 /// The answer to `wait-any`.
@@ -120,13 +135,27 @@ pub enum PendingCommand {
         /// The signal's name.
         name: String,
     },
+    /// A child execution.
+    Child {
+        /// Its handle.
+        seq: u32,
+        /// The child's workflow.
+        workflow: String,
+        /// The child's id.
+        child_id: ExecutionId,
+        /// Whether its `child-started` entry is journaled.
+        started: bool,
+    },
 }
 
 impl PendingCommand {
     /// The handle.
     pub fn seq(&self) -> u32 {
         match self {
-            Self::Activity { seq, .. } | Self::Timer { seq, .. } | Self::Signal { seq, .. } => *seq,
+            Self::Activity { seq, .. }
+            | Self::Timer { seq, .. }
+            | Self::Signal { seq, .. }
+            | Self::Child { seq, .. } => *seq,
         }
     }
 }
@@ -152,6 +181,8 @@ struct SeqRecord {
     timer_started: Option<u32>,
     /// Index of its latest `activity-retrying` entry.
     retry: Option<u32>,
+    /// Index of its `child-started` entry.
+    child_started: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -255,6 +286,10 @@ impl Replay {
                 Event::TimerStarted { .. } | Event::TimerFired { .. },
                 Event::TimerStarted { .. } | Event::TimerFired { .. }
             ) | (Event::SignalReceived { .. }, Event::SignalReceived { .. })
+                | (
+                    Event::ChildStarted { .. } | Event::ChildCompleted { .. },
+                    Event::ChildStarted { .. } | Event::ChildCompleted { .. }
+                )
         );
         if !same_family {
             return Err(format!(
@@ -272,6 +307,7 @@ impl Replay {
         match entry.event {
             Event::ActivityRetrying { .. } => rec.retry = Some(entry.index),
             Event::TimerStarted { .. } => rec.timer_started = Some(entry.index),
+            Event::ChildStarted { .. } => rec.child_started = Some(entry.index),
             _ => {
                 rec.completion = Some(entry.index);
                 let cancelled = self
@@ -294,7 +330,16 @@ impl Replay {
                 input,
                 component,
                 seed,
+                ..
             } => (workflow, input, component, *seed),
+            _ => unreachable!("checked in Replay::new"),
+        }
+    }
+
+    /// The run number and the parent link of the `started` entry.
+    pub fn run_and_parent(&self) -> (u32, Option<&ParentRef>) {
+        match &self.entries[0].event {
+            Event::Started { run, parent, .. } => (*run, parent.as_ref()),
             _ => unreachable!("checked in Replay::new"),
         }
     }
@@ -307,6 +352,15 @@ impl Replay {
     /// Entries in the journal, new ones included.
     pub fn history_len(&self) -> u32 {
         self.entries.len() as u32
+    }
+
+    /// The reason of the first cancel request in the journal, if any.
+    pub fn cancel_reason(&self) -> Option<&str> {
+        let index = *self.cancels.first()?;
+        match &self.entries.get(index as usize)?.event {
+            Event::CancelRequested { reason, .. } => Some(reason),
+            _ => None,
+        }
     }
 
     /// The whole journal.
@@ -408,6 +462,7 @@ impl Replay {
                     Event::ActivityCompleted { result, .. } => Completion::Activity(result.clone()),
                     Event::TimerFired { .. } => Completion::Timer,
                     Event::SignalReceived { payload, .. } => Completion::Signal(payload.clone()),
+                    Event::ChildCompleted { result, .. } => Completion::Child(result.clone()),
                     other => unreachable!("indexed as a completion: {}", other.kind()),
                 };
                 self.now = self.now.max(entry.at);
@@ -509,6 +564,14 @@ impl Replay {
                     seq,
                     name: name.clone(),
                 },
+                Command::Child {
+                    workflow, child_id, ..
+                } => PendingCommand::Child {
+                    seq,
+                    workflow: workflow.clone(),
+                    child_id: child_id.clone(),
+                    started: journaled.is_some_and(|r| r.child_started.is_some()),
+                },
             });
         }
         out
@@ -576,6 +639,22 @@ fn mismatch(command: &Command, event: &Event) -> Option<String> {
             Event::TimerStarted { duration_ms: d, .. } | Event::TimerFired { duration_ms: d, .. },
         ) => duration_ms == d,
         (Command::Signal { name }, Event::SignalReceived { name: n, .. }) => name == n,
+        (
+            Command::Child {
+                workflow,
+                child_id,
+                input_hash,
+            },
+            Event::ChildStarted {
+                workflow: w,
+                child_id: c,
+                input_hash: h,
+                ..
+            },
+        ) => workflow == w && child_id == c && input_hash == h,
+        (Command::Child { child_id, .. }, Event::ChildCompleted { child_id: c, .. }) => {
+            child_id == c
+        }
         _ => false,
     };
     (!agrees).then(|| describe_entry(event))
@@ -608,6 +687,15 @@ pub fn describe_entry(event: &Event) -> String {
             )
         }
         Event::SignalReceived { seq, name, .. } => format!("signal '{name}' (operation #{seq})"),
+        Event::ChildStarted {
+            seq,
+            workflow,
+            child_id,
+            ..
+        } => format!("child {child_id} of workflow '{workflow}' (operation #{seq})"),
+        Event::ChildCompleted { seq, child_id, .. } => {
+            format!("the result of child {child_id} (operation #{seq})")
+        }
         Event::Completed { output } => format!("output {}", output.preview(60)),
         Event::Failed { failure } => format!("failure {failure}"),
         other => format!("'{}'", other.kind()),

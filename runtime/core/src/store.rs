@@ -116,6 +116,13 @@ pub struct ExecutionMeta {
     pub waiting_on: Option<String>,
     /// When parked: where replay diverged.
     pub parked: Option<ParkInfo>,
+    /// The current run (1, then +1 at each continue-as-new).
+    #[serde(default = "one")]
+    pub run: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A message for an execution's inbox.
@@ -133,6 +140,13 @@ pub enum InboxMessage {
     Cancel {
         /// Why.
         reason: String,
+    },
+    /// A child execution of this one finished.
+    ChildCompleted {
+        /// The child.
+        child_id: ExecutionId,
+        /// Its output or failure.
+        result: Result<Payload, crate::Failure>,
     },
 }
 
@@ -152,7 +166,7 @@ pub struct InboxItem {
 pub struct Execution {
     /// The meta record.
     pub meta: ExecutionMeta,
-    /// The whole journal, index 0 first.
+    /// The current run's journal, index 0 first.
     pub journal: Vec<Entry>,
     /// Unconsumed inbox items, oldest first.
     pub inbox: Vec<InboxItem>,
@@ -179,6 +193,8 @@ pub enum Created {
 /// One append: an entry and what must change with it.
 #[derive(Debug, Clone)]
 pub struct Append {
+    /// The run the entry belongs to (the driver's run).
+    pub run: u32,
     /// The entry; its index must equal the journal's length.
     pub entry: Entry,
     /// Inbox item consumed by this entry (signal or cancel), removed in the
@@ -186,9 +202,23 @@ pub struct Append {
     pub consume: Option<String>,
 }
 
+/// Closing a run and starting the next (continue-as-new), in one write.
+#[derive(Debug, Clone)]
+pub struct ContinueAsNew {
+    /// The closing `continued-as-new` entry; its index must be the run's
+    /// journal length.
+    pub closing: Entry,
+    /// The next run's `started` entry (index 0).
+    pub next: Entry,
+    /// The run being closed.
+    pub run: u32,
+}
+
 /// A suspension: the driver has nothing more to do until a wake.
 #[derive(Debug, Clone)]
 pub struct Suspend {
+    /// The run the driver advanced.
+    pub run: u32,
     /// The journal length the driver saw.
     pub journal_len: u32,
     /// The inbox version the driver loaded.
@@ -324,6 +354,14 @@ pub trait Store: Send + Sync + 'static {
     /// Appends one entry (see [`Append`]); a final entry also sets the status.
     fn append<'a>(&'a self, id: &'a ExecutionId, append: Append) -> StoreFuture<'a, ()>;
 
+    /// Closes run `c.run` with `c.closing` and starts run `c.run + 1` with
+    /// `c.next`, together; the meta's run moves on, its status is running.
+    /// Conflict if the run has another length or is not the current one.
+    fn continue_as_new<'a>(&'a self, id: &'a ExecutionId, c: ContinueAsNew) -> StoreFuture<'a, ()>;
+
+    /// The journal of an earlier (or the current) run.
+    fn load_run<'a>(&'a self, id: &'a ExecutionId, run: u32) -> StoreFuture<'a, Vec<Entry>>;
+
     /// Marks the execution waiting (see [`Suspend`]).
     fn suspend<'a>(&'a self, id: &'a ExecutionId, suspend: Suspend) -> StoreFuture<'a, ()>;
 
@@ -347,6 +385,18 @@ pub trait Store: Send + Sync + 'static {
         message: InboxMessage,
         at: Timestamp,
     ) -> StoreFuture<'a, InboxItem>;
+
+    /// Like [`Store::deliver`], with the item id `key`: delivering the same
+    /// key again (pending or consumed) does nothing and returns `None`. For
+    /// messages the runtime may send twice after a crash (a child's result,
+    /// a parent's cancel).
+    fn deliver_once<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        key: &'a str,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> StoreFuture<'a, Option<InboxItem>>;
 
     /// Executions, most recently updated first.
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>>;
@@ -391,6 +441,21 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn suspend<'a>(&'a self, id: &'a ExecutionId, suspend: Suspend) -> StoreFuture<'a, ()> {
         (**self).suspend(id, suspend)
+    }
+    fn continue_as_new<'a>(&'a self, id: &'a ExecutionId, c: ContinueAsNew) -> StoreFuture<'a, ()> {
+        (**self).continue_as_new(id, c)
+    }
+    fn load_run<'a>(&'a self, id: &'a ExecutionId, run: u32) -> StoreFuture<'a, Vec<Entry>> {
+        (**self).load_run(id, run)
+    }
+    fn deliver_once<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        key: &'a str,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> StoreFuture<'a, Option<InboxItem>> {
+        (**self).deliver_once(id, key, message, at)
     }
     fn park<'a>(
         &'a self,

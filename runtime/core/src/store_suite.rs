@@ -30,7 +30,8 @@ macro_rules! store_suite_tests {
             suspend_checks_the_journal_length, due_lists_waiting_executions_by_wake_time,
             list_filters_by_status_and_workflow, park_and_unpark, unknown_executions_are_not_found,
             components_and_workflow_registry, racing_appends_have_one_winner,
-            large_journals_load_whole_and_in_order, payloads_survive_byte_for_byte);
+            large_journals_load_whole_and_in_order, payloads_survive_byte_for_byte,
+            continue_as_new_starts_a_fresh_journal, keyed_deliveries_happen_once);
     };
     (@tests $runner:path, $make:expr, $($name:ident),*) => {
         $(
@@ -129,6 +130,7 @@ pub fn new_execution(id: &ExecutionId, wf: &str, input: &[u8]) -> NewExecution {
         wake_at: None,
         waiting_on: None,
         parked: None,
+        run: 1,
     };
     let started = Entry {
         index: 0,
@@ -138,6 +140,8 @@ pub fn new_execution(id: &ExecutionId, wf: &str, input: &[u8]) -> NewExecution {
             input: Payload::new(input),
             component: hash(),
             seed: 7,
+            run: 1,
+            parent: None,
         },
     };
     NewExecution { meta, started }
@@ -145,6 +149,7 @@ pub fn new_execution(id: &ExecutionId, wf: &str, input: &[u8]) -> NewExecution {
 
 fn activity(index: u32, seq: u32) -> Append {
     Append {
+        run: 1,
         entry: Entry {
             index,
             at: at(u64::from(index)),
@@ -181,6 +186,7 @@ fn signal(name: &str) -> InboxMessage {
 
 fn suspend(len: u32, version: u64, wake: Option<Timestamp>) -> Suspend {
     Suspend {
+        run: 1,
         journal_len: len,
         inbox_version: version,
         wake_at: wake,
@@ -289,6 +295,7 @@ pub async fn final_entry_sets_the_status<S: Store + ?Sized>(store: &S) {
             .append(
                 &id,
                 Append {
+                    run: 1,
                     entry: Entry {
                         index: 1,
                         at: at(9),
@@ -357,6 +364,7 @@ pub async fn consuming_an_inbox_item_is_atomic_with_its_entry<S: Store + ?Sized>
     let id = created(store, "consume").await;
     let item = store.deliver(&id, signal("go"), at(1)).await.unwrap();
     let received = |index: u32| Append {
+        run: 1,
         entry: Entry {
             index,
             at: at(2),
@@ -573,6 +581,7 @@ pub async fn large_journals_load_whole_and_in_order<S: Store + ?Sized>(store: &S
             .append(
                 &id,
                 Append {
+                    run: 1,
                     entry,
                     consume: None,
                 },
@@ -623,4 +632,158 @@ pub async fn payloads_survive_byte_for_byte<S: Store + ?Sized>(store: &S) {
             payload: binary
         }
     );
+}
+
+/// Continue-as-new closes the run and starts the next under the same id;
+/// the inbox carries over; older runs stay readable.
+pub async fn continue_as_new_starts_a_fresh_journal<S: Store + ?Sized>(store: &S) {
+    let id = created(store, "can").await;
+    store.append(&id, activity(1, 1)).await.unwrap();
+    store.deliver(&id, signal("later"), at(2)).await.unwrap();
+    let next_started = |run: u32| Entry {
+        index: 0,
+        at: at(10),
+        event: Event::Started {
+            workflow: "wf".into(),
+            input: Payload::from("{\"n\":2}"),
+            component: hash(),
+            seed: 7,
+            run,
+            parent: None,
+        },
+    };
+    let closing = Entry {
+        index: 2,
+        at: at(10),
+        event: Event::ContinuedAsNew {
+            input: Payload::from("{\"n\":2}"),
+        },
+    };
+    store
+        .suspend(&id, suspend(2, 1, Some(at(99))))
+        .await
+        .unwrap();
+    assert_conflict(
+        store
+            .suspend(
+                &id,
+                Suspend {
+                    run: 2,
+                    ..suspend(2, 1, None)
+                },
+            )
+            .await,
+        "suspend of a run that does not exist",
+    );
+    store
+        .continue_as_new(
+            &id,
+            ContinueAsNew {
+                closing: closing.clone(),
+                next: next_started(2),
+                run: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let ex = store.load(&id).await.unwrap();
+    assert_eq!(
+        (ex.meta.run, ex.meta.status, ex.meta.wake_at),
+        (2, Status::Running, None)
+    );
+    assert_eq!(ex.journal.len(), 1, "a fresh journal");
+    assert!(matches!(ex.journal[0].event, Event::Started { run: 2, .. }));
+    assert_eq!(ex.inbox.len(), 1, "the inbox carries over");
+    let old = store.load_run(&id, 1).await.unwrap();
+    assert_eq!(old.len(), 3);
+    assert_eq!(old[2].event, closing.event);
+    // A stale driver closing run 1 again conflicts.
+    assert_conflict(
+        store
+            .continue_as_new(
+                &id,
+                ContinueAsNew {
+                    closing,
+                    next: next_started(2),
+                    run: 1,
+                },
+            )
+            .await,
+        "stale continue",
+    );
+    // A driver still on run 1 cannot write into run 2; run 2 takes appends from index 1.
+    assert_conflict(
+        store.append(&id, activity(1, 1)).await,
+        "append from a stale run",
+    );
+    store
+        .append(
+            &id,
+            Append {
+                run: 2,
+                ..activity(1, 1)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.load(&id).await.unwrap().journal.len(), 2);
+    assert_eq!(store.load_run(&id, 2).await.unwrap().len(), 2);
+    assert_eq!(store.meta(&id).await.unwrap().run, 2);
+}
+
+/// A keyed delivery happens once, even after it was consumed.
+pub async fn keyed_deliveries_happen_once<S: Store + ?Sized>(store: &S) {
+    let id = created(store, "once").await;
+    let msg = || InboxMessage::Cancel {
+        reason: "by parent".into(),
+    };
+    let item = store
+        .deliver_once(&id, "cancel.parent", msg(), at(1))
+        .await
+        .unwrap()
+        .expect("first delivery");
+    assert_eq!(item.id, "cancel.parent");
+    assert_eq!(
+        store
+            .deliver_once(&id, "cancel.parent", msg(), at(2))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.meta(&id).await.unwrap().inbox_version, 1);
+    let consume = Append {
+        run: 1,
+        entry: Entry {
+            index: 1,
+            at: at(3),
+            event: Event::CancelRequested {
+                reason: "by parent".into(),
+                inbox_id: item.id.clone(),
+            },
+        },
+        consume: Some(item.id.clone()),
+    };
+    store.append(&id, consume).await.unwrap();
+    assert_eq!(
+        store
+            .deliver_once(&id, "cancel.parent", msg(), at(4))
+            .await
+            .unwrap(),
+        None,
+        "consumed stays delivered"
+    );
+    let ex = store.load(&id).await.unwrap();
+    assert!(ex.inbox.is_empty());
+    assert_eq!(ex.meta.inbox_version, 1);
+    let child = InboxMessage::ChildCompleted {
+        child_id: fresh_id("child"),
+        result: Ok(Payload::from("1")),
+    };
+    let got = store
+        .deliver_once(&id, "child.x", child.clone(), at(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.message, child);
+    assert_eq!(store.load(&id).await.unwrap().inbox[0].message, child);
 }

@@ -38,6 +38,8 @@ impl JournalBuilder {
             input: Payload::new(input),
             component: test_component(),
             seed: 1,
+            run: 1,
+            parent: None,
         });
         b
     }

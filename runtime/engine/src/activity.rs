@@ -40,6 +40,7 @@ pub(crate) struct ActivityTask {
     pub clock: Arc<dyn Clock>,
     pub observer: Option<Arc<dyn Observer>>,
     pub execution: ExecutionId,
+    pub idempotency_key: String,
     pub seq: u32,
     pub spec: ActivitySpec,
     /// Attempts already made (journaled).
@@ -75,7 +76,7 @@ impl ActivityTask {
         loop {
             let info = ActivityInfo {
                 execution_id: self.execution.to_string(),
-                idempotency_key: format!("{}/{}", self.execution, self.seq),
+                idempotency_key: self.idempotency_key.clone(),
                 attempt,
             };
             let r = self

@@ -1,19 +1,22 @@
-//! One advance of one execution (see the crate docs for the algorithm).
+//! One advance of one execution (see the crate docs for the algorithm), and
+//! the read-only replays behind `replay-check` and queries.
 
 use crate::activity::{ActivityOutcome, ActivitySpec, ActivityTask};
 use crate::events::EngineEvent;
-use crate::{Advance, AdvanceOptions, Engine, EngineError};
+use crate::{Advance, AdvanceOptions, Engine, EngineError, StartRequest};
 use cairn_core::replay::ReplayError;
 use cairn_core::{
-    Command, Completion, Entry, Event, ExecutionId, Failure, FailureKind, InboxItem, InboxMessage,
-    Nondeterminism, Payload, PendingCommand, Replay, Status, StoreError, Suspend, Timestamp, Wait,
-    input_hash,
+    Command, Completion, ContinueAsNew, Entry, ErrorCode, Event, Execution, ExecutionId, Failure,
+    FailureKind, InboxItem, InboxMessage, Nondeterminism, ParentRef, Payload, PendingCommand,
+    Replay, Status, StoreError, Suspend, Timestamp, Wait, input_hash,
 };
 use cairn_host::{
     ActivityOptions, Completion as WitCompletion, HostError, Interrupt, LoadedComponent, LogLevel,
-    Wake, WitFailure, WitFailureKind, WorkflowCalls, WorkflowFuture,
+    QueryRequest, Wake, WitFailure, WitFailureKind, WorkflowCalls, WorkflowFuture,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -21,7 +24,7 @@ use tokio::sync::mpsc;
 /// Why the driver stopped the guest.
 #[derive(Debug)]
 enum Stop {
-    /// Read-only replay reached new ground.
+    /// A read-only replay reached new ground.
     Frontier,
     Suspended {
         wake_at: Option<Timestamp>,
@@ -32,6 +35,10 @@ enum Stop {
     Protocol(String),
     Yield,
     Store(StoreError),
+    /// The workflow asked to continue as new with this input.
+    ContinueAsNew(Payload),
+    /// The workflow answered a query.
+    QueryAnswered(Result<Payload, Failure>),
 }
 
 impl From<ReplayError> for Stop {
@@ -43,11 +50,33 @@ impl From<ReplayError> for Stop {
     }
 }
 
+/// How a driver treats new ground.
+#[derive(Debug, Clone)]
+enum Mode {
+    /// Make progress: run activities, append entries, suspend.
+    Drive,
+    /// Stop at new ground (replay-check).
+    ReadOnly,
+    /// At new ground, ask the workflow this query (then stop).
+    Query(Option<QueryRequest>),
+}
+
+/// A boxed engine future, to spawn advances recursively.
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+fn boxed_advance(engine: Engine, id: ExecutionId) -> BoxFuture<()> {
+    Box::pin(async move {
+        if let Err(e) = engine.advance(&id, AdvanceOptions::default()).await {
+            tracing::warn!(execution = %id, "advance failed: {e}");
+        }
+    })
+}
+
 /// Retries a store call while it fails transiently.
 async fn retrying<T, F, Fut>(engine: &Engine, mut call: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
+    Fut: Future<Output = Result<T, StoreError>>,
 {
     let mut attempt = 0;
     loop {
@@ -62,6 +91,15 @@ where
     }
 }
 
+/// The idempotency key of operation `seq` of `run`.
+pub(crate) fn idempotency_key(id: &ExecutionId, run: u32, seq: u32) -> String {
+    if run == 1 {
+        format!("{id}/{seq}")
+    } else {
+        format!("{id}@{run}/{seq}")
+    }
+}
+
 pub(crate) async fn advance(
     engine: &Engine,
     id: &ExecutionId,
@@ -69,37 +107,103 @@ pub(crate) async fn advance(
     loaded_wake: &mut Option<Timestamp>,
 ) -> Result<Advance, EngineError> {
     let inner = &engine.inner;
-    let ex = retrying(engine, || inner.store.load(id)).await?;
-    *loaded_wake = ex.meta.wake_at;
-    if ex.meta.status.is_terminal() {
-        let entry = ex
-            .journal
-            .last()
-            .cloned()
-            .ok_or_else(|| EngineError::Corrupt(format!("execution {id} has no journal")))?;
-        return Ok(Advance::Finished {
-            status: ex.meta.status,
-            entry,
-        });
-    }
-    if ex.meta.status == Status::Parked {
-        match (&opts.component, ex.meta.parked.clone()) {
-            (None, Some(n)) => return Ok(Advance::Parked(n)),
-            _ => inner.store.unpark(id).await?,
+    let mut first = true;
+    let mut component_override = opts.component.clone();
+    loop {
+        let ex = retrying(engine, || inner.store.load(id)).await?;
+        if first {
+            *loaded_wake = ex.meta.wake_at;
+            first = false;
+        }
+        if ex.meta.status.is_terminal() {
+            let entry =
+                ex.journal.last().cloned().ok_or_else(|| {
+                    EngineError::Corrupt(format!("execution {id} has no journal"))
+                })?;
+            // A duplicate push: make sure the parent heard (idempotent).
+            if let Some(parent) = parent_of(&ex) {
+                notify_parent(engine, id, &parent, &entry.event).await;
+            }
+            return Ok(Advance::Finished {
+                status: ex.meta.status,
+                entry,
+            });
+        }
+        if ex.meta.status == Status::Parked {
+            match (&component_override, ex.meta.parked.clone()) {
+                (None, Some(n)) => return Ok(Advance::Parked(n)),
+                _ => inner.store.unpark(id).await?,
+            }
+        }
+        let hash = component_override
+            .take()
+            .unwrap_or_else(|| ex.meta.component.clone());
+        let component = engine.component(&hash).await?;
+        let (mut driver, result) =
+            match run_once(engine, id, ex, &component, Mode::Drive, opts.deadline).await? {
+                Ok(pair) => pair,
+                Err(n) => return park(engine, id, n).await,
+            };
+        let outcome = conclude(engine, id, &mut driver, result).await;
+        driver.abort_running();
+        // Children started by this advance are driven before it returns.
+        for task in std::mem::take(&mut driver.spawned) {
+            let _ = task.await;
+        }
+        match outcome? {
+            Next::Done(advance) => return Ok(advance),
+            Next::ContinueAsNew => {
+                if opts.deadline.is_some_and(|d| engine.inner.clock.now() >= d) {
+                    return Ok(Advance::Yielded);
+                }
+                // The next run, in the same advance.
+            }
         }
     }
-    let hash = opts
-        .component
-        .clone()
-        .unwrap_or_else(|| ex.meta.component.clone());
-    let component = engine.component(&hash).await?;
+}
+
+enum Next {
+    Done(Advance),
+    ContinueAsNew,
+}
+
+fn parent_of(ex: &Execution) -> Option<ParentRef> {
+    match ex.journal.first().map(|e| &e.event) {
+        Some(Event::Started { parent, .. }) => parent.clone(),
+        _ => None,
+    }
+}
+
+/// Runs the workflow once against `ex` in `mode`. `Err(nondeterminism)` if
+/// the journal itself cannot be replayed.
+async fn run_once(
+    engine: &Engine,
+    id: &ExecutionId,
+    ex: Execution,
+    component: &Arc<LoadedComponent>,
+    mode: Mode,
+    deadline: Option<Timestamp>,
+) -> Result<
+    Result<(Box<Driver>, Result<Result<Vec<u8>, WitFailure>, HostError>), Nondeterminism>,
+    EngineError,
+> {
     let replay = match Replay::new(ex.journal) {
         Ok(r) => r,
-        Err(n) => return park(engine, id, n).await,
+        Err(n) => return Ok(Err(n)),
     };
     let (workflow, input, seed) = {
         let (w, i, _, s) = replay.started();
         (w.to_owned(), i.clone(), s)
+    };
+    if component.check_workflow(&workflow).is_err() {
+        return Err(EngineError::Host(HostError::UnknownWorkflow {
+            name: workflow,
+            known: component.info.workflows.join(", "),
+        }));
+    }
+    let (run, parent) = {
+        let (r, p) = replay.run_and_parent();
+        (r, p.cloned())
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let driver = Driver {
@@ -107,31 +211,53 @@ pub(crate) async fn advance(
         id: id.clone(),
         component: component.clone(),
         replay,
+        run,
+        parent,
         inbox: ex.inbox,
         inbox_version: ex.meta.inbox_version,
         specs: HashMap::new(),
+        children: HashMap::new(),
+        ensured: HashSet::new(),
         running: HashMap::new(),
         tx,
         rx,
         inline_timers: HashMap::new(),
-        deadline: opts.deadline,
-        read_only: false,
+        deadline,
+        mode,
+        spawned: Vec::new(),
+        warned_history: false,
     };
-    let (calls, result) = inner
+    let (calls, result) = engine
+        .inner
         .sandbox
         .run_workflow(
-            &component,
+            component,
             &workflow,
             input.as_bytes(),
             seed,
             Box::new(driver),
         )
         .await;
-    let mut driver: Box<Driver> = calls
+    let driver: Box<Driver> = calls
         .into_any()
         .downcast()
         .expect("the sandbox returns the driver it was given");
-    driver.abort_running();
+    Ok(Ok((driver, result)))
+}
+
+/// Turns a driving run's result into the advance's outcome.
+async fn conclude(
+    engine: &Engine,
+    id: &ExecutionId,
+    driver: &mut Driver,
+    result: Result<Result<Vec<u8>, WitFailure>, HostError>,
+) -> Result<Next, EngineError> {
+    let protocol = |p: String| {
+        Failure::new(
+            FailureKind::NonRetryable,
+            format!("{} {p}", ErrorCode::ProtocolViolation),
+        )
+    };
     let result = match result {
         Ok(guest_result) => guest_result.map(Payload::new).map_err(failure_from_wit),
         Err(HostError::Interrupted(i)) => {
@@ -142,26 +268,26 @@ pub(crate) async fn advance(
                 Stop::Suspended {
                     wake_at,
                     waiting_on,
-                } => Ok(Advance::Suspended {
+                } => Ok(Next::Done(Advance::Suspended {
                     wake_at,
                     waiting_on,
-                }),
+                })),
                 Stop::Conflict(reason) => {
                     tracing::info!(execution = %id, "another driver advanced the execution: {reason}");
-                    Ok(Advance::Conflict { reason })
+                    Ok(Next::Done(Advance::Conflict { reason }))
                 }
-                Stop::Nondeterminism(n) => park(engine, id, n).await,
-                Stop::Protocol(p) => {
-                    let f = Failure::new(
-                        FailureKind::NonRetryable,
-                        format!("{} {p}", cairn_core::ErrorCode::ProtocolViolation),
-                    );
-                    driver.finish(Event::Failed { failure: f }).await
-                }
-                Stop::Yield => Ok(Advance::Yielded),
+                Stop::Nondeterminism(n) => park(engine, id, n).await.map(Next::Done),
+                Stop::Protocol(p) => driver
+                    .finish(Event::Failed {
+                        failure: protocol(p),
+                    })
+                    .await
+                    .map(Next::Done),
+                Stop::Yield => Ok(Next::Done(Advance::Yielded)),
                 Stop::Store(e) => Err(e.into()),
-                Stop::Frontier => Err(EngineError::Corrupt(
-                    "a driving advance stopped at new ground".into(),
+                Stop::ContinueAsNew(input) => driver.continue_as_new(input).await,
+                Stop::Frontier | Stop::QueryAnswered(_) => Err(EngineError::Corrupt(
+                    "a driving advance stopped as a read-only one".into(),
                 )),
             };
         }
@@ -172,24 +298,23 @@ pub(crate) async fn advance(
         Err(e) => return Err(e.into()),
     };
     match driver.replay.finish(result) {
-        Ok(Some(event)) => driver.finish(event).await,
+        Ok(Some(event)) => driver.finish(event).await.map(Next::Done),
         Ok(None) => {
             let entry = driver
                 .replay
                 .final_entry()
                 .cloned()
                 .expect("finish returned None: the journal is final");
-            let status = entry.event.final_status().expect("final");
-            Ok(Advance::Finished { status, entry })
+            let status = entry.event.final_status().unwrap_or(Status::Running);
+            Ok(Next::Done(Advance::Finished { status, entry }))
         }
-        Err(ReplayError::Nondeterminism(n)) => park(engine, id, n).await,
-        Err(ReplayError::Protocol(p)) => {
-            let f = Failure::new(
-                FailureKind::NonRetryable,
-                format!("{} {p}", cairn_core::ErrorCode::ProtocolViolation),
-            );
-            driver.finish(Event::Failed { failure: f }).await
-        }
+        Err(ReplayError::Nondeterminism(n)) => park(engine, id, n).await.map(Next::Done),
+        Err(ReplayError::Protocol(p)) => driver
+            .finish(Event::Failed {
+                failure: protocol(p),
+            })
+            .await
+            .map(Next::Done),
     }
 }
 
@@ -209,6 +334,36 @@ async fn park(
         .park(id, n.clone(), engine.inner.clock.now())
         .await?;
     Ok(Advance::Parked(n))
+}
+
+/// Tells the parent that child `id` finished (idempotent), and pushes it when
+/// the engine is configured to (the embedded host; in AWS the stream pushes).
+async fn notify_parent(engine: &Engine, id: &ExecutionId, parent: &ParentRef, event: &Event) {
+    let result = match event {
+        Event::Completed { output } => Ok(output.clone()),
+        Event::Failed { failure } => Err(failure.clone()),
+        _ => return,
+    };
+    let message = InboxMessage::ChildCompleted {
+        child_id: id.clone(),
+        result,
+    };
+    let key = format!("child.{id}");
+    match engine
+        .inner
+        .store
+        .deliver_once(&parent.id, &key, message, engine.inner.clock.now())
+        .await
+    {
+        Ok(Some(_)) if engine.inner.config.push_parents => {
+            boxed_advance(engine.clone(), parent.id.clone()).await
+        }
+        Ok(_) => {}
+        Err(StoreError::Finished { .. }) | Err(StoreError::NotFound(_)) => {}
+        Err(e) => {
+            tracing::warn!(execution = %id, parent = %parent.id, "cannot tell the parent: {e}")
+        }
+    }
 }
 
 fn failure_from_wit(f: WitFailure) -> Failure {
@@ -246,7 +401,17 @@ fn completion_to_wit(c: Completion) -> WitCompletion {
         }
         Completion::Timer => WitCompletion::Timer,
         Completion::Signal(p) => WitCompletion::Signal(p.into_bytes()),
+        Completion::Child(r) => {
+            WitCompletion::Child(r.map(Payload::into_bytes).map_err(failure_to_wit))
+        }
     }
+}
+
+/// What the workflow asked a child to be.
+#[derive(Debug, Clone)]
+struct ChildSpec {
+    workflow: String,
+    input: Payload,
 }
 
 struct Driver {
@@ -254,17 +419,24 @@ struct Driver {
     id: ExecutionId,
     component: Arc<LoadedComponent>,
     replay: Replay,
+    run: u32,
+    parent: Option<ParentRef>,
     inbox: Vec<InboxItem>,
     inbox_version: u64,
     specs: HashMap<u32, ActivitySpec>,
+    children: HashMap<u32, ChildSpec>,
+    /// Children this driver made sure exist (and pushed).
+    ensured: HashSet<u32>,
     running: HashMap<u32, tokio::task::JoinHandle<()>>,
     tx: mpsc::UnboundedSender<(u32, ActivityOutcome)>,
     rx: mpsc::UnboundedReceiver<(u32, ActivityOutcome)>,
     /// Fire times of short timers waited inline (never journaled as started).
     inline_timers: HashMap<u32, Timestamp>,
     deadline: Option<Timestamp>,
-    /// Replay only: stop at new ground, never append.
-    read_only: bool,
+    mode: Mode,
+    /// Advances of children (and their deliveries) to await before returning.
+    spawned: Vec<tokio::task::JoinHandle<()>>,
+    warned_history: bool,
 }
 
 impl Drop for Driver {
@@ -298,6 +470,10 @@ impl Driver {
         }
     }
 
+    fn spawn(&mut self, fut: BoxFuture<()>) {
+        self.spawned.push(tokio::spawn(fut));
+    }
+
     /// Appends one entry: one durable, conditional write.
     async fn append(&mut self, event: Event, consume: Option<String>) -> Result<(), Stop> {
         let at = self.now();
@@ -321,7 +497,7 @@ impl Driver {
                         FailureKind::NonRetryable,
                         format!(
                             "{} the output of activity '{name}' is {size} bytes; the store accepts entries up to {limit}: return a reference to large data instead",
-                            cairn_core::ErrorCode::TooLarge
+                            ErrorCode::TooLarge
                         ),
                     );
                     Event::ActivityCompleted {
@@ -337,7 +513,7 @@ impl Driver {
                         FailureKind::NonRetryable,
                         format!(
                             "{} the workflow's output is {size} bytes; the store accepts entries up to {limit}",
-                            cairn_core::ErrorCode::TooLarge
+                            ErrorCode::TooLarge
                         ),
                     ),
                 },
@@ -355,11 +531,12 @@ impl Driver {
             tracing::error!(execution = %self.id, index = entry.index, "test hook: crashing before the append");
             std::process::abort();
         }
-        let (engine, id) = (&self.engine, &self.id);
+        let (engine, id, run) = (&self.engine, &self.id, self.run);
         let r = retrying(engine, || {
             engine.inner.store.append(
                 id,
                 cairn_core::Append {
+                    run,
                     entry: entry.clone(),
                     consume: consume.clone(),
                 },
@@ -371,6 +548,7 @@ impl Driver {
                 let entry = self.replay.record(entry.event, at);
                 tracing::debug!(execution = %self.id, index = entry.index, kind = entry.event.kind(), "appended");
                 self.observe(EngineEvent::Appended(entry));
+                self.guard_history();
                 Ok(())
             }
             Err(StoreError::Conflict { reason, .. }) => Err(Stop::Conflict(reason)),
@@ -381,13 +559,38 @@ impl Driver {
         }
     }
 
-    /// Appends the final entry (with the status change).
+    /// Warns once when the run's journal reaches the configured size.
+    fn guard_history(&mut self) {
+        let threshold = self.engine.inner.config.history_warn_at;
+        if !self.warned_history && self.replay.history_len() >= threshold {
+            self.warned_history = true;
+            let message = format!(
+                "the journal of run {} has {} entries: a long-lived workflow should call ctx.continue_as_new (see ctx.history_len())",
+                self.run,
+                self.replay.history_len()
+            );
+            tracing::warn!(execution = %self.id, "{message}");
+            self.observe(EngineEvent::Log {
+                level: LogLevel::Warn,
+                message,
+            });
+        }
+    }
+
+    /// Appends the final entry (with the status change), then tells the parent.
     async fn finish(&mut self, event: Event) -> Result<Advance, EngineError> {
         match self.append(event, None).await {
             Ok(()) => {
                 let entry = self.replay.final_entry().cloned().expect("just appended");
                 let status = entry.event.final_status().expect("final");
                 tracing::info!(execution = %self.id, %status, "finished");
+                if let Some(parent) = self.parent.clone() {
+                    let (engine, id, event) =
+                        (self.engine.clone(), self.id.clone(), entry.event.clone());
+                    self.spawn(Box::pin(async move {
+                        notify_parent(&engine, &id, &parent, &event).await
+                    }));
+                }
                 Ok(Advance::Finished { status, entry })
             }
             Err(Stop::Conflict(reason)) => Ok(Advance::Conflict { reason }),
@@ -395,6 +598,57 @@ impl Driver {
             Err(other) => Err(EngineError::Corrupt(format!(
                 "unexpected stop while finishing: {other:?}"
             ))),
+        }
+    }
+
+    /// Closes this run and opens the next.
+    async fn continue_as_new(&mut self, input: Payload) -> Result<Next, EngineError> {
+        let at = self.now();
+        let (workflow, _, component, seed) = self.replay.started();
+        let next = Entry {
+            index: 0,
+            at,
+            event: Event::Started {
+                workflow: workflow.to_owned(),
+                input: input.clone(),
+                component: component.clone(),
+                seed: seed.rotate_left(7) ^ u64::from(self.run + 1),
+                run: self.run + 1,
+                parent: self.parent.clone(),
+            },
+        };
+        let closing = Entry {
+            index: self.replay.history_len(),
+            at,
+            event: Event::ContinuedAsNew { input },
+        };
+        let c = ContinueAsNew {
+            closing: closing.clone(),
+            next: next.clone(),
+            run: self.run,
+        };
+        let (engine, id) = (&self.engine, &self.id);
+        match retrying(engine, || engine.inner.store.continue_as_new(id, c.clone())).await {
+            Ok(()) => {
+                tracing::info!(execution = %self.id, run = self.run + 1, "continued as new");
+                self.observe(EngineEvent::Appended(closing));
+                self.observe(EngineEvent::Appended(next));
+                Ok(Next::ContinueAsNew)
+            }
+            Err(StoreError::Conflict { reason, .. }) => {
+                Ok(Next::Done(Advance::Conflict { reason }))
+            }
+            Err(StoreError::TooLarge { size, limit, .. }) => {
+                let failure = Failure::new(
+                    FailureKind::NonRetryable,
+                    format!(
+                        "{} the input of the next run is {size} bytes; the store accepts entries up to {limit}",
+                        ErrorCode::TooLarge
+                    ),
+                );
+                self.finish(Event::Failed { failure }).await.map(Next::Done)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -409,6 +663,7 @@ impl Driver {
             clock: inner.clock.clone(),
             observer: inner.observer.clone(),
             execution: self.id.clone(),
+            idempotency_key: idempotency_key(&self.id, self.run, seq),
             seq,
             spec,
             attempts_before,
@@ -431,9 +686,67 @@ impl Driver {
                     return Ok(Wake::Completed((handle, completion_to_wit(completion))));
                 }
                 Wait::CancelRequested { reason } => return Ok(Wake::CancelRequested(reason)),
-                Wait::Frontier if self.read_only => return Err(Stop::Frontier),
-                Wait::Frontier => self.progress(&handles).await?,
+                Wait::Frontier => match &mut self.mode {
+                    Mode::Drive => self.progress(&handles).await?,
+                    Mode::ReadOnly => return Err(Stop::Frontier),
+                    Mode::Query(q) => match q.take() {
+                        Some(q) => return Ok(Wake::Query(q)),
+                        None => {
+                            return Err(Stop::Protocol(
+                                "the workflow waited again instead of answering the query".into(),
+                            ));
+                        }
+                    },
+                },
             }
+        }
+    }
+
+    /// Makes sure child `seq` exists and is being driven. `Some(entry)`: the
+    /// child could not be created; its result is this failure.
+    async fn ensure_child(
+        &mut self,
+        seq: u32,
+        child_id: &ExecutionId,
+    ) -> Result<Option<Event>, Stop> {
+        if !self.ensured.insert(seq) {
+            return Ok(None);
+        }
+        let Some(spec) = self.children.get(&seq).cloned() else {
+            return Ok(None);
+        };
+        let req = StartRequest {
+            workflow: spec.workflow.clone(),
+            id: child_id.clone(),
+            input: spec.input.clone(),
+            component: Some(self.component.hash.clone()),
+            parent: Some(ParentRef {
+                id: self.id.clone(),
+                seq,
+            }),
+        };
+        let failed = |message: String| {
+            Some(Event::ChildCompleted {
+                seq,
+                child_id: child_id.clone(),
+                result: Err(Failure::new(FailureKind::NonRetryable, message)),
+                inbox_id: String::new(),
+            })
+        };
+        match self.engine.start(req).await {
+            Ok(started) if started.meta.status.is_terminal() => {
+                // It finished, but its news may have been lost: ask again.
+                let (engine, child) = (self.engine.clone(), child_id.clone());
+                self.spawn(boxed_advance(engine, child));
+                Ok(None)
+            }
+            Ok(_) => {
+                self.spawn(boxed_advance(self.engine.clone(), child_id.clone()));
+                Ok(None)
+            }
+            Err(EngineError::Store(e @ StoreError::Exists { .. })) => Ok(failed(e.to_string())),
+            Err(EngineError::Store(e)) if e.is_transient() => Err(Stop::Store(e)),
+            Err(e) => Ok(failed(format!("child {child_id} cannot start: {e}"))),
         }
     }
 
@@ -444,7 +757,8 @@ impl Driver {
         if self.deadline.is_some_and(|d| now >= d) && self.running.is_empty() {
             return Err(Stop::Yield);
         }
-        // A cancel request is delivered at the next wait.
+        let pending = self.replay.pending();
+        // A cancel request is delivered at the next wait; children are cancelled too.
         if let Some(pos) = self
             .inbox
             .iter()
@@ -456,40 +770,94 @@ impl Driver {
             };
             self.append(
                 Event::CancelRequested {
-                    reason,
+                    reason: reason.clone(),
                     inbox_id: item.id.clone(),
                 },
                 Some(item.id),
             )
             .await?;
             self.inbox.remove(pos);
+            for p in &pending {
+                if let PendingCommand::Child {
+                    child_id,
+                    started: true,
+                    ..
+                } = p
+                {
+                    self.cancel_child(
+                        child_id,
+                        &format!("its parent {} was cancelled: {reason}", self.id),
+                    );
+                }
+            }
             return Ok(());
         }
-        let pending = self.replay.pending();
-        // Signals: consumed only by a wait that awaits them, oldest first.
+        // Signals and children's results: consumed only by a wait that awaits them.
         for p in &pending {
-            let PendingCommand::Signal { seq, name } = p else {
+            let (seq, found) = match p {
+                PendingCommand::Signal { seq, name } if awaited.contains(seq) => {
+                    (*seq, self.inbox.iter().position(|i| matches!(&i.message, InboxMessage::Signal { name: n, .. } if n == name)))
+                }
+                PendingCommand::Child { seq, child_id, started: true, .. } if awaited.contains(seq) => (
+                    *seq,
+                    self.inbox.iter().position(|i| matches!(&i.message, InboxMessage::ChildCompleted { child_id: c, .. } if c == child_id)),
+                ),
+                _ => continue,
+            };
+            let Some(pos) = found else { continue };
+            let item = self.inbox[pos].clone();
+            let event = match (item.message, p) {
+                (InboxMessage::Signal { payload, .. }, PendingCommand::Signal { name, .. }) => {
+                    Event::SignalReceived {
+                        seq,
+                        name: name.clone(),
+                        payload,
+                        inbox_id: item.id.clone(),
+                    }
+                }
+                (InboxMessage::ChildCompleted { child_id, result }, _) => Event::ChildCompleted {
+                    seq,
+                    child_id,
+                    result,
+                    inbox_id: item.id.clone(),
+                },
+                _ => unreachable!("matched above"),
+            };
+            self.append(event, Some(item.id)).await?;
+            self.inbox.remove(pos);
+            return Ok(());
+        }
+        // Children: journal the start, then make sure each exists and runs.
+        for p in &pending {
+            let PendingCommand::Child {
+                seq,
+                workflow,
+                child_id,
+                started,
+            } = p
+            else {
                 continue;
             };
-            if !awaited.contains(seq) {
-                continue;
+            if !started {
+                let hash = self
+                    .children
+                    .get(seq)
+                    .map(|c| input_hash(c.input.as_bytes()))
+                    .unwrap_or(0);
+                self.append(
+                    Event::ChildStarted {
+                        seq: *seq,
+                        workflow: workflow.clone(),
+                        child_id: child_id.clone(),
+                        input_hash: hash,
+                    },
+                    None,
+                )
+                .await?;
+                return Ok(());
             }
-            let found = self.inbox.iter().position(
-                |i| matches!(&i.message, InboxMessage::Signal { name: n, .. } if n == name),
-            );
-            if let Some(pos) = found {
-                let item = self.inbox[pos].clone();
-                let InboxMessage::Signal { payload, .. } = item.message else {
-                    unreachable!()
-                };
-                let event = Event::SignalReceived {
-                    seq: *seq,
-                    name: name.clone(),
-                    payload,
-                    inbox_id: item.id.clone(),
-                };
-                self.append(event, Some(item.id)).await?;
-                self.inbox.remove(pos);
+            if let Some(event) = self.ensure_child(*seq, child_id).await? {
+                self.append(event, None).await?;
                 return Ok(());
             }
         }
@@ -631,12 +999,31 @@ impl Driver {
             }
             _ = sleep => {
                 if let Some((t, seq, attempts)) = next_retry
-                    && t <= self.engine.inner.clock.now() {
-                        self.spawn_activity(seq, attempts);
-                    }
+                    && t <= self.engine.inner.clock.now()
+                {
+                    self.spawn_activity(seq, attempts);
+                }
                 Ok(())
             }
         }
+    }
+
+    /// Asks child `child_id` to cancel (once) and pushes it.
+    fn cancel_child(&mut self, child_id: &ExecutionId, reason: &str) {
+        let (engine, child, reason) = (self.engine.clone(), child_id.clone(), reason.to_string());
+        self.spawn(Box::pin(async move {
+            let message = InboxMessage::Cancel { reason };
+            match engine
+                .inner
+                .store
+                .deliver_once(&child, "cancel.parent", message, engine.inner.clock.now())
+                .await
+            {
+                Ok(Some(_)) => boxed_advance(engine, child).await,
+                Ok(None) | Err(StoreError::Finished { .. }) => {}
+                Err(e) => tracing::warn!(child = %child, "cannot cancel the child: {e}"),
+            }
+        }));
     }
 
     async fn suspend(
@@ -645,6 +1032,7 @@ impl Driver {
         waiting_on: String,
     ) -> Result<(), Stop> {
         let s = Suspend {
+            run: self.run,
             journal_len: self.replay.history_len(),
             inbox_version: self.inbox_version,
             wake_at,
@@ -670,9 +1058,9 @@ impl Driver {
                 let ex = retrying(engine, || engine.inner.store.load(id))
                     .await
                     .map_err(Stop::Store)?;
-                if ex.journal.len() as u32 != self.replay.history_len()
-                    || ex.meta.status != Status::Running && ex.meta.status != Status::Waiting
-                {
+                let same_run =
+                    ex.meta.run == self.run && ex.journal.len() as u32 == self.replay.history_len();
+                if !same_run || !matches!(ex.meta.status, Status::Running | Status::Waiting) {
                     return Err(Stop::Conflict(reason));
                 }
                 tracing::debug!(execution = %self.id, "inbox changed while advancing; continuing with the new inbox");
@@ -701,6 +1089,7 @@ fn describe(pending: &[PendingCommand], inline: &HashMap<u32, Timestamp>) -> Str
                 Some(t) => format!("retry of activity '{name}' at {t}"),
                 None => format!("activity '{name}'"),
             },
+            PendingCommand::Child { child_id, .. } => format!("child {child_id}"),
         })
         .collect();
     if parts.is_empty() {
@@ -708,6 +1097,10 @@ fn describe(pending: &[PendingCommand], inline: &HashMap<u32, Timestamp>) -> Str
     } else {
         parts.join(", ")
     }
+}
+
+fn interrupt(e: ReplayError) -> Interrupt {
+    Interrupt::new(Stop::from(e))
 }
 
 impl WorkflowCalls for Driver {
@@ -728,7 +1121,7 @@ impl WorkflowCalls for Driver {
                 name: name.clone(),
                 input_hash: hash,
             })
-            .map_err(|e| Interrupt::new(Stop::from(e)))?;
+            .map_err(interrupt)?;
         let retry = options
             .retry
             .unwrap_or(self.engine.inner.config.default_retry);
@@ -748,13 +1141,37 @@ impl WorkflowCalls for Driver {
     fn start_timer(&mut self, duration_ms: u64) -> Result<u32, Interrupt> {
         self.replay
             .command(Command::Timer { duration_ms })
-            .map_err(|e| Interrupt::new(Stop::from(e)))
+            .map_err(interrupt)
     }
 
     fn wait_signal(&mut self, name: String) -> Result<u32, Interrupt> {
         self.replay
             .command(Command::Signal { name })
-            .map_err(|e| Interrupt::new(Stop::from(e)))
+            .map_err(interrupt)
+    }
+
+    fn start_child(
+        &mut self,
+        workflow: String,
+        id: String,
+        input: Vec<u8>,
+    ) -> Result<u32, Interrupt> {
+        let child_id = ExecutionId::new(id)
+            .map_err(|e| Interrupt::new(Stop::Protocol(format!("start-child: {e}"))))?;
+        if child_id == self.id {
+            return Err(Interrupt::new(Stop::Protocol(format!(
+                "start-child: {child_id} is this execution's own id"
+            ))));
+        }
+        let input = Payload::new(input);
+        let command = Command::Child {
+            workflow: workflow.clone(),
+            child_id,
+            input_hash: input_hash(input.as_bytes()),
+        };
+        let seq = self.replay.command(command).map_err(interrupt)?;
+        self.children.insert(seq, ChildSpec { workflow, input });
+        Ok(seq)
     }
 
     fn wait_any(&mut self, handles: Vec<u32>) -> WorkflowFuture<'_, Wake> {
@@ -770,9 +1187,28 @@ impl WorkflowCalls for Driver {
             task.abort();
         }
         self.inline_timers.remove(&handle);
-        self.replay
-            .cancel(handle)
-            .map_err(|e| Interrupt::new(Stop::from(e)))
+        if matches!(self.mode, Mode::Drive) {
+            let child = self.replay.pending().into_iter().find_map(|p| match p {
+                PendingCommand::Child {
+                    seq,
+                    child_id,
+                    started: true,
+                    ..
+                } if seq == handle => Some(child_id),
+                _ => None,
+            });
+            if let Some(child) = child {
+                // A parent that drops its children because it was cancelled
+                // says so (this races with the cancel step's own request:
+                // whichever lands first is the one the child keeps).
+                let reason = match self.replay.cancel_reason() {
+                    Some(r) => format!("its parent {} was cancelled: {r}", self.id),
+                    None => format!("its parent {} no longer waits for it", self.id),
+                };
+                self.cancel_child(&child, &reason);
+            }
+        }
+        self.replay.cancel(handle).map_err(interrupt)
     }
 
     fn now_ms(&self) -> u64 {
@@ -784,7 +1220,7 @@ impl WorkflowCalls for Driver {
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
-        if self.replay.is_replaying() {
+        if self.replay.is_replaying() || !matches!(self.mode, Mode::Drive) {
             return;
         }
         match level {
@@ -794,6 +1230,24 @@ impl WorkflowCalls for Driver {
             LogLevel::Error => tracing::error!(execution = %self.id, "{message}"),
         }
         self.observe(EngineEvent::Log { level, message });
+    }
+
+    fn execution_id(&self) -> String {
+        self.id.to_string()
+    }
+
+    fn continue_as_new(&mut self, input: Vec<u8>) -> Interrupt {
+        match self.mode {
+            Mode::Drive => Interrupt::new(Stop::ContinueAsNew(Payload::new(input))),
+            // A read-only replay that gets here has matched the whole run.
+            Mode::ReadOnly | Mode::Query(_) => Interrupt::new(Stop::Frontier),
+        }
+    }
+
+    fn answer_query(&mut self, answer: Result<Vec<u8>, WitFailure>) -> Interrupt {
+        Interrupt::new(Stop::QueryAnswered(
+            answer.map(Payload::new).map_err(failure_from_wit),
+        ))
     }
 }
 
@@ -815,68 +1269,25 @@ pub enum ReplayOutcome {
     Failed(String),
 }
 
-/// Replays `id`'s journal against `component` without writing anything.
+/// Replays `id`'s current run against `component` without writing anything.
 pub(crate) async fn replay(
     engine: &Engine,
     id: &ExecutionId,
     component: &Arc<LoadedComponent>,
 ) -> Result<ReplayOutcome, EngineError> {
     let ex = retrying(engine, || engine.inner.store.load(id)).await?;
-    replay_journal(engine, id, ex.journal, component).await
-}
-
-/// Replays `journal` against `component` without writing anything.
-pub(crate) async fn replay_journal(
-    engine: &Engine,
-    id: &ExecutionId,
-    journal: Vec<Entry>,
-    component: &Arc<LoadedComponent>,
-) -> Result<ReplayOutcome, EngineError> {
-    let entries = journal.len() as u32;
-    let replay = match Replay::new(journal) {
-        Ok(r) => r,
-        Err(n) => return Ok(ReplayOutcome::Diverged(n)),
+    let entries = ex.journal.len() as u32;
+    let (driver, result) = match run_once(engine, id, ex, component, Mode::ReadOnly, None).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(n)) => return Ok(ReplayOutcome::Diverged(n)),
+        Err(EngineError::Host(HostError::UnknownWorkflow { name, .. })) => {
+            return Ok(ReplayOutcome::Failed(format!(
+                "the component has no workflow named '{name}'"
+            )));
+        }
+        Err(e) => return Err(e),
     };
-    let (workflow, input, seed) = {
-        let (w, i, _, s) = replay.started();
-        (w.to_owned(), i.clone(), s)
-    };
-    if component.check_workflow(&workflow).is_err() {
-        return Ok(ReplayOutcome::Failed(format!(
-            "the component has no workflow named '{workflow}'"
-        )));
-    }
-    let (tx, rx) = mpsc::unbounded_channel();
-    let driver = Driver {
-        engine: engine.clone(),
-        id: id.clone(),
-        component: component.clone(),
-        replay,
-        inbox: Vec::new(),
-        inbox_version: 0,
-        specs: HashMap::new(),
-        running: HashMap::new(),
-        tx,
-        rx,
-        inline_timers: HashMap::new(),
-        deadline: None,
-        read_only: true,
-    };
-    let (calls, result) = engine
-        .inner
-        .sandbox
-        .run_workflow(
-            component,
-            &workflow,
-            input.as_bytes(),
-            seed,
-            Box::new(driver),
-        )
-        .await;
-    let mut driver: Box<Driver> = calls
-        .into_any()
-        .downcast()
-        .expect("the sandbox returns the driver it was given");
+    let mut driver = driver;
     let result = match result {
         Ok(r) => r.map(Payload::new).map_err(failure_from_wit),
         Err(HostError::Interrupted(i)) => {
@@ -893,10 +1304,8 @@ pub(crate) async fn replay_journal(
                 Err(_) => Err(EngineError::Corrupt("unknown interrupt".into())),
             };
         }
-        Err(HostError::Guest(g)) => {
-            // A journal that recorded exactly this failure is compatible.
-            Err(Failure::new(FailureKind::NonRetryable, g.to_string()))
-        }
+        // A journal that recorded exactly this failure is compatible.
+        Err(HostError::Guest(g)) => Err(Failure::new(FailureKind::NonRetryable, g.to_string())),
         Err(e) => return Err(e.into()),
     };
     let finished = driver.replay.final_entry().is_some();
@@ -904,5 +1313,55 @@ pub(crate) async fn replay_journal(
         Ok(_) => Ok(ReplayOutcome::Compatible { entries, finished }),
         Err(ReplayError::Nondeterminism(n)) => Ok(ReplayOutcome::Diverged(n)),
         Err(ReplayError::Protocol(p)) => Ok(ReplayOutcome::Failed(p)),
+    }
+}
+
+/// Asks a running execution's workflow a query, on a replayed instance.
+pub(crate) async fn query(
+    engine: &Engine,
+    id: &ExecutionId,
+    name: &str,
+    args: Payload,
+) -> Result<Result<Payload, Failure>, EngineError> {
+    let ex = retrying(engine, || engine.inner.store.load(id)).await?;
+    if ex.meta.status.is_terminal() {
+        return Err(EngineError::QueryFinished {
+            id: id.clone(),
+            status: ex.meta.status,
+        });
+    }
+    let component = engine.component(&ex.meta.component).await?;
+    let request = QueryRequest {
+        name: name.to_string(),
+        args: args.into_bytes(),
+    };
+    let (_, result) =
+        match run_once(engine, id, ex, &component, Mode::Query(Some(request)), None).await? {
+            Ok(pair) => pair,
+            Err(n) => {
+                return Err(EngineError::Corrupt(format!(
+                    "the journal cannot be replayed: {n}"
+                )));
+            }
+        };
+    match result {
+        Err(HostError::Interrupted(i)) => match i.downcast::<Stop>() {
+            Ok(Stop::QueryAnswered(answer)) => Ok(answer),
+            Ok(Stop::Nondeterminism(n)) => Err(EngineError::Corrupt(format!(
+                "the execution diverges from its code: {n}"
+            ))),
+            Ok(Stop::Frontier) => Err(EngineError::QueryFinished {
+                id: id.clone(),
+                status: Status::Running,
+            }),
+            Ok(other) => Err(EngineError::Corrupt(format!(
+                "the query stopped unexpectedly: {other:?}"
+            ))),
+            Err(_) => Err(EngineError::Corrupt("unknown interrupt".into())),
+        },
+        Err(e) => Err(e.into()),
+        Ok(_) => Err(EngineError::Corrupt(
+            "the workflow returned while answering a query".into(),
+        )),
     }
 }

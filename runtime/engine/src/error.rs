@@ -19,6 +19,14 @@ pub enum EngineError {
     /// The pinned component is not in the store.
     #[error("{code} component {0} is not in the store: `cairn register` the .wasm it was built from", code = ErrorCode::ComponentNotFound)]
     ComponentNotFound(ComponentHash),
+    /// Queries answer only while an execution runs.
+    #[error("{code} execution {id} has {status}: queries are answered only while an execution runs; its result is in `cairn status {id}`", code = ErrorCode::QueryUnavailable)]
+    QueryFinished {
+        /// The execution.
+        id: cairn_core::ExecutionId,
+        /// Its status.
+        status: cairn_core::Status,
+    },
     /// Stored data is inconsistent.
     #[error("{code} {0}", code = ErrorCode::CorruptJournal)]
     Corrupt(String),
@@ -36,6 +44,7 @@ impl EngineError {
             Self::Host(_) => ErrorCode::GuestTrap,
             Self::NoComponentFor(_) | Self::ComponentNotFound(_) => ErrorCode::ComponentNotFound,
             Self::Corrupt(_) => ErrorCode::CorruptJournal,
+            Self::QueryFinished { .. } => ErrorCode::QueryUnavailable,
         }
     }
 }

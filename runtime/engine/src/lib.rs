@@ -68,6 +68,13 @@ pub struct EngineConfig {
     /// Directories holding components as `<sha256>.wasm` (the Lambda
     /// layer), looked in before the store.
     pub component_dirs: Vec<std::path::PathBuf>,
+    /// A run's journal reaching this many entries logs a warning (the
+    /// workflow should continue as new).
+    pub history_warn_at: u32,
+    /// After a child finishes, advance its parent here (the embedded host);
+    /// off where something else pushes on inbox writes (the Lambda host's
+    /// table stream).
+    pub push_parents: bool,
     /// Test hook: abort the process right before appending the entry with
     /// this index (after its effect happened), like a `kill -9` there.
     pub crash_before_append: Option<u32>,
@@ -87,6 +94,8 @@ impl Default for EngineConfig {
             },
             store_retries: 3,
             crash_before_append: None,
+            history_warn_at: 10_000,
+            push_parents: true,
             component_dirs: Vec::new(),
         }
     }
@@ -103,6 +112,8 @@ pub struct StartRequest {
     pub input: Payload,
     /// The component to pin; `None`: the one registered for the workflow.
     pub component: Option<ComponentHash>,
+    /// For a child execution: its parent and the parent's operation.
+    pub parent: Option<cairn_core::ParentRef>,
 }
 
 /// What [`Engine::start`] did.
@@ -303,6 +314,8 @@ impl Engine {
                 input: req.input.clone(),
                 component: hash.clone(),
                 seed,
+                run: 1,
+                parent: req.parent.clone(),
             },
         };
         let size = cairn_core::entry::encode(&started).len();
@@ -328,6 +341,7 @@ impl Engine {
             wake_at: None,
             waiting_on: None,
             parked: None,
+            run: 1,
         };
         match self
             .inner
@@ -388,6 +402,18 @@ impl Engine {
         driver::replay(self, id, &component).await
     }
 
+    /// Asks a running execution's workflow the query `name` (answered by a
+    /// handler it registered with `ctx.on_query`, on a replayed instance:
+    /// nothing is written).
+    pub async fn query(
+        &self,
+        id: &ExecutionId,
+        name: &str,
+        args: Payload,
+    ) -> Result<Result<Payload, cairn_core::Failure>, EngineError> {
+        driver::query(self, id, name, args).await
+    }
+
     /// Writes a signal to the execution's inbox. The caller pushes an
     /// advance (the CLI does it at once; in AWS the table's stream does).
     pub async fn signal(
@@ -428,6 +454,9 @@ impl Engine {
             let what = match &message {
                 InboxMessage::Signal { name, .. } => format!("signal '{name}'"),
                 InboxMessage::Cancel { .. } => "the cancel request".into(),
+                InboxMessage::ChildCompleted { child_id, .. } => {
+                    format!("the result of child {child_id}")
+                }
             };
             return Err(cairn_core::StoreError::TooLarge {
                 id: id.clone(),

@@ -29,7 +29,7 @@ mod wasi;
 
 pub use bindings::types::{
     ActivityInfo, ActivityOptions, Completion, ComponentInfo, Failure as WitFailure,
-    FailureKind as WitFailureKind, LogLevel, RetryPolicy, Wake,
+    FailureKind as WitFailureKind, LogLevel, QueryRequest, RetryPolicy, Wake,
 };
 pub use error::{GuestError, HostError, Interrupt};
 pub use sandbox::{

@@ -102,6 +102,19 @@ pub trait WorkflowCalls: Send + 'static {
     fn history_len(&self) -> u32;
     /// `log`.
     fn log(&mut self, level: LogLevel, message: String);
+    /// `start-child`.
+    fn start_child(
+        &mut self,
+        workflow: String,
+        id: String,
+        input: Vec<u8>,
+    ) -> Result<u32, Interrupt>;
+    /// `execution-id`.
+    fn execution_id(&self) -> String;
+    /// `continue-as-new`: always stops the guest.
+    fn continue_as_new(&mut self, input: Vec<u8>) -> Interrupt;
+    /// `answer-query`: always stops the guest.
+    fn answer_query(&mut self, answer: Result<Vec<u8>, WitFailure>) -> Interrupt;
 }
 
 /// The bytes of a component with their hash.
@@ -292,6 +305,32 @@ impl host::Host for GuestState {
     fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         self.calls("log")?.log(level, message);
         Ok(())
+    }
+
+    fn start_child(
+        &mut self,
+        workflow: String,
+        id: String,
+        input: Vec<u8>,
+    ) -> wasmtime::Result<u32> {
+        match self.calls("start-child")?.start_child(workflow, id, input) {
+            Ok(h) => Ok(h),
+            Err(i) => self.interrupted(i),
+        }
+    }
+
+    fn execution_id(&mut self) -> wasmtime::Result<String> {
+        Ok(self.calls("execution-id")?.execution_id())
+    }
+
+    fn continue_as_new(&mut self, input: Vec<u8>) -> wasmtime::Result<()> {
+        let i = self.calls("continue-as-new")?.continue_as_new(input);
+        self.interrupted(i)
+    }
+
+    fn answer_query(&mut self, answer: Result<Vec<u8>, WitFailure>) -> wasmtime::Result<()> {
+        let i = self.calls("answer-query")?.answer_query(answer);
+        self.interrupted(i)
     }
 }
 
@@ -917,3 +956,4 @@ fn check_world(engine: &Engine, component: &Component) -> Result<(), HostError> 
     }
     Ok(())
 }
+

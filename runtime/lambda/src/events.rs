@@ -45,6 +45,16 @@ pub enum Request {
         /// Execution id.
         id: String,
     },
+    /// Ask the workflow a query (nothing is written).
+    Query {
+        /// Execution id.
+        id: String,
+        /// Query name.
+        name: String,
+        /// Arguments (JSON).
+        #[serde(default)]
+        args: Value,
+    },
     /// A timer is due, or a continuation.
     Wake {
         /// Execution id.
@@ -145,7 +155,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-const SHAPES: &str = r#"expected {"action": "start"|"signal"|"cancel"|"status"|"wake"|"sweep", ...}, a DynamoDB stream batch, or a Function URL request carrying one"#;
+const SHAPES: &str = r#"expected {"action": "start"|"signal"|"cancel"|"status"|"query"|"wake"|"sweep", ...}, a DynamoDB stream batch, or a Function URL request carrying one"#;
 
 /// Recognizes the payload's shape.
 pub fn decode(payload: Value) -> Result<Decoded, HandlerError> {

@@ -8,6 +8,7 @@
 //! | direct invoke / Function URL: `{"action": "start", "workflow", "id", "input"}` | create the execution (idempotent) and advance it until it waits |
 //! | `{"action": "signal", "id", "name", "payload"}`, `{"action": "cancel", "id", "reason"}` | write the inbox; the table's stream pushes the advance |
 //! | `{"action": "status", "id"}` | the execution's status |
+//! | `{"action": "query", "id", "name", "args"}` | the workflow's answer to a query (nothing is written) |
 //! | DynamoDB stream batch (inbox inserts) | advance each execution once; `batchItemFailures` names the records of the ones that failed |
 //! | `{"action": "wake", "id", "at"}` from EventBridge Scheduler | a timer is due (or a continuation): advance |
 //! | `{"action": "sweep"}` (periodic) | advance due executions whose wake was lost, and interrupted ones |
@@ -116,7 +117,11 @@ impl App {
             cache_dir: Some(settings.cache_dir.clone()),
             ..SandboxConfig::default()
         };
-        let mut config = EngineConfig::default();
+        // Inbox writes push through the table's stream, parents included.
+        let mut config = EngineConfig {
+            push_parents: false,
+            ..EngineConfig::default()
+        };
         let mut workflows = HashMap::new();
         if let Some(dir) = &settings.components_dir {
             sandbox.precompiled_dirs.push(dir.clone());
@@ -252,6 +257,7 @@ impl App {
                         id: id.clone(),
                         input,
                         component,
+                        parent: None,
                     })
                     .await?;
                 let created_ms = self.started.elapsed().as_secs_f64() * 1e3;
@@ -291,6 +297,18 @@ impl App {
                 let id =
                     ExecutionId::new(id).map_err(|e| HandlerError::bad_request(e.to_string()))?;
                 self.status(&id).await
+            }
+            Request::Query { id, name, args } => {
+                let id =
+                    ExecutionId::new(id).map_err(|e| HandlerError::bad_request(e.to_string()))?;
+                match self.engine.query(&id, &name, Payload::json(&args)).await? {
+                    Ok(answer) => {
+                        Ok(json!({"id": id, "query": name, "answer": answer.to_json_value()}))
+                    }
+                    Err(failure) => Ok(
+                        json!({"id": id, "query": name, "failure": serde_json::to_value(&failure).unwrap_or_default()}),
+                    ),
+                }
             }
             Request::Wake { id, at } => {
                 let id =

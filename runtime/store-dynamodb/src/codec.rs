@@ -33,8 +33,17 @@ pub(crate) fn exec_pk(id: &ExecutionId) -> String {
     format!("exec#{id}")
 }
 
-pub(crate) fn entry_sk(index: u32) -> String {
-    format!("j#{index:010}")
+/// Journal entries sort below `in#` (inbox) and `meta`, runs in order, so a
+/// descending query reads meta, inbox, then the current run, newest first.
+pub(crate) fn entry_sk(run: u32, index: u32) -> String {
+    format!("h#{run:06}#{index:010}")
+}
+
+/// `h#000002#0000000007` -> (2, 7).
+pub(crate) fn parse_entry_sk(sk: &str) -> Option<(u32, u32)> {
+    let rest = sk.strip_prefix("h#")?;
+    let (run, index) = rest.split_once('#')?;
+    Some((run.parse().ok()?, index.parse().ok()?))
 }
 
 fn corrupt(id: &ExecutionId, reason: impl Into<String>) -> StoreError {
@@ -55,6 +64,7 @@ pub(crate) fn meta_item(m: &ExecutionMeta) -> Item {
     item.insert("created_at".into(), n(m.created_at.as_millis()));
     item.insert("updated_at".into(), n(m.updated_at.as_millis()));
     item.insert("inbox_version".into(), n(m.inbox_version));
+    item.insert("run".into(), n(u64::from(m.run)));
     if let Some(t) = m.wake_at {
         item.insert("wake_at".into(), n(t.as_millis()));
         item.insert("wake_bucket".into(), s(WAKE_BUCKET));
@@ -84,25 +94,23 @@ pub(crate) fn meta_from_item(id: &ExecutionId, item: &Item) -> Result<ExecutionM
         parked: get_s(item, "parked")
             .map(|p| serde_json::from_str(&p).map_err(|e| corrupt(id, format!("parked: {e}"))))
             .transpose()?,
+        run: get_n(item, "run").unwrap_or(1) as u32,
     })
 }
 
-pub(crate) fn entry_item(id: &ExecutionId, index: u32, body: String) -> Item {
+pub(crate) fn entry_item(id: &ExecutionId, run: u32, index: u32, body: String) -> Item {
     let mut item: Item = HashMap::new();
     item.insert("pk".into(), s(exec_pk(id)));
-    item.insert("sk".into(), s(entry_sk(index)));
+    item.insert("sk".into(), s(entry_sk(run, index)));
     item.insert("body".into(), s(body));
     item
 }
 
 pub(crate) fn entry_from_item(
     id: &ExecutionId,
-    index: &str,
+    index: u32,
     item: &Item,
 ) -> Result<Entry, StoreError> {
-    let index: u32 = index
-        .parse()
-        .map_err(|_| corrupt(id, format!("bad journal key j#{index}")))?;
     let body = get_s(item, "body")
         .ok_or_else(|| corrupt(id, format!("journal entry {index} has no body")))?;
     cairn_core::entry::decode(index, body.as_bytes()).map_err(|e| corrupt(id, e.to_string()))
@@ -122,6 +130,7 @@ pub(crate) fn inbox_item(
     let kind = match message {
         InboxMessage::Signal { .. } => "signal",
         InboxMessage::Cancel { .. } => "cancel",
+        InboxMessage::ChildCompleted { .. } => "child",
     };
     item.insert("kind".into(), s(kind));
     item.insert("body".into(), s(body));

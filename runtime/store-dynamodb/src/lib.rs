@@ -5,7 +5,7 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | execution meta | `exec#<id>` | `meta` |
-//! | journal entry | `exec#<id>` | `j#<index, 10 digits>` |
+//! | journal entry | `exec#<id>` | `h#<run, 6 digits>#<index, 10 digits>` |
 //! | inbox item | `exec#<id>` | `in#<ulid>` |
 //! | component | `component#<sha256>` | `meta`, `c#<chunk>` |
 //! | workflow registry | `workflow#<name>` | `meta` |
@@ -13,8 +13,10 @@
 //! Correctness under concurrent Lambda invocations rests on conditional
 //! writes, never on locks:
 //!
-//! - **load** is one consistent `Query` on the execution's partition (paged
-//!   past 1 MB);
+//! - **load** is one consistent `Query` on the execution's partition, read
+//!   in descending key order: `meta`, then the inbox (`in#`), then the
+//!   current run's entries; it stops at the first entry of an older run
+//!   (runs closed by continue-as-new are never read back), paged past 1 MB;
 //! - **append** is one conditional `PutItem` (`attribute_not_exists`): the
 //!   first writer of an index wins. When two items must change together it is
 //!   one `TransactWriteItems`: a final entry with the meta's status; a signal
@@ -40,7 +42,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use cairn_core::store::*;
-use cairn_core::{ComponentHash, ExecutionId, Timestamp};
+use cairn_core::{ComponentHash, Entry, ExecutionId, Timestamp};
 use codec::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -51,6 +53,10 @@ pub const MAX_ITEM_BYTES: usize = 400_000;
 
 /// Component bytes are stored in chunks of this size.
 const CHUNK_BYTES: usize = 350_000;
+
+/// Items per page of a load: enough for a typical execution in one request,
+/// small enough that reading past the current run wastes little.
+const LOAD_PAGE_ITEMS: i32 = 500;
 
 /// How long consumed inbox items are kept (for audit) before TTL removes them.
 const CONSUMED_RETENTION_SECS: u64 = 7 * 86_400;
@@ -230,7 +236,7 @@ impl cairn_core::Store for DynamoStore {
                 ),
                 put(
                     &self.table,
-                    entry_item(&id, 0, body),
+                    entry_item(&id, 1, 0, body),
                     "attribute_not_exists(pk)",
                 ),
             ];
@@ -253,11 +259,11 @@ impl cairn_core::Store for DynamoStore {
 
     fn load<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Execution> {
         Box::pin(async move {
-            let mut meta = None;
+            let mut meta: Option<ExecutionMeta> = None;
             let mut journal = Vec::new();
             let mut inbox = Vec::new();
             let mut start = None;
-            loop {
+            'pages: loop {
                 let out = self
                     .client
                     .query()
@@ -265,6 +271,8 @@ impl cairn_core::Store for DynamoStore {
                     .key_condition_expression("pk = :pk")
                     .expression_attribute_values(":pk", s(exec_pk(id)))
                     .consistent_read(true)
+                    .scan_index_forward(false)
+                    .limit(LOAD_PAGE_ITEMS)
                     .set_exclusive_start_key(start)
                     .send()
                     .await
@@ -273,12 +281,22 @@ impl cairn_core::Store for DynamoStore {
                     let sk = get_s(&item, "sk").unwrap_or_default();
                     if sk == "meta" {
                         meta = Some(meta_from_item(id, &item)?);
-                    } else if let Some(index) = sk.strip_prefix("j#") {
-                        journal.push(entry_from_item(id, index, &item)?);
                     } else if let Some(ulid) = sk.strip_prefix("in#") {
-                        if !item.contains_key("consumed_at") {
+                        // Consumed items stay (with a TTL) so keyed
+                        // deliveries remain idempotent; they are not pending.
+                        let consumed = item.contains_key("consumed_at");
+                        if !consumed {
                             inbox.push(inbox_from_item(id, ulid, &item)?);
                         }
+                    } else if let Some((run, index)) = parse_entry_sk(&sk) {
+                        let current = meta
+                            .as_ref()
+                            .map(|m| m.run)
+                            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+                        if run < current {
+                            break 'pages; // An earlier run: not part of this load.
+                        }
+                        journal.push(entry_from_item(id, index, &item)?);
                     }
                 }
                 start = out.last_evaluated_key;
@@ -287,6 +305,8 @@ impl cairn_core::Store for DynamoStore {
                 }
             }
             let meta = meta.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            journal.reverse();
+            inbox.reverse();
             Ok(Execution {
                 meta,
                 journal,
@@ -309,7 +329,7 @@ impl cairn_core::Store for DynamoStore {
             let body = String::from_utf8(cairn_core::entry::encode(&append.entry))
                 .expect("entries are JSON");
             self.check_size(id, || format!("journal entry {index}"), body.len())?;
-            let entry = entry_item(id, index, body);
+            let entry = entry_item(id, append.run, index, body);
             let finish = append.entry.event.final_status();
             let at = append.entry.at;
             if finish.is_none() && append.consume.is_none() {
@@ -370,10 +390,12 @@ impl cairn_core::Store for DynamoStore {
                                 .key("pk", s(exec_pk(id)))
                                 .key("sk", s("meta"))
                                 .update_expression("SET #st = :st, updated_at = :at REMOVE wake_at, wake_bucket, waiting_on")
-                                .condition_expression("attribute_exists(pk)")
+                                .condition_expression("attribute_exists(pk) AND #run = :run")
                                 .expression_attribute_names("#st", "status")
+                                .expression_attribute_names("#run", "run")
                                 .expression_attribute_values(":st", s(status.as_str()))
                                 .expression_attribute_values(":at", n(at.as_millis()))
+                                .expression_attribute_values(":run", n(u64::from(append.run)))
                                 .build()
                                 .expect("update has table, key and expression"),
                         )
@@ -405,8 +427,12 @@ impl cairn_core::Store for DynamoStore {
                 .table_name(&self.table)
                 .key("pk", s(exec_pk(id)))
                 .key("sk", s("meta"))
-                .condition_expression("inbox_version = :v AND (#st = :running OR #st = :waiting)")
+                .condition_expression(
+                    "inbox_version = :v AND #run = :run AND (#st = :running OR #st = :waiting)",
+                )
                 .expression_attribute_names("#st", "status")
+                .expression_attribute_names("#run", "run")
+                .expression_attribute_values(":run", n(u64::from(sus.run)))
                 .expression_attribute_values(":v", n(sus.inbox_version))
                 .expression_attribute_values(":running", s("running"))
                 .expression_attribute_values(":waiting", s("waiting"))
@@ -422,7 +448,7 @@ impl cairn_core::Store for DynamoStore {
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
                 .key("pk", s(exec_pk(id)))
-                .key("sk", s(entry_sk(sus.journal_len)))
+                .key("sk", s(entry_sk(sus.run, sus.journal_len)))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .expect("condition check has table, key and expression");
@@ -539,6 +565,9 @@ impl cairn_core::Store for DynamoStore {
             let what = || match &message {
                 InboxMessage::Signal { name, .. } => format!("signal '{name}'"),
                 InboxMessage::Cancel { .. } => "the cancel request".into(),
+                InboxMessage::ChildCompleted { child_id, .. } => {
+                    format!("the result of child {child_id}")
+                }
             };
             self.check_size(id, what, body.len())?;
             let ulid = self.next_ulid()?;
@@ -548,28 +577,7 @@ impl cairn_core::Store for DynamoStore {
                     inbox_item(id, &ulid, at, &message, body),
                     "attribute_not_exists(pk)",
                 ),
-                TransactWriteItem::builder()
-                    .update(
-                        Update::builder()
-                            .table_name(&self.table)
-                            .key("pk", s(exec_pk(id)))
-                            .key("sk", s("meta"))
-                            .update_expression(
-                                "SET inbox_version = inbox_version + :one, updated_at = :at",
-                            )
-                            .condition_expression(
-                                "attribute_exists(pk) AND NOT (#st IN (:c, :f, :x))",
-                            )
-                            .expression_attribute_names("#st", "status")
-                            .expression_attribute_values(":one", n(1))
-                            .expression_attribute_values(":at", n(at.as_millis()))
-                            .expression_attribute_values(":c", s("completed"))
-                            .expression_attribute_values(":f", s("failed"))
-                            .expression_attribute_values(":x", s("cancelled"))
-                            .build()
-                            .expect("update has table, key and expression"),
-                    )
-                    .build(),
+                self.bump_inbox_version(id, at),
             ];
             match self.transact(items).await {
                 Ok(()) => Ok(InboxItem {
@@ -580,6 +588,122 @@ impl cairn_core::Store for DynamoStore {
                 Err(TransactError::Cancelled(_)) => {
                     Err(self.explain(id, "the inbox item exists").await)
                 }
+                Err(TransactError::Other(e)) => Err(e),
+            }
+        })
+    }
+
+    fn continue_as_new<'a>(&'a self, id: &'a ExecutionId, c: ContinueAsNew) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let closing =
+                String::from_utf8(cairn_core::entry::encode(&c.closing)).expect("entries are JSON");
+            let next =
+                String::from_utf8(cairn_core::entry::encode(&c.next)).expect("entries are JSON");
+            self.check_size(
+                id,
+                || format!("journal entry {} of run {}", c.closing.index, c.run),
+                closing.len(),
+            )?;
+            self.check_size(id, || format!("the input of run {}", c.run + 1), next.len())?;
+            let items = vec![
+                put(&self.table, entry_item(id, c.run, c.closing.index, closing), "attribute_not_exists(pk)"),
+                put(&self.table, entry_item(id, c.run + 1, 0, next), "attribute_not_exists(pk)"),
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(exec_pk(id)))
+                            .key("sk", s("meta"))
+                            .update_expression("SET #run = :next, #st = :running, updated_at = :at REMOVE wake_at, wake_bucket, waiting_on")
+                            .condition_expression("#run = :run AND (#st = :running OR #st = :waiting)")
+                            .expression_attribute_names("#st", "status")
+                            .expression_attribute_names("#run", "run")
+                            .expression_attribute_values(":run", n(u64::from(c.run)))
+                            .expression_attribute_values(":next", n(u64::from(c.run + 1)))
+                            .expression_attribute_values(":running", s("running"))
+                            .expression_attribute_values(":waiting", s("waiting"))
+                            .expression_attribute_values(":at", n(c.next.at.as_millis()))
+                            .build()
+                            .expect("update has table, key and expression"),
+                    )
+                    .build(),
+            ];
+            match self.transact(items).await {
+                Ok(()) => Ok(()),
+                Err(TransactError::Cancelled(_)) => Err(self
+                    .explain(id, &format!("run {} has moved on", c.run))
+                    .await),
+                Err(TransactError::Other(e)) => Err(e),
+            }
+        })
+    }
+
+    fn load_run<'a>(&'a self, id: &'a ExecutionId, run: u32) -> StoreFuture<'a, Vec<Entry>> {
+        Box::pin(async move {
+            self.get_meta(id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            let mut out = Vec::new();
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :run)")
+                    .expression_attribute_values(":pk", s(exec_pk(id)))
+                    .expression_attribute_values(":run", s(format!("h#{run:06}#")))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&self.table, e))?;
+                for item in page.items.unwrap_or_default() {
+                    if let Some((_, index)) =
+                        parse_entry_sk(&get_s(&item, "sk").unwrap_or_default())
+                    {
+                        out.push(entry_from_item(id, index, &item)?);
+                    }
+                }
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn deliver_once<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        key: &'a str,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> StoreFuture<'a, Option<InboxItem>> {
+        Box::pin(async move {
+            let body = serde_json::to_string(&message).expect("inbox messages serialize");
+            self.check_size(id, || "the inbox message".into(), body.len())?;
+            let items = vec![
+                put(
+                    &self.table,
+                    inbox_item(id, key, at, &message, body),
+                    "attribute_not_exists(pk)",
+                ),
+                self.bump_inbox_version(id, at),
+            ];
+            match self.transact(items).await {
+                Ok(()) => Ok(Some(InboxItem {
+                    id: key.to_string(),
+                    at,
+                    message,
+                })),
+                Err(TransactError::Cancelled(reasons))
+                    if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(None)
+                }
+                Err(TransactError::Cancelled(_)) => Err(self.explain(id, "cannot deliver").await),
                 Err(TransactError::Other(e)) => Err(e),
             }
         })
@@ -823,6 +947,28 @@ impl cairn_core::Store for DynamoStore {
 }
 
 impl DynamoStore {
+    /// The meta update that goes with every inbox write.
+    fn bump_inbox_version(&self, id: &ExecutionId, at: Timestamp) -> TransactWriteItem {
+        TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(exec_pk(id)))
+                    .key("sk", s("meta"))
+                    .update_expression("SET inbox_version = inbox_version + :one, updated_at = :at")
+                    .condition_expression("attribute_exists(pk) AND NOT (#st IN (:c, :f, :x))")
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":at", n(at.as_millis()))
+                    .expression_attribute_values(":c", s("completed"))
+                    .expression_attribute_values(":f", s("failed"))
+                    .expression_attribute_values(":x", s("cancelled"))
+                    .build()
+                    .expect("update has table, key and expression"),
+            )
+            .build()
+    }
+
     async fn get_component_meta(&self, hash: &ComponentHash) -> Result<Option<u64>, StoreError> {
         let out = self
             .client

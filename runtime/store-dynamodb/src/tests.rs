@@ -138,6 +138,7 @@ fn oversized_items_are_refused_before_any_request() {
             .append(
                 &id,
                 Append {
+                    run: 1,
                     entry,
                     consume: None,
                 },
@@ -192,6 +193,7 @@ fn a_plain_step_is_one_put_and_a_load_is_one_query() {
             .append(
                 &id,
                 Append {
+                    run: 1,
                     entry,
                     consume: None,
                 },

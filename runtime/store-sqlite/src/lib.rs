@@ -193,9 +193,9 @@ impl Store for SqliteStore {
                 let mut journal = Vec::with_capacity(16);
                 {
                     let mut stmt = tx
-                        .prepare_cached("SELECT idx, body FROM journal WHERE id = ?1 ORDER BY idx")
+                        .prepare_cached("SELECT idx, body FROM journal WHERE id = ?1 AND run = ?2 ORDER BY idx")
                         .map_err(sql_err(path))?;
-                    let mut rows = stmt.query(params![id.as_str()]).map_err(sql_err(path))?;
+                    let mut rows = stmt.query(params![id.as_str(), meta.run]).map_err(sql_err(path))?;
                     while let Some(row) = rows.next().map_err(sql_err(path))? {
                         let idx: u32 = row.get(0).map_err(sql_err(path))?;
                         let body = row
@@ -216,7 +216,7 @@ impl Store for SqliteStore {
                 {
                     let mut stmt = tx
                         .prepare_cached(
-                            "SELECT item, at, body FROM inbox WHERE id = ?1 ORDER BY item",
+                            "SELECT item, at, body FROM inbox WHERE id = ?1 AND consumed_at IS NULL ORDER BY item",
                         )
                         .map_err(sql_err(path))?;
                     let mut rows = stmt.query(params![id.as_str()]).map_err(sql_err(path))?;
@@ -266,6 +266,7 @@ impl Store for SqliteStore {
                 });
             }
             let op = Op::Append {
+                run: append.run,
                 index: append.entry.index,
                 at: append.entry.at,
                 body,
@@ -323,6 +324,98 @@ impl Store for SqliteStore {
             {
                 Reply::Delivered(item) => Ok(item),
                 _ => unreachable!("deliver replies Delivered"),
+            }
+        })
+    }
+
+    fn continue_as_new<'a>(&'a self, id: &'a ExecutionId, c: ContinueAsNew) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let closing = cairn_core::entry::encode(&c.closing);
+            let next = cairn_core::entry::encode(&c.next);
+            for (what, size) in [
+                ("the closing entry", closing.len()),
+                ("the next run's input", next.len()),
+            ] {
+                if size > self.max_item_bytes {
+                    return Err(StoreError::TooLarge {
+                        id: id.clone(),
+                        what: what.into(),
+                        size,
+                        limit: self.max_item_bytes,
+                    });
+                }
+            }
+            let op = Op::ContinueAsNew {
+                run: c.run,
+                closing_index: c.closing.index,
+                closing,
+                next,
+                at: c.next.at,
+            };
+            self.write(Some(id.clone()), op).await.map(|_| ())
+        })
+    }
+
+    fn load_run<'a>(&'a self, id: &'a ExecutionId, run: u32) -> StoreFuture<'a, Vec<Entry>> {
+        Box::pin(async move {
+            self.read(|conn| {
+                let path = &self.path;
+                read_meta(conn, path, id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT idx, body FROM journal WHERE id = ?1 AND run = ?2 ORDER BY idx",
+                    )
+                    .map_err(sql_err(path))?;
+                let mut rows = stmt
+                    .query(params![id.as_str(), run])
+                    .map_err(sql_err(path))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next().map_err(sql_err(path))? {
+                    let idx: u32 = row.get(0).map_err(sql_err(path))?;
+                    let body: Vec<u8> = row.get(1).map_err(sql_err(path))?;
+                    out.push(cairn_core::entry::decode(idx, &body).map_err(|e| {
+                        StoreError::Corrupt {
+                            id: id.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?);
+                }
+                Ok(out)
+            })
+        })
+    }
+
+    fn deliver_once<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        key: &'a str,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> StoreFuture<'a, Option<InboxItem>> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(&message).expect("inbox messages serialize");
+            if body.len() > self.max_item_bytes {
+                return Err(StoreError::TooLarge {
+                    id: id.clone(),
+                    what: "the inbox message".into(),
+                    size: body.len(),
+                    limit: self.max_item_bytes,
+                });
+            }
+            match self
+                .write(
+                    Some(id.clone()),
+                    Op::DeliverOnce {
+                        key: key.to_string(),
+                        message,
+                        body,
+                        at,
+                    },
+                )
+                .await?
+            {
+                Reply::DeliveredOnce(item) => Ok(item),
+                _ => unreachable!("deliver_once replies DeliveredOnce"),
             }
         })
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Bumped when the schema changes; older files are migrated or refused.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -23,21 +23,24 @@ CREATE TABLE IF NOT EXISTS meta (
     wake_at       INTEGER,
     waiting_on    TEXT,
     parked        TEXT,
-    journal_len   INTEGER NOT NULL
+    journal_len   INTEGER NOT NULL,
+    run           INTEGER NOT NULL DEFAULT 1
 ) STRICT;
 CREATE INDEX IF NOT EXISTS meta_wake ON meta (wake_at) WHERE status = 'waiting';
 CREATE INDEX IF NOT EXISTS meta_updated ON meta (updated_at);
 CREATE TABLE IF NOT EXISTS journal (
     id   TEXT NOT NULL,
+    run  INTEGER NOT NULL,
     idx  INTEGER NOT NULL,
     body BLOB NOT NULL,
-    PRIMARY KEY (id, idx)
+    PRIMARY KEY (id, run, idx)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbox (
-    id   TEXT NOT NULL,
-    item TEXT NOT NULL,
-    at   INTEGER NOT NULL,
-    body BLOB NOT NULL,
+    id          TEXT NOT NULL,
+    item        TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    body        BLOB NOT NULL,
+    consumed_at INTEGER,
     PRIMARY KEY (id, item)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS components (
@@ -50,7 +53,24 @@ CREATE TABLE IF NOT EXISTS workflows (
 ) STRICT;
 ";
 
-pub(crate) const META_COLUMNS: &str = "id, workflow, component, status, input_hash, created_at, updated_at, inbox_version, wake_at, waiting_on, parked";
+pub(crate) const META_COLUMNS: &str = "id, workflow, component, status, input_hash, created_at, updated_at, inbox_version, wake_at, waiting_on, parked, run";
+
+/// v1 -> v2: journals per run (continue-as-new), consumed inbox items kept
+/// (so keyed deliveries stay once).
+const MIGRATE_V1: &str = "
+ALTER TABLE meta ADD COLUMN run INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE inbox ADD COLUMN consumed_at INTEGER;
+CREATE TABLE journal_v2 (
+    id   TEXT NOT NULL,
+    run  INTEGER NOT NULL,
+    idx  INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (id, run, idx)
+) STRICT, WITHOUT ROWID;
+INSERT INTO journal_v2 (id, run, idx, body) SELECT id, 1, idx, body FROM journal;
+DROP TABLE journal;
+ALTER TABLE journal_v2 RENAME TO journal;
+";
 
 fn pragmas(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))
@@ -113,7 +133,12 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
                 )));
             }
         }
-        conn.execute_batch(SCHEMA).map_err(not_ours)?;
+        if version == 1 {
+            conn.execute_batch(&format!("BEGIN; {MIGRATE_V1} COMMIT;"))
+                .map_err(not_ours)?;
+        } else {
+            conn.execute_batch(SCHEMA).map_err(not_ours)?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(sql_err(path))?;
     }
@@ -165,6 +190,7 @@ pub(crate) fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<Result<ExecutionMet
                         .map_err(|e| corrupt(format!("parked: {e}")))
                 })
                 .transpose()?,
+            run: r.get::<_, i64>(11).map_err(|e| corrupt(e.to_string()))? as u32,
         })
     })();
     Ok(meta)

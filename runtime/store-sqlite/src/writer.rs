@@ -19,6 +19,7 @@ pub(crate) enum Op {
         started: Vec<u8>,
     },
     Append {
+        run: u32,
         index: u32,
         at: Timestamp,
         body: Vec<u8>,
@@ -32,6 +33,19 @@ pub(crate) enum Op {
     },
     Unpark,
     Deliver {
+        message: InboxMessage,
+        body: Vec<u8>,
+        at: Timestamp,
+    },
+    ContinueAsNew {
+        run: u32,
+        closing_index: u32,
+        closing: Vec<u8>,
+        next: Vec<u8>,
+        at: Timestamp,
+    },
+    DeliverOnce {
+        key: String,
         message: InboxMessage,
         body: Vec<u8>,
         at: Timestamp,
@@ -50,6 +64,7 @@ pub(crate) enum Reply {
     Done,
     Created(Created),
     Delivered(InboxItem),
+    DeliveredOnce(Option<InboxItem>),
 }
 
 pub(crate) struct Job {
@@ -130,15 +145,17 @@ fn conflict(id: &ExecutionId, reason: impl Into<String>) -> StoreError {
     }
 }
 
-/// (status, journal_len, inbox_version) of `id`.
+/// (status, journal_len, inbox_version, run) of `id`.
 fn state(
     tx: &Connection,
     path: &std::path::Path,
     id: &ExecutionId,
-) -> Result<(Status, u32, u64), StoreError> {
-    let row: Option<(String, i64, i64)> = {
+) -> Result<(Status, u32, u64, u32), StoreError> {
+    let row: Option<(String, i64, i64, i64)> = {
         let mut stmt = tx
-            .prepare_cached("SELECT status, journal_len, inbox_version FROM meta WHERE id = ?1")
+            .prepare_cached(
+                "SELECT status, journal_len, inbox_version, run FROM meta WHERE id = ?1",
+            )
             .map_err(sql_err(path))?;
         let mut rows = stmt.query(params![id.as_str()]).map_err(sql_err(path))?;
         match rows.next().map_err(sql_err(path))? {
@@ -146,16 +163,17 @@ fn state(
                 r.get(0).map_err(sql_err(path))?,
                 r.get(1).map_err(sql_err(path))?,
                 r.get(2).map_err(sql_err(path))?,
+                r.get(3).map_err(sql_err(path))?,
             )),
             None => None,
         }
     };
-    let (status, len, version) = row.ok_or_else(|| not_found(id))?;
+    let (status, len, version, run) = row.ok_or_else(|| not_found(id))?;
     let status = Status::parse(&status).ok_or_else(|| StoreError::Corrupt {
         id: id.clone(),
         reason: format!("unknown status {status:?}"),
     })?;
-    Ok((status, len as u32, version as u64))
+    Ok((status, len as u32, version as u64, run as u32))
 }
 
 fn apply(
@@ -202,13 +220,14 @@ fn apply(
                 meta.updated_at.as_millis() as i64
             ])
             .map_err(&e)?;
-            tx.prepare_cached("INSERT INTO journal (id, idx, body) VALUES (?1, 0, ?2)")
+            tx.prepare_cached("INSERT INTO journal (id, run, idx, body) VALUES (?1, 1, 0, ?2)")
                 .map_err(&e)?
                 .execute(params![meta.id.as_str(), started])
                 .map_err(&e)?;
             Ok(Reply::Created(Created::New))
         }
         Op::Append {
+            run: driver_run,
             index,
             at,
             body,
@@ -216,7 +235,13 @@ fn apply(
             finish,
         } => {
             let id = id.expect("appends name an execution");
-            let (status, len, _) = state(tx, path, id)?;
+            let (status, len, _, run) = state(tx, path, id)?;
+            if *driver_run != run {
+                return Err(conflict(
+                    id,
+                    format!("run {driver_run} is over: the execution continued as run {run}"),
+                ));
+            }
             if status.is_terminal() {
                 return Err(StoreError::Finished {
                     id: id.clone(),
@@ -233,9 +258,9 @@ fn apply(
             }
             if let Some(item) = consume {
                 let n = tx
-                    .prepare_cached("DELETE FROM inbox WHERE id = ?1 AND item = ?2")
+                    .prepare_cached("UPDATE inbox SET consumed_at = ?3 WHERE id = ?1 AND item = ?2 AND consumed_at IS NULL")
                     .map_err(&e)?
-                    .execute(params![id.as_str(), item])
+                    .execute(params![id.as_str(), item, at.as_millis() as i64])
                     .map_err(&e)?;
                 if n == 0 {
                     return Err(conflict(
@@ -244,9 +269,9 @@ fn apply(
                     ));
                 }
             }
-            tx.prepare_cached("INSERT INTO journal (id, idx, body) VALUES (?1, ?2, ?3)")
+            tx.prepare_cached("INSERT INTO journal (id, run, idx, body) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(&e)?
-                .execute(params![id.as_str(), index, body])
+                .execute(params![id.as_str(), run, index, body])
                 .map_err(&e)?;
             match finish {
                 Some(status) => tx
@@ -265,9 +290,18 @@ fn apply(
         }
         Op::Suspend(s) => {
             let id = id.expect("suspends name an execution");
-            let (status, len, version) = state(tx, path, id)?;
+            let (status, len, version, run) = state(tx, path, id)?;
             if status.is_terminal() || status == Status::Parked {
                 return Err(conflict(id, format!("the execution is {status}")));
+            }
+            if run != s.run {
+                return Err(conflict(
+                    id,
+                    format!(
+                        "run {} is over: the execution continued as run {run}",
+                        s.run
+                    ),
+                ));
             }
             if len != s.journal_len {
                 return Err(conflict(
@@ -310,6 +344,82 @@ fn apply(
             tx.execute("UPDATE meta SET status = 'running', parked = NULL WHERE id = ?1 AND status = 'parked'", params![id.as_str()])
                 .map_err(&e)?;
             Ok(Reply::Done)
+        }
+        Op::ContinueAsNew {
+            run,
+            closing_index,
+            closing,
+            next,
+            at,
+        } => {
+            let id = id.expect("continue-as-new names an execution");
+            let (status, len, _, current) = state(tx, path, id)?;
+            if status.is_terminal() {
+                return Err(StoreError::Finished {
+                    id: id.clone(),
+                    status,
+                });
+            }
+            if current != *run || len != *closing_index {
+                return Err(conflict(
+                    id,
+                    format!(
+                        "run {run} has moved on (the execution is at run {current}, entry {len})"
+                    ),
+                ));
+            }
+            let insert = "INSERT INTO journal (id, run, idx, body) VALUES (?1, ?2, ?3, ?4)";
+            tx.prepare_cached(insert)
+                .map_err(&e)?
+                .execute(params![id.as_str(), run, closing_index, closing])
+                .map_err(&e)?;
+            tx.prepare_cached(insert)
+                .map_err(&e)?
+                .execute(params![id.as_str(), run + 1, 0, next])
+                .map_err(&e)?;
+            tx.prepare_cached(
+                "UPDATE meta SET run = ?2, journal_len = 1, status = 'running', wake_at = NULL, waiting_on = NULL, updated_at = ?3 WHERE id = ?1",
+            )
+            .map_err(&e)?
+            .execute(params![id.as_str(), run + 1, at.as_millis() as i64])
+            .map_err(&e)?;
+            Ok(Reply::Done)
+        }
+        Op::DeliverOnce {
+            key,
+            message,
+            body,
+            at,
+        } => {
+            let id = id.expect("deliveries name an execution");
+            let (status, ..) = state(tx, path, id)?;
+            if status.is_terminal() {
+                return Err(StoreError::Finished {
+                    id: id.clone(),
+                    status,
+                });
+            }
+            let n = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO inbox (id, item, at, body) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(&e)?
+                .execute(params![id.as_str(), key, at.as_millis() as i64, body])
+                .map_err(&e)?;
+            if n == 0 {
+                return Ok(Reply::DeliveredOnce(None));
+            }
+            tx.prepare_cached(
+                "UPDATE meta SET inbox_version = inbox_version + 1, updated_at = ?2 WHERE id = ?1",
+            )
+            .map_err(&e)?
+            .execute(params![id.as_str(), at.as_millis() as i64])
+            .map_err(&e)?;
+            Ok(Reply::DeliveredOnce(Some(InboxItem {
+                id: key.clone(),
+                at: *at,
+                message: message.clone(),
+            })))
         }
         Op::Deliver { message, body, at } => {
             let id = id.expect("deliveries name an execution");

@@ -1,62 +1,6 @@
 //! The CLI against DynamoDB (the emulator scripts/test starts).
 
 use crate::support::*;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// A `cairn` working on its own fresh table.
-struct Dynamo {
-    c: Cairn,
-    table: String,
-    endpoint: String,
-}
-
-impl Dynamo {
-    fn new() -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let endpoint = std::env::var("CAIRN_TEST_DYNAMODB_ENDPOINT")
-            .expect("CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts a DynamoDB emulator (moto)");
-        let table = format!(
-            "cairn-cli-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let d = Self {
-            c: Cairn::new(),
-            table,
-            endpoint,
-        };
-        let r = d.run(&["table", "create"]).ok();
-        assert!(r.stdout.contains("created table"), "{r:?}");
-        d
-    }
-
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = self.c.command();
-        cmd.args(["--store", "dynamodb", "--table", &self.table])
-            .args(args)
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().expect("run cairn").into()
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_env(args, &[])
-    }
-
-    fn history(&self, id: &str) -> Vec<serde_json::Value> {
-        self.run(&["history", id, "--json"])
-            .ok()
-            .json()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-}
 
 #[test]
 fn swap_saga_both_outcomes_on_dynamodb() {

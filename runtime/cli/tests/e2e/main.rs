@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod crash;
 mod dynamodb;
+mod features;
 mod hostile;
 mod nondeterminism;
 mod signals;

@@ -120,3 +120,98 @@ pub fn kinds(history: &[Value]) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A `cairn` working on its own fresh table.
+pub struct Dynamo {
+    pub c: Cairn,
+    pub table: String,
+    pub endpoint: String,
+}
+
+impl Dynamo {
+    pub fn new() -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let endpoint = std::env::var("CAIRN_TEST_DYNAMODB_ENDPOINT")
+            .expect("CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts a DynamoDB emulator (moto)");
+        let table = format!(
+            "cairn-cli-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let d = Self {
+            c: Cairn::new(),
+            table,
+            endpoint,
+        };
+        let r = d.run(&["table", "create"]).ok();
+        assert!(r.stdout.contains("created table"), "{r:?}");
+        d
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.c.command();
+        cmd.args(["--store", "dynamodb", "--table", &self.table])
+            .args(args)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run cairn").into()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    pub fn history(&self, id: &str) -> Vec<serde_json::Value> {
+        self.run(&["history", id, "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+/// A `cairn` on one store or the other, for tests that run on both.
+pub enum Env {
+    /// The embedded SQLite store.
+    Sqlite(Cairn),
+    /// DynamoDB on the emulator.
+    Dynamo(Dynamo),
+}
+
+impl Env {
+    pub fn sqlite() -> Self {
+        Env::Sqlite(Cairn::new())
+    }
+
+    pub fn dynamo() -> Self {
+        Env::Dynamo(Dynamo::new())
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        match self {
+            Env::Sqlite(c) => c.run(args),
+            Env::Dynamo(d) => d.run(args),
+        }
+    }
+
+    pub fn status(&self, id: &str) -> Value {
+        self.run(&["status", id, "--json"]).ok().json()
+    }
+
+    pub fn history(&self, id: &str) -> Vec<Value> {
+        self.run(&["history", id, "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}

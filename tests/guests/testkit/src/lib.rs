@@ -143,7 +143,77 @@ pub async fn ordered(ctx: Ctx, _input: serde_json::Value) -> Result<String, Fail
     let y: u32 = ctx
         .activity("echo", &if b == "first" { 1 } else { 2 })
         .await?;
+    if cfg!(feature = "logged") {
+        // A compatible change: a log line after the last step.
+        ctx.info(format!("ordered finished: {x} {y}"));
+    }
     Ok(format!("{a}={x} {b}={y}"))
+}
+
+// ---- continue-as-new, children, queries ------------------------------------
+
+/// Input of `counter`.
+#[derive(Serialize, Deserialize)]
+pub struct Counter {
+    /// Iterations in all.
+    pub n: u64,
+    /// Iterations done by earlier runs.
+    #[serde(default)]
+    pub done: u64,
+    /// Continue as new when the run's journal reaches this many entries.
+    pub per_run: u32,
+}
+
+/// Loops `n` times (one journaled step each), continuing as new whenever
+/// the run's journal reaches `per_run` entries.
+pub async fn counter(ctx: Ctx, mut c: Counter) -> Result<u64, Failure> {
+    while c.done < c.n {
+        ctx.sleep(Duration::from_millis(0)).await?;
+        c.done += 1;
+        if ctx.history_len() >= c.per_run && c.done < c.n {
+            ctx.continue_as_new(&c);
+        }
+    }
+    Ok(c.done)
+}
+
+/// Starts `count` children running `collect(1)` and returns their results.
+pub async fn family(ctx: Ctx, count: u32) -> Result<Vec<serde_json::Value>, Failure> {
+    let me = ctx.execution_id();
+    let children: Vec<_> = (0..count)
+        .map(|i| ctx.child::<Vec<serde_json::Value>>("collect", &format!("{me}.c{i}"), &1))
+        .collect();
+    let results = join_all(children).await;
+    results
+        .into_iter()
+        .map(|r| r.map(|v| serde_json::json!(v)))
+        .collect()
+}
+
+/// Counts signals `tick` until `stop`, answering the query `count`.
+pub async fn ticker(ctx: Ctx, _input: serde_json::Value) -> Result<u32, Failure> {
+    let count = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    {
+        let count = count.clone();
+        ctx.on_query("count", move |_: serde_json::Value| Ok(count.get()));
+    }
+    loop {
+        match select(
+            ctx.signal::<serde_json::Value>("tick"),
+            ctx.signal::<serde_json::Value>("stop"),
+        )
+        .await
+        {
+            Either::Left(t) => {
+                t?;
+                count.set(count.get() + 1);
+            }
+            Either::Right(s) => {
+                s?;
+                return Ok(count.get());
+            }
+        }
+    }
 }
 
 // ---- determinism of the environment ------------------------------------
@@ -244,6 +314,6 @@ pub fn make_big(_ctx: &ActivityCtx, n: u64) -> Result<String, Failure> {
 }
 
 cairn_sdk::component! {
-    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, environment, spin, hog, boom, recurse, read_file, connect, bad_activity, big_output],
+    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, counter, family, ticker, environment, spin, hog, boom, recurse, read_file, connect, bad_activity, big_output],
     activities: [work, echo, sometimes, explode, make_big],
 }

@@ -1,0 +1,67 @@
+//! Continue-as-new keeps a long-lived loop's history bounded: 100,000
+//! iterations, and no journal ever holds more than the workflow's bound.
+
+use crate::run;
+use cairn_core::{Event, Status, Store, memory::MemoryStore};
+use cairn_engine::{Advance, AdvanceOptions};
+use cairn_tests::{engine, start};
+use std::sync::Arc;
+
+#[test]
+fn a_hundred_thousand_iterations_through_continue_as_new() {
+    const N: u64 = 100_000;
+    const PER_RUN: usize = 1_000;
+    run(async {
+        let store = Arc::new(MemoryStore::new());
+        let (engine, testkit, _) = engine(store.clone()).await;
+        let id = start(
+            &engine,
+            &testkit,
+            "counter",
+            serde_json::json!({ "n": N, "per_run": PER_RUN }),
+        )
+        .await;
+        let r = engine.drive(&id, AdvanceOptions::default()).await.unwrap();
+        let Advance::Finished {
+            status: Status::Completed,
+            entry,
+        } = r
+        else {
+            panic!("{r:?}")
+        };
+        let Event::Completed { output } = &entry.event else {
+            panic!("{entry:?}")
+        };
+        assert_eq!(output.to_json_value(), serde_json::json!(N));
+
+        let meta = store.meta(&id).await.unwrap();
+        assert!(meta.run > 1, "the loop continued as new");
+        let mut iterations = 0;
+        for run in 1..=meta.run {
+            let journal = store.load_run(&id, run).await.unwrap();
+            assert!(
+                journal.len() <= PER_RUN + 1,
+                "run {run} holds {} entries (bound {PER_RUN} + the closing entry)",
+                journal.len()
+            );
+            assert!(matches!(journal[0].event, Event::Started { .. }));
+            let last = &journal.last().unwrap().event;
+            if run < meta.run {
+                assert!(
+                    matches!(last, Event::ContinuedAsNew { .. }),
+                    "run {run}: {last:?}"
+                );
+            } else {
+                assert!(
+                    matches!(last, Event::Completed { .. }),
+                    "run {run}: {last:?}"
+                );
+            }
+            iterations += journal
+                .iter()
+                .filter(|e| matches!(e.event, Event::TimerFired { .. }))
+                .count() as u64;
+        }
+        assert_eq!(iterations, N, "every iteration journaled exactly once");
+    });
+}

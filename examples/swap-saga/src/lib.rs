@@ -180,7 +180,9 @@ fn record(key: &str, op: &str, t: &Transfer) -> Result<(), Failure> {
         .create(true)
         .append(true)
         .open(path)?;
-    writeln!(f, "{line}")?;
+    // One write call per line: formatting straight into the file would
+    // issue a write per token, and a crash between two would tear the line.
+    f.write_all(format!("{line}\n").as_bytes())?;
     f.sync_all()?;
     Ok(())
 }

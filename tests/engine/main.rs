@@ -1,7 +1,8 @@
 //! The engine on real stores (SQLite; DynamoDB on the emulator): racing
 //! drivers, signals landing mid-advance, injected store faults. One binary,
-//! one module per area; every test runs on both stores.
+//! one module per area; the store-sensitive tests run on both stores.
 
+mod activities;
 mod faults;
 mod inbox;
 mod racing;

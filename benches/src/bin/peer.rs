@@ -66,6 +66,10 @@ enum Cmd {
         /// and what the CLI uses). For diagnosis, not the compared figure.
         #[arg(long, default_value_t = 0)]
         pooled: u32,
+        /// A fresh instance for every activity call instead of reusing
+        /// idle ones (Cairn's default). For diagnosis.
+        #[arg(long)]
+        fresh_activities: bool,
     },
     /// The crash phase: run, kill -9 mid-step, restart, time to all complete.
     Crash {
@@ -204,11 +208,13 @@ async fn engine(
     dir: &Path,
     trace: Option<&Path>,
     pooled: u32,
+    fresh_activities: bool,
 ) -> Result<(Engine, Arc<SqliteStore>)> {
     std::fs::create_dir_all(dir)?;
     let store = Arc::new(SqliteStore::open(dir.join("cairn.db"))?);
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
         pooled_instances: pooled,
+        reuse_activity_instances: !fresh_activities,
         cache_dir: Some(dir.join("cache")),
         activity_dirs: trace
             .map(|t| vec![(t.to_path_buf(), "/trace".to_string())])
@@ -323,9 +329,10 @@ async fn bench(
     fail: usize,
     phase_timeout: u64,
     pooled: u32,
+    fresh_activities: bool,
 ) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
-    let (engine, _store) = engine(&dir, None, pooled).await?;
+    let (engine, _store) = engine(&dir, None, pooled, fresh_activities).await?;
     let hash = add(&engine, cairn_test_artifacts::SWAP_SAGA).await?;
     let me = std::process::id();
     let mut out = serde_json::Map::new();
@@ -333,11 +340,16 @@ async fn bench(
     out.insert(
         "config".into(),
         format!(
-            "in-process engine, embedded SQLite (WAL, synchronous=FULL): every journal entry fsynced before the next effect; group commit; {}",
+            "in-process engine, embedded SQLite (WAL, synchronous=FULL): every journal entry fsynced before the next effect; group commit; {}; {}",
             if pooled > 0 {
                 format!("pooling allocator, {pooled} slots")
             } else {
                 "on-demand instance allocation (default)".to_string()
+            },
+            if fresh_activities {
+                "a fresh instance per activity call"
+            } else {
+                "activity instances reused (default)"
             }
         )
         .into(),
@@ -510,7 +522,7 @@ fn crash(
     // the cache (a restart of a long-lived host would, too).
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let (engine, _) = engine(&dir, None, 0).await?;
+        let (engine, _) = engine(&dir, None, 0, false).await?;
         add(&engine, cairn_test_artifacts::TESTKIT)
             .await
             .map(|_| ())
@@ -612,7 +624,7 @@ fn crash(
 }
 
 async fn crash_run(dir: PathBuf, n: usize, steps: u32, ms: u64) -> Result<()> {
-    let (engine, _) = engine(&dir, Some(&dir.join("trace")), 0).await?;
+    let (engine, _) = engine(&dir, Some(&dir.join("trace")), 0, false).await?;
     let hash = add(&engine, cairn_test_artifacts::TESTKIT).await?;
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
@@ -644,7 +656,7 @@ async fn crash_run(dir: PathBuf, n: usize, steps: u32, ms: u64) -> Result<()> {
 
 async fn recover(dir: PathBuf) -> Result<()> {
     let t = Instant::now();
-    let (engine, _) = engine(&dir, Some(&dir.join("trace")), 0).await?;
+    let (engine, _) = engine(&dir, Some(&dir.join("trace")), 0, false).await?;
     let opened = t.elapsed();
     let running = engine
         .list(ListFilter {
@@ -720,6 +732,7 @@ fn main() -> Result<()> {
                         fail,
                         phase_timeout,
                         pooled,
+                        fresh_activities,
                     } => {
                         bench(
                             dir,
@@ -731,6 +744,7 @@ fn main() -> Result<()> {
                             fail,
                             phase_timeout,
                             pooled,
+                            fresh_activities,
                         )
                         .await
                     }

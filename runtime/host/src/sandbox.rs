@@ -54,6 +54,9 @@ pub struct SandboxConfig {
     pub activity_network: bool,
     /// Per-attempt timeout of activities that do not set one.
     pub default_activity_timeout: Duration,
+    /// Keep activity instances between calls (see
+    /// [`Sandbox::run_activity`]); `false` gives every call a fresh one.
+    pub reuse_activity_instances: bool,
 }
 
 impl Default for SandboxConfig {
@@ -68,6 +71,7 @@ impl Default for SandboxConfig {
             activity_env: Vec::new(),
             activity_network: true,
             default_activity_timeout: Duration::from_secs(300),
+            reuse_activity_instances: true,
         }
     }
 }
@@ -151,7 +155,24 @@ pub struct LoadedComponent {
     pub from_cache: bool,
     workflow_pre: ComponentPre<GuestState>,
     activity_pre: ComponentPre<GuestState>,
+    /// Activity instances that finished a call cleanly, ready for the next
+    /// (see [`Sandbox::run_activity`]).
+    idle_activities: Mutex<Vec<ActivityInstance>>,
 }
+
+/// An activity-mode instance kept between calls, with its store.
+struct ActivityInstance {
+    store: Store<GuestState>,
+    guest: Bindings,
+}
+
+/// Idle activity instances kept per component: enough for the activities
+/// of many executions in flight, small enough to keep memory low.
+const IDLE_ACTIVITY_INSTANCES: usize = 32;
+
+/// An instance whose captured output has grown past this is not reused (its
+/// pipe has a fixed capacity).
+const REUSE_OUTPUT_LIMIT: usize = 16 << 10;
 
 impl std::fmt::Debug for LoadedComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -475,6 +496,7 @@ impl Sandbox {
             from_cache,
             workflow_pre,
             activity_pre,
+            idle_activities: Mutex::new(Vec::new()),
         });
         tracing::debug!(hash = %loaded.hash, ms = loaded.load_time.as_secs_f64() * 1e3, from_cache, "component loaded");
         self.components
@@ -663,8 +685,17 @@ impl Sandbox {
             .await
     }
 
-    /// Runs one attempt of activity `name` in a fresh instance with real
-    /// WASI, bounded by `timeout`.
+    /// Runs one attempt of activity `name` with real WASI, bounded by
+    /// `timeout`.
+    ///
+    /// Activity instances are reused: one that returned (success or a
+    /// failure the guest chose) goes back to a small idle list of its
+    /// component and takes a later call, of any execution — like a warm
+    /// Lambda container, globals survive between calls, so an activity can
+    /// keep a client or a cache there but must not keep per-call state. An
+    /// instance that trapped, timed out, hit a limit or was cancelled is
+    /// dropped. Reuse saves an instantiation (its memory mapping and
+    /// initialization) per call: most of an activity's host cost.
     pub async fn run_activity(
         &self,
         component: &LoadedComponent,
@@ -674,28 +705,59 @@ impl Sandbox {
         timeout: Option<Duration>,
     ) -> Result<ActivityRun, HostError> {
         let timeout = timeout.unwrap_or(self.config.default_activity_timeout);
-        let mut store = self.activity_store(Some(&self.config.activity_dirs))?;
+        let idle = component
+            .idle_activities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let (mut store, guest) = match idle {
+            Some(ActivityInstance { store, guest }) => (store, Some(guest)),
+            None => (self.activity_store(Some(&self.config.activity_dirs))?, None),
+        };
+        let printed_before = output_len(&store);
+        store
+            .set_fuel(u64::MAX)
+            .map_err(|e| HostError::Internal(format!("{e:#}")))?;
         let run = async {
-            let guest = component.activity_pre.instantiate_async(&mut store).await?;
-            guest
+            let guest = match guest {
+                Some(g) => g,
+                None => component.activity_pre.instantiate_async(&mut store).await?,
+            };
+            let r = guest
                 .cairn_workflow_guest()
                 .call_activity(&mut store, name, input, &info)
-                .await
+                .await?;
+            wasmtime::Result::Ok((guest, r))
         };
         let r = tokio::time::timeout(timeout, run).await;
-        let output = match &store.data().output {
-            Some(pipe) => String::from_utf8_lossy(&pipe.contents())
-                .chars()
-                .take(4096)
-                .collect(),
-            None => String::new(),
+        let printed = match &store.data().output {
+            Some(pipe) => pipe.contents(),
+            None => Default::default(),
         };
+        let output: String = String::from_utf8_lossy(&printed[printed_before.min(printed.len())..])
+            .chars()
+            .take(4096)
+            .collect();
         match r {
             Err(_) => Err(GuestError::Timeout {
                 ms: timeout.as_millis() as u64,
             }
             .into()),
-            Ok(Ok(result)) => Ok(ActivityRun { result, output }),
+            Ok(Ok((guest, result))) => {
+                if self.config.reuse_activity_instances
+                    && printed.len() < REUSE_OUTPUT_LIMIT
+                    && !store.data().limits.denied
+                {
+                    let mut idle = component
+                        .idle_activities
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    if idle.len() < IDLE_ACTIVITY_INSTANCES {
+                        idle.push(ActivityInstance { store, guest });
+                    }
+                }
+                Ok(ActivityRun { result, output })
+            }
             Ok(Err(e)) => Err(self.guest_error(e, &store)),
         }
     }
@@ -957,3 +1019,11 @@ fn check_world(engine: &Engine, component: &Component) -> Result<(), HostError> 
     Ok(())
 }
 
+/// Bytes an instance has printed so far.
+fn output_len(store: &Store<GuestState>) -> usize {
+    store
+        .data()
+        .output
+        .as_ref()
+        .map_or(0, |p| p.contents().len())
+}

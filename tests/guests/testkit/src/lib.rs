@@ -83,7 +83,8 @@ pub fn work(ctx: &ActivityCtx, input: serde_json::Value) -> Result<String, Failu
             .create(true)
             .append(true)
             .open("/trace/log")?;
-        writeln!(f, "{} {}", ctx.idempotency_key(), ctx.attempt())?;
+        // One write per line: a kill between two writes would tear it.
+        f.write_all(format!("{} {}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())?;
         f.sync_all()?;
     }
     Ok(ctx.idempotency_key().to_string())
@@ -102,6 +103,22 @@ pub async fn steps(ctx: Ctx, n: u32) -> Result<u32, Failure> {
         sum = sum.wrapping_add(ctx.activity::<u32>("echo", &i).await?);
     }
     Ok(sum)
+}
+
+/// Calls `instance_calls` `n` times in sequence and returns what each saw.
+pub async fn reuse(ctx: Ctx, n: u32) -> Result<Vec<u32>, Failure> {
+    let mut seen = Vec::new();
+    for _ in 0..n {
+        seen.push(ctx.activity::<u32>("instance_calls", &()).await?);
+    }
+    Ok(seen)
+}
+
+/// How many calls this activity instance has taken, this one included
+/// (globals survive between calls of a reused instance).
+pub fn instance_calls(_ctx: &ActivityCtx, _: ()) -> Result<u32, Failure> {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    Ok(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
 }
 
 /// Returns its input.
@@ -314,6 +331,6 @@ pub fn make_big(_ctx: &ActivityCtx, n: u64) -> Result<String, Failure> {
 }
 
 cairn_sdk::component! {
-    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, counter, family, ticker, environment, spin, hog, boom, recurse, read_file, connect, bad_activity, big_output],
-    activities: [work, echo, sometimes, explode, make_big],
+    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, counter, family, ticker, reuse, environment, spin, hog, boom, recurse, read_file, connect, bad_activity, big_output],
+    activities: [work, echo, instance_calls, sometimes, explode, make_big],
 }

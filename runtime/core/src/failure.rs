@@ -43,8 +43,19 @@ pub struct Failure {
     /// Human-readable message.
     pub message: String,
     /// Structured details (JSON by convention).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub details: Option<Payload>,
+}
+
+/// A present `details` field is `Some`, even when it is JSON `null`: the
+/// default `Option` decoding would turn `Some(null)` into `None`, and a
+/// replayed workflow would see other details than the live one did.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Payload>, D::Error> {
+    Payload::deserialize(d).map(Some)
 }
 
 impl Failure {

@@ -70,7 +70,9 @@ impl Payload {
 
     fn as_plain_json(&self) -> Option<&RawValue> {
         let raw: &RawValue = serde_json::from_slice(&self.0).ok()?;
-        if is_bytes_object(raw.get()) {
+        // Whitespace around the value would be lost in the stored form, so
+        // such a payload is stored as bytes, to come back byte for byte.
+        if raw.get().len() != self.0.len() || is_bytes_object(raw.get()) {
             None
         } else {
             Some(raw)
@@ -163,6 +165,8 @@ mod tests {
             Payload::from(r#"{"$bytes":"AAAA"}"#),
             Payload::from(""),
             Payload::from("not json"),
+            Payload::from(" 0"),
+            Payload::from("[1]\n"),
         ] {
             let s = serde_json::to_string(&p).unwrap();
             assert!(s.contains("$bytes"), "{s}");

@@ -989,6 +989,23 @@ fn check_header(bytes: &[u8]) -> Result<(), HostError> {
     Ok(())
 }
 
+/// What to say about a component that uses `name` (`cairn:workflow/guest@0.2.0`)
+/// instead of this host's version: both versions, and what to do.
+fn version_mismatch(name: &str) -> String {
+    let ours = &WIT_PACKAGE["cairn:workflow@".len()..];
+    let theirs = name.rsplit_once('@').map_or("", |(_, v)| v);
+    let parse = |v: &str| -> Option<Vec<u64>> { v.split('.').map(|p| p.parse().ok()).collect() };
+    let advice = match (parse(theirs), parse(ours)) {
+        (Some(t), Some(o)) if t > o => format!(
+            "the component's SDK is newer than this cairn: upgrade cairn to one that implements {theirs}, or rebuild the component with the cairn-sdk of this cairn (WIT {ours})"
+        ),
+        _ => format!("rebuild the component with the cairn-sdk of this cairn (WIT {ours})"),
+    };
+    format!(
+        "the component was built against cairn:workflow@{theirs} (it uses {name}), but this host implements {WIT_PACKAGE}: {advice}"
+    )
+}
+
 /// Checks the component speaks this host's WIT version.
 fn check_world(engine: &Engine, component: &Component) -> Result<(), HostError> {
     let ty = component.component_type();
@@ -1002,9 +1019,7 @@ fn check_world(engine: &Engine, component: &Component) -> Result<(), HostError> 
         n.starts_with("cairn:workflow/") && !n.ends_with(&WIT_PACKAGE["cairn:workflow".len()..])
     });
     if let Some(name) = other_version {
-        return Err(HostError::WrongWorld(format!(
-            "the component was built against {name}, but this host implements {WIT_PACKAGE}: rebuild it with the cairn-sdk that matches this cairn"
-        )));
+        return Err(HostError::WrongWorld(version_mismatch(name)));
     }
     if !exports.contains(&guest) {
         return Err(HostError::WrongWorld(format!(

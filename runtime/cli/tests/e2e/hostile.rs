@@ -126,3 +126,65 @@ fn parallel_activities_and_retries_work() {
     assert_eq!(r.stdout.trim(), "3", "succeeded on attempt 3");
     assert_eq!(c.history("flaky")[1]["attempts"], 3);
 }
+
+/// swap-saga with its `cairn:workflow` interfaces renamed to another
+/// version (same length, so the binary stays a valid component): what a
+/// guest built against an older or newer WIT looks like to this host.
+fn with_wit_version(c: &Cairn, version: &str) -> String {
+    assert_eq!(version.len(), "0.1.0".len());
+    let mut bytes = std::fs::read(SWAP_SAGA).unwrap();
+    let mut renamed = 0;
+    for iface in ["types", "host", "guest"] {
+        let from = format!("cairn:workflow/{iface}@0.1.0");
+        let to = format!("cairn:workflow/{iface}@{version}");
+        let mut i = 0;
+        while let Some(at) = bytes[i..]
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+        {
+            let at = i + at;
+            bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+            renamed += 1;
+            i = at + to.len();
+        }
+    }
+    assert!(renamed > 0, "swap-saga names cairn:workflow@0.1.0");
+    let path = c.path().join(format!("swap-{version}.wasm"));
+    std::fs::write(&path, bytes).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_guest_built_against_another_wit_version_is_refused_naming_both_versions() {
+    let c = Cairn::new();
+    for (version, advice) in [
+        ("0.2.0", "upgrade cairn"),
+        (
+            "0.0.9",
+            "rebuild the component with the cairn-sdk of this cairn (WIT 0.1.0)",
+        ),
+    ] {
+        let wasm = with_wit_version(&c, version);
+        for args in [
+            vec!["run", &wasm, "-w", "swap", "-i", SWAP_OK, "--id", "v"],
+            vec!["inspect", &wasm],
+        ] {
+            let r = c.run(&args);
+            assert_eq!(r.code, 2, "{args:?}: {r:?}");
+            for words in [
+                "CRN301",
+                &format!("cairn:workflow@{version}"),
+                "this host implements cairn:workflow@0.1.0",
+                advice,
+            ] {
+                assert!(
+                    r.stderr.contains(words),
+                    "{version}: expected {words:?} in {}",
+                    r.stderr
+                );
+            }
+        }
+    }
+    let list = c.run(&["list", "--json"]).ok().json();
+    assert_eq!(list, serde_json::json!([]), "nothing was stored");
+}

@@ -11,7 +11,13 @@
 //! - **durable writes per step**: store writes and commits (fsyncs) per
 //!   journal entry.
 //!
-//! `scripts/bench` runs it; see `cairn-bench --help`.
+//! With `--dynamodb-endpoint` it measures the DynamoDB store instead:
+//! requests per step and per load (counted by an SDK interceptor), the swap
+//! saga's latency and its split between time on the wire (request sent to
+//! response received) and the rest (engine, SDK).
+//!
+//! `scripts/bench` and `scripts/bench-dynamodb` run it; see
+//! `cairn-bench --help`.
 
 use anyhow::{Context, Result};
 use cairn_core::{ExecutionId, Payload, Store};
@@ -53,6 +59,11 @@ struct Args {
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Measure the DynamoDB store at this endpoint (an emulator: moto's
+    /// speed says nothing of DynamoDB's, so these are functional figures)
+    /// instead of the SQLite phases.
+    #[arg(long)]
+    dynamodb_endpoint: Option<String>,
 }
 
 fn cpu_time() -> Duration {
@@ -128,9 +139,170 @@ fn writes(store: &SqliteStore) -> (u64, u64) {
     )
 }
 
+/// Requests by operation between two snapshots.
+fn delta(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+fn show(counts: &std::collections::BTreeMap<String, u64>, per: f64) -> String {
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k} {:.2}", *v as f64 / per))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+const WRITE_OPS: [&str; 4] = ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"];
+
+async fn dynamodb(args: &Args, endpoint: &str) -> Result<()> {
+    use cairn_store_dynamodb::DynamoStore;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "bench", "bench", None, None, "static",
+        ))
+        .load()
+        .await;
+    let table = format!("cairn-bench-{}", std::process::id());
+    let store = Arc::new(DynamoStore::from_sdk_config(&sdk, &table));
+    cairn_store_dynamodb::create_table(store.client(), store.table()).await?;
+    let tmp = tempfile::tempdir()?;
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+        cache_dir: Some(tmp.path().join("cache")),
+        ..Default::default()
+    })?);
+    let engine = Engine::new(
+        sandbox,
+        store.clone(),
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    );
+    let swap = engine
+        .add_component(ComponentBytes::new(
+            std::fs::read(cairn_test_artifacts::SWAP_SAGA).context("swap_saga.wasm")?,
+        ))
+        .await?;
+    let testkit = engine
+        .add_component(ComponentBytes::new(
+            std::fs::read(cairn_test_artifacts::TESTKIT).context("testkit.wasm")?,
+        ))
+        .await?;
+    let mut report = serde_json::Map::new();
+    println!(
+        "cairn-bench · DynamoDB store at {endpoint} (table {table}) · load average before: {}",
+        loadavg()
+    );
+    let stats = store.stats().clone();
+
+    // ---- requests per step and per load ---------------------------------
+    for i in 0..10 {
+        run_swap(&engine, &swap.hash, ExecutionId::new(format!("warm-{i}"))?).await?;
+    }
+    let (r0, wire0) = (stats.snapshot(), stats.wire_time());
+    let mut lat = Vec::with_capacity(args.runs);
+    for i in 0..args.runs {
+        let t = Instant::now();
+        run_swap(&engine, &swap.hash, ExecutionId::new(format!("seq-{i}"))?).await?;
+        lat.push(t.elapsed());
+    }
+    let (r1, wire1) = (stats.snapshot(), stats.wire_time());
+    lat.sort();
+    let runs = args.runs as f64;
+    let per_exec = delta(&r0, &r1);
+    let writes: u64 = WRITE_OPS.iter().filter_map(|op| per_exec.get(*op)).sum();
+    let wire = wire1.saturating_sub(wire0).as_secs_f64() * 1000.0 / runs;
+    let total: f64 = lat.iter().map(|d| ms(*d)).sum::<f64>() / runs;
+    println!(
+        "
+swap saga on DynamoDB, sequential, {} runs (start + one advance: 6 journal entries each):",
+        args.runs
+    );
+    println!("  requests per execution: {}", show(&per_exec, runs));
+    println!(
+        "  writes per journal entry {:.2} (goal 1) · loads (Query) per advance {:.2}",
+        writes as f64 / (runs * 6.0),
+        per_exec.get("Query").copied().unwrap_or(0) as f64 / runs
+    );
+    println!(
+        "  p50 {:.2} ms · p95 {:.2} ms · p99 {:.2} ms",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.95)),
+        ms(percentile(&lat, 0.99))
+    );
+    println!(
+        "  mean {total:.2} ms = {wire:.2} ms on the wire (request sent to response received) + {:.2} ms engine, SDK and serialization",
+        total - wire
+    );
+    report.insert(
+        "ddb_requests_per_execution".into(),
+        serde_json::json!(per_exec),
+    );
+    report.insert(
+        "ddb_writes_per_entry".into(),
+        (writes as f64 / (runs * 6.0)).into(),
+    );
+    report.insert("ddb_seq_p50_ms".into(), ms(percentile(&lat, 0.5)).into());
+    report.insert("ddb_seq_p95_ms".into(), ms(percentile(&lat, 0.95)).into());
+    report.insert("ddb_mean_ms".into(), total.into());
+    report.insert("ddb_mean_wire_ms".into(), wire.into());
+
+    // ---- one load of a long journal: Query pages -------------------------
+    for steps in [100u32, 400, 1000] {
+        let id = ExecutionId::new(format!("long-{steps}"))?;
+        engine
+            .start(StartRequest {
+                workflow: "steps".into(),
+                id: id.clone(),
+                input: Payload::json(&steps),
+                component: Some(testkit.hash.clone()),
+                parent: None,
+            })
+            .await?;
+        engine.drive(&id, AdvanceOptions::default()).await?;
+        let before = stats.snapshot();
+        let t = Instant::now();
+        let loaded = store.load(&id).await?;
+        let took = t.elapsed();
+        let pages = delta(&before, &stats.snapshot());
+        println!(
+            "  load of a {}-entry journal: {} ({:.2} ms)",
+            loaded.journal.len(),
+            show(&pages, 1.0),
+            ms(took)
+        );
+        report.insert(
+            format!("ddb_load_{}_entries_queries", loaded.journal.len()),
+            pages.get("Query").copied().unwrap_or(0).into(),
+        );
+    }
+    report.insert("loadavg_after".into(), loadavg().into());
+    println!("\nload average after: {}", loadavg());
+    let _ = store
+        .client()
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await;
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(endpoint) = args.dynamodb_endpoint.clone() {
+        return dynamodb(&args, &endpoint).await;
+    }
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;

@@ -1,18 +1,24 @@
-//! Counting the requests the store sends (an SDK interceptor).
+//! Counting and timing the requests the store sends (an SDK interceptor).
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Requests sent, by operation name (`PutItem`, `Query`, ...). Every
 /// attempt counts, retries included.
 #[derive(Debug, Default)]
 pub struct RequestStats {
     counts: Mutex<BTreeMap<String, u64>>,
+    /// Time between a request leaving and its response arriving, summed.
+    wire_ns: AtomicU64,
 }
 
 impl RequestStats {
@@ -29,6 +35,13 @@ impl RequestStats {
         self.snapshot().values().sum()
     }
 
+    /// Time spent on the wire and in the server (request sent to response
+    /// received), summed over every request: the store's share of latency
+    /// (for concurrent requests, the sum exceeds the wall time).
+    pub fn wire_time(&self) -> Duration {
+        Duration::from_nanos(self.wire_ns.load(Ordering::Relaxed))
+    }
+
     fn count(&self, op: &str) {
         *self
             .counts
@@ -41,6 +54,14 @@ impl RequestStats {
 
 #[derive(Debug)]
 pub(crate) struct Counter(pub Arc<RequestStats>);
+
+/// When the current attempt was handed to the HTTP client.
+#[derive(Debug, Clone, Copy)]
+struct Sent(Instant);
+
+impl Storable for Sent {
+    type Storer = StoreReplace<Self>;
+}
 
 impl Intercept for Counter {
     fn name(&self) -> &'static str {
@@ -58,6 +79,21 @@ impl Intercept for Counter {
             .map(|m| m.name())
             .unwrap_or("unknown");
         self.0.count(op);
+        cfg.interceptor_state().store_put(Sent(Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(Sent(at)) = cfg.load::<Sent>() {
+            self.0
+                .wire_ns
+                .fetch_add(at.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
         Ok(())
     }
 }

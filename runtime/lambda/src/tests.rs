@@ -61,7 +61,7 @@ async fn fixture() -> Fixture {
         let names: &[&str] = if path == cairn_test_artifacts::SWAP_SAGA {
             &["swap"]
         } else {
-            &["collect", "nap", "slow", "approval"]
+            &["collect", "nap", "slow", "approval", "family", "ticker"]
         };
         for w in names {
             workflows.insert(w.to_string(), json!(hash.to_string()));
@@ -478,4 +478,114 @@ fn deadlines_are_read_as_epoch_or_as_a_duration() {
         deadline(1_795_818_900_000, now),
         Some(Timestamp::from_millis(1_795_818_900_000))
     );
+}
+
+#[test]
+fn a_query_reads_a_running_execution_and_writes_nothing() {
+    run(async {
+        let f = fixture().await;
+        f.call(json!({"action": "start", "workflow": "ticker", "id": "tk", "input": null}))
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            f.call(json!({"action": "signal", "id": "tk", "name": "tick", "payload": 1}))
+                .await
+                .unwrap();
+        }
+        f.call(stream_batch(&[("tk", "200")])).await.unwrap();
+        let before = f
+            .call(json!({"action": "status", "id": "tk"}))
+            .await
+            .unwrap();
+        let q = f
+            .call(json!({"action": "query", "id": "tk", "name": "count", "args": null}))
+            .await
+            .unwrap();
+        assert_eq!(q["answer"], 2, "{q}");
+        let after = f
+            .call(json!({"action": "status", "id": "tk"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            before["journal_len"], after["journal_len"],
+            "a query appends nothing"
+        );
+        let unknown = f
+            .call(json!({"action": "query", "id": "tk", "name": "nope", "args": null}))
+            .await
+            .unwrap();
+        assert!(
+            unknown["failure"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("answers no query named 'nope'"),
+            "{unknown}"
+        );
+    })
+}
+
+#[test]
+fn children_report_to_their_parent_through_the_stream_and_a_cancel_reaches_them() {
+    run(async {
+        let f = fixture().await;
+        let v = f
+            .call(json!({"action": "start", "workflow": "family", "id": "fam", "input": 2}))
+            .await
+            .unwrap();
+        assert_eq!(v["status"], "waiting", "{v}");
+        // The parent's invocation started its children; each waits for `go`.
+        for (child, seq) in [("fam.c0", "300"), ("fam.c1", "301")] {
+            let st = f
+                .call(json!({"action": "status", "id": child}))
+                .await
+                .unwrap();
+            assert_eq!(st["status"], "waiting", "{child}: {st}");
+            f.call(json!({"action": "signal", "id": child, "name": "go", "payload": child}))
+                .await
+                .unwrap();
+            f.call(stream_batch(&[(child, seq)])).await.unwrap();
+            let st = f
+                .call(json!({"action": "status", "id": child}))
+                .await
+                .unwrap();
+            assert_eq!(st["status"], "completed", "{child}: {st}");
+        }
+        // Their results sit in the parent's inbox; the inserts' stream
+        // records advance it (the host does not push parents itself).
+        let st = f
+            .call(json!({"action": "status", "id": "fam"}))
+            .await
+            .unwrap();
+        assert_eq!(st["status"], "waiting", "{st}");
+        let r = f
+            .call(stream_batch(&[("fam", "302"), ("fam", "303")]))
+            .await
+            .unwrap();
+        assert_eq!(r, json!({"batchItemFailures": []}));
+        let st = f
+            .call(json!({"action": "status", "id": "fam"}))
+            .await
+            .unwrap();
+        assert_eq!(st["status"], "completed", "{st}");
+        assert_eq!(st["output"], json!([["fam.c0"], ["fam.c1"]]), "{st}");
+
+        // Cancelling a parent cancels its unfinished children.
+        f.call(json!({"action": "start", "workflow": "family", "id": "fam2", "input": 1}))
+            .await
+            .unwrap();
+        f.call(json!({"action": "cancel", "id": "fam2", "reason": "not needed"}))
+            .await
+            .unwrap();
+        f.call(stream_batch(&[("fam2", "400")])).await.unwrap();
+        let st = f
+            .call(json!({"action": "status", "id": "fam2"}))
+            .await
+            .unwrap();
+        assert_eq!(st["status"], "cancelled", "{st}");
+        let child = f
+            .call(json!({"action": "status", "id": "fam2.c0"}))
+            .await
+            .unwrap();
+        assert_eq!(child["status"], "cancelled", "{child}");
+    })
 }

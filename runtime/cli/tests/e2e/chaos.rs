@@ -678,8 +678,14 @@ fn chaos(env: Env, store: &'static str) {
             h.next_table();
         }
     };
+    // DynamoDB calls go to an emulator in Python: fewer swaps keep the
+    // test near two minutes there, still well over 100 kill points.
+    let per_variant = match store {
+        "dynamodb" => 14,
+        _ => 20,
+    };
     for &i in &swaps {
-        random(&mut h, &mut f, &mut rng, i, 20);
+        random(&mut h, &mut f, &mut rng, i, per_variant);
     }
     random(&mut h, &mut f, &mut rng, 5, 10); // slow
     random(&mut h, &mut f, &mut rng, 6, 8); // nap

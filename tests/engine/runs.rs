@@ -65,3 +65,25 @@ fn a_hundred_thousand_iterations_through_continue_as_new() {
         assert_eq!(iterations, N, "every iteration journaled exactly once");
     });
 }
+
+#[test]
+fn activities_of_each_run_get_their_own_idempotency_keys() {
+    run(async {
+        let store = Arc::new(MemoryStore::new());
+        let (engine, testkit, _) = engine(store.clone()).await;
+        let id = start(&engine, &testkit, "keyed_runs", serde_json::json!([])).await;
+        let r = engine.drive(&id, AdvanceOptions::default()).await.unwrap();
+        let Advance::Finished { entry, .. } = r else {
+            panic!("{r:?}")
+        };
+        let Event::Completed { output } = &entry.event else {
+            panic!("{entry:?}")
+        };
+        // Each run numbers its operations from 1; the run in the key keeps a
+        // later run's activity from being taken for an earlier one's.
+        assert_eq!(
+            output.to_json_value(),
+            serde_json::json!([format!("{id}/1"), format!("{id}@2/1"), format!("{id}@3/1")])
+        );
+    });
+}

@@ -181,6 +181,19 @@ pub struct Counter {
     pub per_run: u32,
 }
 
+/// Runs one `work` activity per run for `runs` runs (continuing as new in
+/// between) and returns the idempotency keys the activities were given.
+pub async fn keyed_runs(ctx: Ctx, mut keys: Vec<String>) -> Result<Vec<String>, Failure> {
+    keys.push(
+        ctx.activity::<String>("work", &serde_json::json!({}))
+            .await?,
+    );
+    if keys.len() < 3 {
+        ctx.continue_as_new(&keys);
+    }
+    Ok(keys)
+}
+
 /// Loops `n` times (one journaled step each), continuing as new whenever
 /// the run's journal reaches `per_run` entries.
 pub async fn counter(ctx: Ctx, mut c: Counter) -> Result<u64, Failure> {
@@ -331,6 +344,6 @@ pub fn make_big(_ctx: &ActivityCtx, n: u64) -> Result<String, Failure> {
 }
 
 cairn_sdk::component! {
-    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, counter, family, ticker, reuse, environment, spin, hog, boom, recurse, read_file, connect, bad_activity, big_output],
+    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, counter, keyed_runs, family, ticker, reuse, environment, spin, hog, boom, recurse, read_file, connect, bad_activity, big_output],
     activities: [work, echo, instance_calls, sometimes, explode, make_big],
 }

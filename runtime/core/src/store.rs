@@ -254,11 +254,11 @@ pub enum StoreError {
         reason: String,
     },
     /// No such execution.
-    #[error("{code} no execution with id {0:?}: check the id with `cairn list`", code = ErrorCode::ExecutionNotFound)]
+    #[error("{code} no execution with id '{0}': check the id with `cairn list`", code = ErrorCode::ExecutionNotFound)]
     NotFound(ExecutionId),
     /// The id exists with another workflow or input.
     #[error(
-        "{} execution {id:?} already exists with {what}: choose another id, or pass the same workflow and input to get the existing one",
+        "{} execution '{id}' already exists with {what}: choose another id, or pass the same workflow and input to get the existing one",
         ErrorCode::ExecutionExists
     )]
     Exists {
@@ -269,7 +269,7 @@ pub enum StoreError {
     },
     /// The execution has finished; it takes no more messages.
     #[error(
-        "{} execution {id:?} has already {status}; it takes no more signals or cancel requests",
+        "{} execution '{id}' has already {status}; it takes no more signals or cancel requests",
         ErrorCode::ExecutionFinished
     )]
     Finished {
@@ -280,7 +280,7 @@ pub enum StoreError {
     },
     /// An item would exceed the store's size limit.
     #[error(
-        "{} {what} of execution {id:?} is {size} bytes; the store accepts at most {limit}: pass large data by reference (e.g. an object-store key) instead",
+        "{} {what} of execution '{id}' is {size} bytes; the store accepts at most {limit}: pass large data by reference (e.g. an object-store key) instead",
         ErrorCode::TooLarge
     )]
     TooLarge {
@@ -301,7 +301,7 @@ pub enum StoreError {
     Misconfigured(String),
     /// Stored data cannot be read.
     #[error(
-        "{} stored data of execution {id:?} is unreadable: {reason}",
+        "{} stored data of execution '{id}' is unreadable: {reason}",
         ErrorCode::CorruptJournal
     )]
     Corrupt {

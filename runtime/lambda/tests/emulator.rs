@@ -1,14 +1,17 @@
 //! End to end through the real Lambda runtime API emulator: `cargo lambda
-//! watch` serves the `cairn-lambda` bootstrap (started by scripts/lambda-e2e
-//! with the function's environment), moto serves DynamoDB, its stream and
-//! EventBridge Scheduler. This test plays the rest of AWS: it invokes the
+//! watch --only-lambda-apis` serves the runtime and invoke APIs, this test
+//! starts the `cairn-lambda` bootstrap against it (a cold start, right before
+//! the first invoke) with the function's environment from scripts/lambda-e2e,
+//! and moto serves DynamoDB, its stream and EventBridge Scheduler. This test plays the rest of AWS: it invokes the
 //! function, reads the table's stream with GetRecords and forwards the inbox
 //! inserts in the exact event shape an event source mapping uses, and fires
 //! timers by invoking the function with the payload given to the scheduler.
 //!
 //! Environment: CAIRN_TEST_LAMBDA_ENDPOINT (the emulator's invoke address),
-//! CAIRN_TEST_DYNAMODB_ENDPOINT (moto), CAIRN_TABLE and
-//! CAIRN_SCHEDULER_GROUP (the function's table and schedule group).
+//! CAIRN_TEST_LAMBDA_BIN (the bootstrap to start; it inherits the function's
+//! environment: AWS_LAMBDA_RUNTIME_API, CAIRN_*), CAIRN_TEST_DYNAMODB_ENDPOINT
+//! (moto), CAIRN_TABLE and CAIRN_SCHEDULER_GROUP (the function's table and
+//! schedule group).
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use serde_json::{Value, json};
@@ -43,7 +46,8 @@ fn invoke(lambda: &str, payload: &Value) -> Value {
             "@-",
         ])
         .arg(format!(
-            "{lambda}/2015-03-31/functions/cairn-lambda/invocations"
+            // `_`: the function served by an API-only emulator.
+            "{lambda}/2015-03-31/functions/_/invocations"
         ))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -219,10 +223,48 @@ impl Aws {
     }
 }
 
+/// The function's process; killed when the test ends.
+struct Function(std::process::Child);
+
+impl Function {
+    /// Starts the bootstrap, as Lambda does on a cold start.
+    fn start() -> Self {
+        let bin = env("CAIRN_TEST_LAMBDA_BIN");
+        let log = std::fs::File::create(env("CAIRN_TEST_LAMBDA_LOG")).expect("function log");
+        let child = std::process::Command::new(&bin)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        Self(child)
+    }
+
+    /// Peak RSS of the function process so far, in MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_lambda_runtime_emulator() {
     let aws = aws().await;
     let l = aws.lambda.clone();
+    let function = Function::start();
 
     // Start: the swap runs to the end within the invocation, both outcomes.
     let t = Instant::now();
@@ -344,5 +386,9 @@ async fn through_the_lambda_runtime_emulator() {
     assert_eq!(
         invoke(&l, &json!({"action": "status", "id": "emu-nap"})),
         before
+    );
+    println!(
+        "figure: function process peak RSS {:.1} MiB",
+        function.peak_rss_mib()
     );
 }

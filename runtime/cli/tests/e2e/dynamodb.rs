@@ -160,7 +160,7 @@ fn store_errors_on_dynamodb_are_clear() {
     ]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("CRN204") && r.stderr.contains("\"big\""),
+        r.stderr.contains("CRN204") && r.stderr.contains("execution 'big'"),
         "{r:?}"
     );
 }

@@ -150,6 +150,17 @@ pub enum InboxMessage {
     },
 }
 
+impl InboxMessage {
+    /// What it is, for messages about it (`signal 'go'`).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Signal { name, .. } => format!("signal '{name}'"),
+            Self::Cancel { .. } => "the cancel request".into(),
+            Self::ChildCompleted { child_id, .. } => format!("the result of child {child_id}"),
+        }
+    }
+}
+
 /// An inbox item: a message with its id (a ULID, so ids sort by arrival).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboxItem {

@@ -561,34 +561,10 @@ impl cairn_core::Store for DynamoStore {
         at: Timestamp,
     ) -> StoreFuture<'a, InboxItem> {
         Box::pin(async move {
-            let body = serde_json::to_string(&message).expect("inbox messages serialize");
-            let what = || match &message {
-                InboxMessage::Signal { name, .. } => format!("signal '{name}'"),
-                InboxMessage::Cancel { .. } => "the cancel request".into(),
-                InboxMessage::ChildCompleted { child_id, .. } => {
-                    format!("the result of child {child_id}")
-                }
-            };
-            self.check_size(id, what, body.len())?;
             let ulid = self.next_ulid()?;
-            let items = vec![
-                put(
-                    &self.table,
-                    inbox_item(id, &ulid, at, &message, body),
-                    "attribute_not_exists(pk)",
-                ),
-                self.bump_inbox_version(id, at),
-            ];
-            match self.transact(items).await {
-                Ok(()) => Ok(InboxItem {
-                    id: ulid,
-                    at,
-                    message,
-                }),
-                Err(TransactError::Cancelled(_)) => {
-                    Err(self.explain(id, "the inbox item exists").await)
-                }
-                Err(TransactError::Other(e)) => Err(e),
+            match self.insert_inbox(id, ulid, message, at).await? {
+                Some(item) => Ok(item),
+                None => Err(self.explain(id, "the inbox item exists").await),
             }
         })
     }
@@ -681,32 +657,7 @@ impl cairn_core::Store for DynamoStore {
         message: InboxMessage,
         at: Timestamp,
     ) -> StoreFuture<'a, Option<InboxItem>> {
-        Box::pin(async move {
-            let body = serde_json::to_string(&message).expect("inbox messages serialize");
-            self.check_size(id, || "the inbox message".into(), body.len())?;
-            let items = vec![
-                put(
-                    &self.table,
-                    inbox_item(id, key, at, &message, body),
-                    "attribute_not_exists(pk)",
-                ),
-                self.bump_inbox_version(id, at),
-            ];
-            match self.transact(items).await {
-                Ok(()) => Ok(Some(InboxItem {
-                    id: key.to_string(),
-                    at,
-                    message,
-                })),
-                Err(TransactError::Cancelled(reasons))
-                    if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
-                {
-                    Ok(None)
-                }
-                Err(TransactError::Cancelled(_)) => Err(self.explain(id, "cannot deliver").await),
-                Err(TransactError::Other(e)) => Err(e),
-            }
-        })
+        Box::pin(self.insert_inbox(id, key.to_string(), message, at))
     }
 
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>> {
@@ -947,6 +898,42 @@ impl cairn_core::Store for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Puts an inbox item under `item_id` and bumps the meta's inbox version,
+    /// in one transaction. `None`: an item with that id exists already (a
+    /// keyed delivery that happened before).
+    async fn insert_inbox(
+        &self,
+        id: &ExecutionId,
+        item_id: String,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> Result<Option<InboxItem>, StoreError> {
+        let body = serde_json::to_string(&message).expect("inbox messages serialize");
+        self.check_size(id, || message.describe(), body.len())?;
+        let items = vec![
+            put(
+                &self.table,
+                inbox_item(id, &item_id, at, &message, body),
+                "attribute_not_exists(pk)",
+            ),
+            self.bump_inbox_version(id, at),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(InboxItem {
+                id: item_id,
+                at,
+                message,
+            })),
+            Err(TransactError::Cancelled(reasons))
+                if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
+            {
+                Ok(None)
+            }
+            Err(TransactError::Cancelled(_)) => Err(self.explain(id, "cannot deliver").await),
+            Err(TransactError::Other(e)) => Err(e),
+        }
+    }
+
     /// The meta update that goes with every inbox write.
     fn bump_inbox_version(&self, id: &ExecutionId, at: Timestamp) -> TransactWriteItem {
         TransactWriteItem::builder()

@@ -127,6 +127,78 @@ impl SqliteStore {
         }
         r
     }
+
+    /// Refuses an item over the store's limit before writing anything.
+    fn check_size(
+        &self,
+        id: &ExecutionId,
+        what: impl FnOnce() -> String,
+        size: usize,
+    ) -> Result<(), StoreError> {
+        if size > self.max_item_bytes {
+            return Err(StoreError::TooLarge {
+                id: id.clone(),
+                what: what(),
+                size,
+                limit: self.max_item_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// One inbox insert: under `key` at most once (`None` when it was
+    /// delivered before), or under a fresh ULID.
+    async fn deliver_keyed(
+        &self,
+        id: &ExecutionId,
+        key: Option<String>,
+        message: InboxMessage,
+        at: Timestamp,
+    ) -> Result<Option<InboxItem>, StoreError> {
+        let body = serde_json::to_vec(&message).expect("inbox messages serialize");
+        self.check_size(id, || message.describe(), body.len())?;
+        let op = Op::Deliver {
+            key,
+            message,
+            body,
+            at,
+        };
+        match self.write(Some(id.clone()), op).await? {
+            Reply::Delivered(item) => Ok(item),
+            _ => unreachable!("deliver replies Delivered"),
+        }
+    }
+}
+
+/// The journal of run `run`, index 0 first.
+fn read_run(
+    conn: &Connection,
+    path: &Path,
+    id: &ExecutionId,
+    run: u32,
+) -> Result<Vec<Entry>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT idx, body FROM journal WHERE id = ?1 AND run = ?2 ORDER BY idx")
+        .map_err(sql_err(path))?;
+    let mut rows = stmt
+        .query(params![id.as_str(), run])
+        .map_err(sql_err(path))?;
+    let mut journal = Vec::with_capacity(16);
+    while let Some(row) = rows.next().map_err(sql_err(path))? {
+        let idx: u32 = row.get(0).map_err(sql_err(path))?;
+        let body = row
+            .get_ref(1)
+            .map_err(sql_err(path))?
+            .as_blob()
+            .map_err(|e| unavailable(path, e))?;
+        journal.push(
+            cairn_core::entry::decode(idx, body).map_err(|e| StoreError::Corrupt {
+                id: id.clone(),
+                reason: e.to_string(),
+            })?,
+        );
+    }
+    Ok(journal)
 }
 
 pub(crate) fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -190,28 +262,7 @@ impl Store for SqliteStore {
                 let tx = conn.unchecked_transaction().map_err(sql_err(path))?;
                 let meta =
                     read_meta(&tx, path, id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
-                let mut journal = Vec::with_capacity(16);
-                {
-                    let mut stmt = tx
-                        .prepare_cached("SELECT idx, body FROM journal WHERE id = ?1 AND run = ?2 ORDER BY idx")
-                        .map_err(sql_err(path))?;
-                    let mut rows = stmt.query(params![id.as_str(), meta.run]).map_err(sql_err(path))?;
-                    while let Some(row) = rows.next().map_err(sql_err(path))? {
-                        let idx: u32 = row.get(0).map_err(sql_err(path))?;
-                        let body = row
-                            .get_ref(1)
-                            .map_err(sql_err(path))?
-                            .as_blob()
-                            .map_err(|e| unavailable(path, e))?;
-                        let entry: Entry = cairn_core::entry::decode(idx, body).map_err(|e| {
-                            StoreError::Corrupt {
-                                id: id.clone(),
-                                reason: e.to_string(),
-                            }
-                        })?;
-                        journal.push(entry);
-                    }
-                }
+                let journal = read_run(&tx, path, id, meta.run)?;
                 let mut inbox = Vec::new();
                 {
                     let mut stmt = tx
@@ -257,14 +308,11 @@ impl Store for SqliteStore {
     fn append<'a>(&'a self, id: &'a ExecutionId, append: Append) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let body = cairn_core::entry::encode(&append.entry);
-            if body.len() > self.max_item_bytes {
-                return Err(StoreError::TooLarge {
-                    id: id.clone(),
-                    what: format!("journal entry {}", append.entry.index),
-                    size: body.len(),
-                    limit: self.max_item_bytes,
-                });
-            }
+            self.check_size(
+                id,
+                || format!("journal entry {}", append.entry.index),
+                body.len(),
+            )?;
             let op = Op::Append {
                 run: append.run,
                 index: append.entry.index,
@@ -309,22 +357,8 @@ impl Store for SqliteStore {
         at: Timestamp,
     ) -> StoreFuture<'a, InboxItem> {
         Box::pin(async move {
-            let body = serde_json::to_vec(&message).expect("inbox messages serialize");
-            if body.len() > self.max_item_bytes {
-                return Err(StoreError::TooLarge {
-                    id: id.clone(),
-                    what: "the inbox message".into(),
-                    size: body.len(),
-                    limit: self.max_item_bytes,
-                });
-            }
-            match self
-                .write(Some(id.clone()), Op::Deliver { message, body, at })
-                .await?
-            {
-                Reply::Delivered(item) => Ok(item),
-                _ => unreachable!("deliver replies Delivered"),
-            }
+            let item = self.deliver_keyed(id, None, message, at).await?;
+            Ok(item.expect("an unkeyed delivery always inserts"))
         })
     }
 
@@ -332,19 +366,12 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let closing = cairn_core::entry::encode(&c.closing);
             let next = cairn_core::entry::encode(&c.next);
-            for (what, size) in [
-                ("the closing entry", closing.len()),
-                ("the next run's input", next.len()),
-            ] {
-                if size > self.max_item_bytes {
-                    return Err(StoreError::TooLarge {
-                        id: id.clone(),
-                        what: what.into(),
-                        size,
-                        limit: self.max_item_bytes,
-                    });
-                }
-            }
+            self.check_size(
+                id,
+                || format!("journal entry {} of run {}", c.closing.index, c.run),
+                closing.len(),
+            )?;
+            self.check_size(id, || format!("the input of run {}", c.run + 1), next.len())?;
             let op = Op::ContinueAsNew {
                 run: c.run,
                 closing_index: c.closing.index,
@@ -359,28 +386,8 @@ impl Store for SqliteStore {
     fn load_run<'a>(&'a self, id: &'a ExecutionId, run: u32) -> StoreFuture<'a, Vec<Entry>> {
         Box::pin(async move {
             self.read(|conn| {
-                let path = &self.path;
-                read_meta(conn, path, id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT idx, body FROM journal WHERE id = ?1 AND run = ?2 ORDER BY idx",
-                    )
-                    .map_err(sql_err(path))?;
-                let mut rows = stmt
-                    .query(params![id.as_str(), run])
-                    .map_err(sql_err(path))?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next().map_err(sql_err(path))? {
-                    let idx: u32 = row.get(0).map_err(sql_err(path))?;
-                    let body: Vec<u8> = row.get(1).map_err(sql_err(path))?;
-                    out.push(cairn_core::entry::decode(idx, &body).map_err(|e| {
-                        StoreError::Corrupt {
-                            id: id.clone(),
-                            reason: e.to_string(),
-                        }
-                    })?);
-                }
-                Ok(out)
+                read_meta(conn, &self.path, id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+                read_run(conn, &self.path, id, run)
             })
         })
     }
@@ -392,32 +399,7 @@ impl Store for SqliteStore {
         message: InboxMessage,
         at: Timestamp,
     ) -> StoreFuture<'a, Option<InboxItem>> {
-        Box::pin(async move {
-            let body = serde_json::to_vec(&message).expect("inbox messages serialize");
-            if body.len() > self.max_item_bytes {
-                return Err(StoreError::TooLarge {
-                    id: id.clone(),
-                    what: "the inbox message".into(),
-                    size: body.len(),
-                    limit: self.max_item_bytes,
-                });
-            }
-            match self
-                .write(
-                    Some(id.clone()),
-                    Op::DeliverOnce {
-                        key: key.to_string(),
-                        message,
-                        body,
-                        at,
-                    },
-                )
-                .await?
-            {
-                Reply::DeliveredOnce(item) => Ok(item),
-                _ => unreachable!("deliver_once replies DeliveredOnce"),
-            }
-        })
+        Box::pin(self.deliver_keyed(id, Some(key.to_string()), message, at))
     }
 
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>> {

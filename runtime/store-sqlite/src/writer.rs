@@ -32,7 +32,10 @@ pub(crate) enum Op {
         at: Timestamp,
     },
     Unpark,
+    /// An inbox insert: under `key` at most once (a keyed delivery), or
+    /// under a fresh ULID.
     Deliver {
+        key: Option<String>,
         message: InboxMessage,
         body: Vec<u8>,
         at: Timestamp,
@@ -42,12 +45,6 @@ pub(crate) enum Op {
         closing_index: u32,
         closing: Vec<u8>,
         next: Vec<u8>,
-        at: Timestamp,
-    },
-    DeliverOnce {
-        key: String,
-        message: InboxMessage,
-        body: Vec<u8>,
         at: Timestamp,
     },
     PutComponent {
@@ -63,8 +60,8 @@ pub(crate) enum Op {
 pub(crate) enum Reply {
     Done,
     Created(Created),
-    Delivered(InboxItem),
-    DeliveredOnce(Option<InboxItem>),
+    /// `None`: a keyed delivery that had already happened.
+    Delivered(Option<InboxItem>),
 }
 
 pub(crate) struct Job {
@@ -385,7 +382,7 @@ fn apply(
             .map_err(&e)?;
             Ok(Reply::Done)
         }
-        Op::DeliverOnce {
+        Op::Deliver {
             key,
             message,
             body,
@@ -399,56 +396,41 @@ fn apply(
                     status,
                 });
             }
-            let n = tx
+            let item = match key {
+                Some(k) => k.clone(),
+                None => ulids
+                    .generate()
+                    .map_err(|err| {
+                        StoreError::Unavailable(format!("cannot make an inbox id: {err}"))
+                    })?
+                    .to_string(),
+            };
+            let inserted = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO inbox (id, item, at, body) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(&e)?
-                .execute(params![id.as_str(), key, at.as_millis() as i64, body])
-                .map_err(&e)?;
-            if n == 0 {
-                return Ok(Reply::DeliveredOnce(None));
-            }
-            tx.prepare_cached(
-                "UPDATE meta SET inbox_version = inbox_version + 1, updated_at = ?2 WHERE id = ?1",
-            )
-            .map_err(&e)?
-            .execute(params![id.as_str(), at.as_millis() as i64])
-            .map_err(&e)?;
-            Ok(Reply::DeliveredOnce(Some(InboxItem {
-                id: key.clone(),
-                at: *at,
-                message: message.clone(),
-            })))
-        }
-        Op::Deliver { message, body, at } => {
-            let id = id.expect("deliveries name an execution");
-            let (status, ..) = state(tx, path, id)?;
-            if status.is_terminal() {
-                return Err(StoreError::Finished {
-                    id: id.clone(),
-                    status,
-                });
-            }
-            let item = ulids
-                .generate()
-                .map_err(|err| StoreError::Unavailable(format!("cannot make an inbox id: {err}")))?
-                .to_string();
-            tx.prepare_cached("INSERT INTO inbox (id, item, at, body) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(&e)?
                 .execute(params![id.as_str(), item, at.as_millis() as i64, body])
                 .map_err(&e)?;
+            if inserted == 0 {
+                if key.is_some() {
+                    return Ok(Reply::Delivered(None));
+                }
+                return Err(StoreError::Unavailable(format!(
+                    "inbox id {item} of execution '{id}' is taken: retry"
+                )));
+            }
             tx.prepare_cached(
                 "UPDATE meta SET inbox_version = inbox_version + 1, updated_at = ?2 WHERE id = ?1",
             )
             .map_err(&e)?
             .execute(params![id.as_str(), at.as_millis() as i64])
             .map_err(&e)?;
-            Ok(Reply::Delivered(InboxItem {
+            Ok(Reply::Delivered(Some(InboxItem {
                 id: item,
                 at: *at,
                 message: message.clone(),
-            }))
+            })))
         }
     }
 }

@@ -784,10 +784,7 @@ impl Driver {
                     ..
                 } = p
                 {
-                    self.cancel_child(
-                        child_id,
-                        &format!("its parent {} was cancelled: {reason}", self.id),
-                    );
+                    self.cancel_child(child_id);
                 }
             }
             return Ok(());
@@ -1008,9 +1005,15 @@ impl Driver {
         }
     }
 
-    /// Asks child `child_id` to cancel (once) and pushes it.
-    fn cancel_child(&mut self, child_id: &ExecutionId, reason: &str) {
-        let (engine, child, reason) = (self.engine.clone(), child_id.clone(), reason.to_string());
+    /// Asks child `child_id` to cancel (once: whichever request lands first
+    /// is the one the child keeps) and pushes it. The reason says whether
+    /// this execution was cancelled or merely stopped waiting for the child.
+    fn cancel_child(&mut self, child_id: &ExecutionId) {
+        let reason = match self.replay.cancel_reason() {
+            Some(r) => format!("its parent {} was cancelled: {r}", self.id),
+            None => format!("its parent {} no longer waits for it", self.id),
+        };
+        let (engine, child) = (self.engine.clone(), child_id.clone());
         self.spawn(Box::pin(async move {
             let message = InboxMessage::Cancel { reason };
             match engine
@@ -1198,14 +1201,7 @@ impl WorkflowCalls for Driver {
                 _ => None,
             });
             if let Some(child) = child {
-                // A parent that drops its children because it was cancelled
-                // says so (this races with the cancel step's own request:
-                // whichever lands first is the one the child keeps).
-                let reason = match self.replay.cancel_reason() {
-                    Some(r) => format!("its parent {} was cancelled: {r}", self.id),
-                    None => format!("its parent {} no longer waits for it", self.id),
-                };
-                self.cancel_child(&child, &reason);
+                self.cancel_child(&child);
             }
         }
         self.replay.cancel(handle).map_err(interrupt)

@@ -164,6 +164,8 @@ pub struct LoadedComponent {
 struct ActivityInstance {
     store: Store<GuestState>,
     guest: Bindings,
+    /// Bytes its earlier calls printed (the pipe keeps them).
+    printed: usize,
 }
 
 /// Idle activity instances kept per component: enough for the activities
@@ -710,11 +712,14 @@ impl Sandbox {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop();
-        let (mut store, guest) = match idle {
-            Some(ActivityInstance { store, guest }) => (store, Some(guest)),
-            None => (self.activity_store(Some(&self.config.activity_dirs))?, None),
+        let (mut store, guest, printed_before) = match idle {
+            Some(i) => (i.store, Some(i.guest), i.printed),
+            None => (
+                self.activity_store(Some(&self.config.activity_dirs))?,
+                None,
+                0,
+            ),
         };
-        let printed_before = output_len(&store);
         store
             .set_fuel(u64::MAX)
             .map_err(|e| HostError::Internal(format!("{e:#}")))?;
@@ -753,7 +758,11 @@ impl Sandbox {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner());
                     if idle.len() < IDLE_ACTIVITY_INSTANCES {
-                        idle.push(ActivityInstance { store, guest });
+                        idle.push(ActivityInstance {
+                            store,
+                            guest,
+                            printed: printed.len(),
+                        });
                     }
                 }
                 Ok(ActivityRun { result, output })
@@ -1032,13 +1041,4 @@ fn check_world(engine: &Engine, component: &Component) -> Result<(), HostError> 
         )));
     }
     Ok(())
-}
-
-/// Bytes an instance has printed so far.
-fn output_len(store: &Store<GuestState>) -> usize {
-    store
-        .data()
-        .output
-        .as_ref()
-        .map_or(0, |p| p.contents().len())
 }

@@ -71,11 +71,20 @@ pub async fn store(kind: Kind) -> TestStore {
 
 /// An engine over `store` with the testkit and swap-saga components added.
 pub async fn engine(store: Arc<dyn Store>) -> (Engine, Arc<LoadedComponent>, Arc<LoadedComponent>) {
+    engine_with(store, SandboxConfig::default()).await
+}
+
+/// Like [`engine`], with a sandbox configured from `config` (the shared
+/// component cache is filled in).
+pub async fn engine_with(
+    store: Arc<dyn Store>,
+    config: SandboxConfig,
+) -> (Engine, Arc<LoadedComponent>, Arc<LoadedComponent>) {
     let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache");
     let sandbox = Arc::new(
         Sandbox::new(SandboxConfig {
             cache_dir: Some(cache),
-            ..Default::default()
+            ..config
         })
         .expect("sandbox"),
     );
@@ -98,6 +107,25 @@ pub async fn engine(store: Arc<dyn Store>) -> (Engine, Arc<LoadedComponent>, Arc
         .await
         .expect("add swap");
     (engine, testkit, swap)
+}
+
+/// Drives `id` to the end and returns its output; panics unless it completed.
+pub async fn drive_to_output(engine: &Engine, id: &cairn_core::ExecutionId) -> serde_json::Value {
+    let r = engine
+        .drive(id, cairn_engine::AdvanceOptions::default())
+        .await
+        .expect("drive");
+    let cairn_engine::Advance::Finished {
+        status: cairn_core::Status::Completed,
+        entry,
+    } = r
+    else {
+        panic!("{id} did not complete: {r:?}")
+    };
+    let cairn_core::Event::Completed { output } = &entry.event else {
+        panic!("{entry:?}")
+    };
+    output.to_json_value()
 }
 
 /// Starts `workflow` of `component` under a fresh id.

@@ -24,7 +24,7 @@ use cairn_core::{ExecutionId, Payload, Store};
 use cairn_engine::{
     Advance, AdvanceOptions, Engine, EngineConfig, ReplayOutcome, StartRequest, SystemClock,
 };
-use cairn_host::{ComponentBytes, Sandbox, SandboxConfig};
+use cairn_host::{ComponentBytes, LoadedComponent, Sandbox, SandboxConfig};
 use cairn_store_sqlite::SqliteStore;
 use clap::Parser;
 use std::sync::Arc;
@@ -139,6 +139,36 @@ fn writes(store: &SqliteStore) -> (u64, u64) {
     )
 }
 
+/// An engine over `store` with the swap-saga and testkit components added.
+async fn engine_over(
+    store: Arc<dyn Store>,
+    cache_dir: &std::path::Path,
+    pooled: u32,
+) -> Result<(Engine, Arc<LoadedComponent>, Arc<LoadedComponent>)> {
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+        pooled_instances: pooled,
+        cache_dir: Some(cache_dir.to_path_buf()),
+        ..Default::default()
+    })?);
+    let engine = Engine::new(
+        sandbox,
+        store,
+        Arc::new(SystemClock),
+        EngineConfig::default(),
+    );
+    let mut components = Vec::new();
+    for path in [
+        cairn_test_artifacts::SWAP_SAGA,
+        cairn_test_artifacts::TESTKIT,
+    ] {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+        components.push(engine.add_component(ComponentBytes::new(bytes)).await?);
+    }
+    let testkit = components.pop().expect("two components");
+    let swap = components.pop().expect("two components");
+    Ok((engine, swap, testkit))
+}
+
 /// Requests by operation between two snapshots.
 fn delta(
     before: &std::collections::BTreeMap<String, u64>,
@@ -175,26 +205,7 @@ async fn dynamodb(args: &Args, endpoint: &str) -> Result<()> {
     let store = Arc::new(DynamoStore::from_sdk_config(&sdk, &table));
     cairn_store_dynamodb::create_table(store.client(), store.table()).await?;
     let tmp = tempfile::tempdir()?;
-    let sandbox = Arc::new(Sandbox::new(SandboxConfig {
-        cache_dir: Some(tmp.path().join("cache")),
-        ..Default::default()
-    })?);
-    let engine = Engine::new(
-        sandbox,
-        store.clone(),
-        Arc::new(SystemClock),
-        EngineConfig::default(),
-    );
-    let swap = engine
-        .add_component(ComponentBytes::new(
-            std::fs::read(cairn_test_artifacts::SWAP_SAGA).context("swap_saga.wasm")?,
-        ))
-        .await?;
-    let testkit = engine
-        .add_component(ComponentBytes::new(
-            std::fs::read(cairn_test_artifacts::TESTKIT).context("testkit.wasm")?,
-        ))
-        .await?;
+    let (engine, swap, testkit) = engine_over(store.clone(), &tmp.path().join("cache"), 0).await?;
     let mut report = serde_json::Map::new();
     println!(
         "cairn-bench · DynamoDB store at {endpoint} (table {table}) · load average before: {}",
@@ -308,27 +319,8 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let db = dir.join(format!("bench-{}.db", std::process::id()));
     let store = Arc::new(SqliteStore::open(&db)?);
-    let sandbox = Arc::new(Sandbox::new(SandboxConfig {
-        pooled_instances: args.pooled,
-        cache_dir: Some(dir.join("cache")),
-        ..Default::default()
-    })?);
-    let engine = Engine::new(
-        sandbox,
-        store.clone(),
-        Arc::new(SystemClock),
-        EngineConfig::default(),
-    );
-    let swap = engine
-        .add_component(ComponentBytes::new(
-            std::fs::read(cairn_test_artifacts::SWAP_SAGA).context("swap_saga.wasm")?,
-        ))
-        .await?;
-    let testkit = engine
-        .add_component(ComponentBytes::new(
-            std::fs::read(cairn_test_artifacts::TESTKIT).context("testkit.wasm")?,
-        ))
-        .await?;
+    let (engine, swap, testkit) =
+        engine_over(store.clone(), &dir.join("cache"), args.pooled).await?;
     let mut report = serde_json::Map::new();
     println!(
         "cairn-bench · store {} · pooled {} · load average before: {}",

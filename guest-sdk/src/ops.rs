@@ -177,13 +177,9 @@ impl<O: DeserializeOwned> Future for Activity<O> {
             host::schedule_activity(name, input, *options)
         });
         r.map(|r| match r? {
-            Completion::Activity(Ok(bytes)) => serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::non_retryable(format!(
-                    "the output of activity '{}' is not a valid {}: {e}",
-                    this.name,
-                    std::any::type_name::<O>()
-                ))
-            }),
+            Completion::Activity(Ok(bytes)) => {
+                decode_output(&bytes, format_args!("activity '{}'", this.name))
+            }
             Completion::Activity(Err(f)) => Err(Failure::from_wit(f)),
             _ => Err(Failure::non_retryable(
                 "the host answered an activity with another kind of completion",
@@ -196,6 +192,19 @@ impl<O> Drop for Activity<O> {
     fn drop(&mut self) {
         self.leaf.drop_with(&self.ctx);
     }
+}
+
+/// Decodes the output of `what` (an activity, a child) as an `O`.
+fn decode_output<O: DeserializeOwned>(
+    bytes: &[u8],
+    what: std::fmt::Arguments<'_>,
+) -> Result<O, Failure> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Failure::non_retryable(format!(
+            "the output of {what} is not a valid {}: {e}",
+            std::any::type_name::<O>()
+        ))
+    })
 }
 
 /// A child execution; await it for the child's output (or its failure).
@@ -240,13 +249,9 @@ impl<O: DeserializeOwned> Future for Child<O> {
         this.leaf
             .poll(&this.ctx, cx, || host::start_child(workflow, id, input))
             .map(|r| match r? {
-                Completion::Child(Ok(bytes)) => serde_json::from_slice(&bytes).map_err(|e| {
-                    Failure::non_retryable(format!(
-                        "the output of child {} is not a valid {}: {e}",
-                        this.id,
-                        std::any::type_name::<O>()
-                    ))
-                }),
+                Completion::Child(Ok(bytes)) => {
+                    decode_output(&bytes, format_args!("child {}", this.id))
+                }
                 Completion::Child(Err(f)) => Err(Failure::from_wit(f)),
                 _ => Err(Failure::non_retryable(
                     "the host answered a child with another kind of completion",

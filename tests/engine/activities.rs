@@ -3,44 +3,20 @@
 //! fresh one; an instance that trapped is never reused.
 
 use crate::run;
-use cairn_core::{Event, Status, memory::MemoryStore};
-use cairn_engine::{Advance, AdvanceOptions, Engine, EngineConfig, SystemClock};
-use cairn_host::{ComponentBytes, Sandbox, SandboxConfig};
-use cairn_tests::start;
+use cairn_core::memory::MemoryStore;
+use cairn_host::SandboxConfig;
+use cairn_tests::{drive_to_output, engine_with, start};
 use std::sync::Arc;
 
 /// What each of three sequential `instance_calls` saw.
 async fn calls_seen(reuse: bool) -> serde_json::Value {
-    let sandbox = Sandbox::new(SandboxConfig {
+    let config = SandboxConfig {
         reuse_activity_instances: reuse,
         ..Default::default()
-    })
-    .expect("sandbox");
-    let engine = Engine::new(
-        Arc::new(sandbox),
-        Arc::new(MemoryStore::new()),
-        Arc::new(SystemClock),
-        EngineConfig::default(),
-    );
-    let testkit = engine
-        .add_component(ComponentBytes::new(
-            std::fs::read(cairn_test_artifacts::TESTKIT).expect("testkit"),
-        ))
-        .await
-        .expect("add testkit");
+    };
+    let (engine, testkit, _) = engine_with(Arc::new(MemoryStore::new()), config).await;
     let id = start(&engine, &testkit, "reuse", serde_json::json!(3)).await;
-    let r = engine.drive(&id, AdvanceOptions::default()).await.unwrap();
-    let Advance::Finished {
-        status: Status::Completed,
-        entry,
-    } = r
-    else {
-        panic!("{r:?}")
-    };
-    let Event::Completed { output } = entry.event else {
-        panic!("{entry:?}")
-    };
-    output.to_json_value()
+    drive_to_output(&engine, &id).await
 }
 
 #[test]

@@ -2,9 +2,8 @@
 //! iterations, and no journal ever holds more than the workflow's bound.
 
 use crate::run;
-use cairn_core::{Event, Status, Store, memory::MemoryStore};
-use cairn_engine::{Advance, AdvanceOptions};
-use cairn_tests::{engine, start};
+use cairn_core::{Event, Store, memory::MemoryStore};
+use cairn_tests::{drive_to_output, engine, start};
 use std::sync::Arc;
 
 #[test]
@@ -21,18 +20,7 @@ fn a_hundred_thousand_iterations_through_continue_as_new() {
             serde_json::json!({ "n": N, "per_run": PER_RUN }),
         )
         .await;
-        let r = engine.drive(&id, AdvanceOptions::default()).await.unwrap();
-        let Advance::Finished {
-            status: Status::Completed,
-            entry,
-        } = r
-        else {
-            panic!("{r:?}")
-        };
-        let Event::Completed { output } = &entry.event else {
-            panic!("{entry:?}")
-        };
-        assert_eq!(output.to_json_value(), serde_json::json!(N));
+        assert_eq!(drive_to_output(&engine, &id).await, serde_json::json!(N));
 
         let meta = store.meta(&id).await.unwrap();
         assert!(meta.run > 1, "the loop continued as new");
@@ -72,17 +60,10 @@ fn activities_of_each_run_get_their_own_idempotency_keys() {
         let store = Arc::new(MemoryStore::new());
         let (engine, testkit, _) = engine(store.clone()).await;
         let id = start(&engine, &testkit, "keyed_runs", serde_json::json!([])).await;
-        let r = engine.drive(&id, AdvanceOptions::default()).await.unwrap();
-        let Advance::Finished { entry, .. } = r else {
-            panic!("{r:?}")
-        };
-        let Event::Completed { output } = &entry.event else {
-            panic!("{entry:?}")
-        };
         // Each run numbers its operations from 1; the run in the key keeps a
         // later run's activity from being taken for an earlier one's.
         assert_eq!(
-            output.to_json_value(),
+            drive_to_output(&engine, &id).await,
             serde_json::json!([format!("{id}/1"), format!("{id}@2/1"), format!("{id}@3/1")])
         );
     });

@@ -318,6 +318,23 @@ async fn bounded<T>(
         .with_context(|| format!("phase '{what}' took longer than {secs} s"))?
 }
 
+/// `n` swaps one after another (`fail`: the failing variant); their
+/// latencies, sorted.
+async fn one_by_one(
+    engine: &Engine,
+    hash: &ComponentHash,
+    prefix: &str,
+    n: usize,
+    fail: bool,
+) -> Result<Vec<Duration>> {
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        lat.push(swap(engine, hash, format!("{prefix}-{i}"), fail).await?);
+    }
+    lat.sort();
+    Ok(lat)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn bench(
     dir: PathBuf,
@@ -373,15 +390,12 @@ async fn bench(
     // sequential
     let w = Window::open();
     let cpu0 = cpu_ms(me);
-    let mut lat = bounded(phase_timeout, "sequential", async {
-        let mut lat = Vec::with_capacity(seq);
-        for i in 0..seq {
-            lat.push(swap(&engine, &hash, format!("seq-{i}"), false).await?);
-        }
-        Ok(lat)
-    })
+    let lat = bounded(
+        phase_timeout,
+        "sequential",
+        one_by_one(&engine, &hash, "seq", seq, false),
+    )
     .await?;
-    lat.sort();
     let mut m = serde_json::Map::new();
     m.insert("n".into(), seq.into());
     m.insert("p50_ms".into(), percentile(&lat, 0.50).into());
@@ -427,15 +441,12 @@ async fn bench(
 
     // failing variant
     let w = Window::open();
-    let mut lat = bounded(phase_timeout, "failing", async {
-        let mut lat = Vec::with_capacity(fail);
-        for i in 0..fail {
-            lat.push(swap(&engine, &hash, format!("fail-{i}"), true).await?);
-        }
-        Ok(lat)
-    })
+    let lat = bounded(
+        phase_timeout,
+        "failing",
+        one_by_one(&engine, &hash, "fail", fail, true),
+    )
     .await?;
-    lat.sort();
     let mut m = serde_json::Map::new();
     m.insert("n".into(), fail.into());
     m.insert("p50_ms".into(), percentile(&lat, 0.50).into());

@@ -16,49 +16,13 @@ use cairn_core::{
     Command, ComponentHash, Entry, Event, ExecutionId, Failure, FailureKind, ParentRef, Payload,
     Replay, Timestamp, Wait,
 };
+#[path = "support/fuzzing.rs"]
+mod fuzzing;
+
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use serde_json::Value;
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("CAIRN_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000);
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/corpus/fuzz.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
-
 // ---- generators ------------------------------------------------------------
-
-/// Any JSON value, a few levels deep.
-fn json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-        // Field names and kinds of the journal format, so that structured
-        // inputs get deep into the decoder.
-        prop::sample::select(WORDS).prop_map(Value::from),
-    ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((key(), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
 
 const WORDS: &[&str] = &[
     "v",
@@ -109,17 +73,10 @@ const WORDS: &[&str] = &[
     "cancelled",
 ];
 
-fn key() -> impl Strategy<Value = String> {
-    prop_oneof![
-        3 => prop::sample::select(WORDS).prop_map(String::from),
-        1 => ".{0,8}",
-    ]
-}
-
 fn payload() -> impl Strategy<Value = Payload> {
     prop_oneof![
         // What the SDK writes: compact JSON.
-        3 => json().prop_map(|v| Payload::json(&v)),
+        3 => fuzzing::json(WORDS).prop_map(|v| Payload::json(&v)),
         1 => prop::collection::vec(any::<u8>(), 0..40).prop_map(Payload::new),
         1 => ".{0,20}".prop_map(|s: String| Payload::from(s.as_str())),
         // JSON-looking text with odd spacing: stored as JSON or as bytes,
@@ -563,59 +520,13 @@ fn call() -> impl Strategy<Value = Call> {
 
 /// Encoded entries with one value swapped, removed or added somewhere.
 fn mutated_entry() -> impl Strategy<Value = Vec<u8>> {
-    (
-        prop_oneof![
-            3 => entry().prop_map(|e| serde_json::from_slice::<Value>(&encode(&e)).unwrap()),
-            1 => prop::sample::select(corpus()).prop_map(|(_, bytes)| {
-                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)
-            }),
-        ],
-        prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, key(), json()), 1..4),
-    )
-        .prop_map(|(mut v, edits)| {
-            for (at, op, k, new) in edits {
-                mutate(&mut v, at, op, k, new);
-            }
-            serde_json::to_vec(&v).unwrap()
-        })
-}
-
-/// Applies one edit to the node `at` picks (in a depth-first walk).
-fn mutate(v: &mut Value, at: prop::sample::Index, op: u8, key: String, new: Value) {
-    fn count(v: &Value) -> usize {
-        1 + match v {
-            Value::Array(a) => a.iter().map(count).sum(),
-            Value::Object(o) => o.values().map(count).sum(),
-            _ => 0,
-        }
-    }
-    fn nth<'a>(v: &'a mut Value, n: &mut usize) -> Option<&'a mut Value> {
-        if *n == 0 {
-            return Some(v);
-        }
-        *n -= 1;
-        match v {
-            Value::Array(a) => a.iter_mut().find_map(|x| nth(x, n)),
-            Value::Object(o) => o.values_mut().find_map(|x| nth(x, n)),
-            _ => None,
-        }
-    }
-    let mut n = at.index(count(v));
-    let Some(node) = nth(v, &mut n) else { return };
-    match (op, node) {
-        (0, node) => *node = new,
-        (1, Value::Object(o)) => {
-            let k = o.keys().nth(key.len() % o.len().max(1)).cloned();
-            if let Some(k) = k {
-                o.remove(&k);
-            }
-        }
-        (_, Value::Object(o)) => {
-            o.insert(key, new);
-        }
-        (_, Value::Array(a)) => a.push(new),
-        (_, node) => *node = new,
-    }
+    let seeds = prop_oneof![
+        3 => entry().prop_map(|e| serde_json::from_slice::<Value>(&encode(&e)).unwrap()),
+        1 => prop::sample::select(corpus()).prop_map(|(_, bytes)| {
+            serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)
+        }),
+    ];
+    fuzzing::mutated(seeds, WORDS).prop_map(|v| serde_json::to_vec(&v).unwrap())
 }
 
 /// Files in `tests/corpus/entries/`: malformed entries worth keeping.
@@ -681,7 +592,7 @@ fn deeply_nested_payloads_do_not_overflow_the_stack() {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzzing::config("tests/corpus/fuzz.proptest-regressions"))]
 
     #[test]
     fn arbitrary_bytes_decode_to_an_error_or_an_entry(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
@@ -689,7 +600,7 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_json_decodes_to_an_error_or_an_entry(v in json()) {
+    fn arbitrary_json_decodes_to_an_error_or_an_entry(v in fuzzing::json(WORDS)) {
         let _ = decode(3, &serde_json::to_vec(&v).unwrap());
         let wrapped = serde_json::json!({"v": 1, "at": 5, "e": v});
         let _ = decode(3, &serde_json::to_vec(&wrapped).unwrap());

@@ -6,23 +6,11 @@
 
 use base64::Engine as _;
 use cairn_lambda::events::{Decoded, decode, http_response};
-use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
-use serde_json::{Value, json};
+#[path = "../../core/tests/support/fuzzing.rs"]
+mod fuzzing;
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("CAIRN_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000);
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/corpus/events.proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+use proptest::prelude::*;
+use serde_json::{Value, json};
 
 /// Event shapes the function receives.
 fn real_events() -> Vec<Value> {
@@ -95,84 +83,8 @@ const WORDS: &[&str] = &[
     "isBase64Encoded",
 ];
 
-fn json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-        prop::sample::select(WORDS).prop_map(Value::from),
-    ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((key(), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
-
-fn key() -> impl Strategy<Value = String> {
-    prop_oneof![
-        3 => prop::sample::select(WORDS).prop_map(String::from),
-        1 => ".{0,8}",
-    ]
-}
-
-/// Applies one edit to the node `at` picks (in a depth-first walk): replace
-/// it, remove a key, or add a key or an element.
-fn mutate(v: &mut Value, at: prop::sample::Index, op: u8, key: String, new: Value) {
-    fn count(v: &Value) -> usize {
-        1 + match v {
-            Value::Array(a) => a.iter().map(count).sum(),
-            Value::Object(o) => o.values().map(count).sum(),
-            _ => 0,
-        }
-    }
-    fn nth<'a>(v: &'a mut Value, n: &mut usize) -> Option<&'a mut Value> {
-        if *n == 0 {
-            return Some(v);
-        }
-        *n -= 1;
-        match v {
-            Value::Array(a) => a.iter_mut().find_map(|x| nth(x, n)),
-            Value::Object(o) => o.values_mut().find_map(|x| nth(x, n)),
-            _ => None,
-        }
-    }
-    let mut n = at.index(count(v));
-    let Some(node) = nth(v, &mut n) else { return };
-    match (op, node) {
-        (0, node) => *node = new,
-        (1, Value::Object(o)) => {
-            let k = o.keys().nth(key.len() % o.len().max(1)).cloned();
-            if let Some(k) = k {
-                o.remove(&k);
-            }
-        }
-        (_, Value::Object(o)) => {
-            o.insert(key, new);
-        }
-        (_, Value::Array(a)) => a.push(new),
-        (_, node) => *node = new,
-    }
-}
-
 fn mutated_event() -> impl Strategy<Value = Value> {
-    (
-        prop::sample::select(real_events()),
-        prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, key(), json()), 1..4),
-    )
-        .prop_map(|(mut v, edits)| {
-            for (at, op, k, new) in edits {
-                mutate(&mut v, at, op, k, new);
-            }
-            v
-        })
+    fuzzing::mutated(prop::sample::select(real_events()), WORDS)
 }
 
 /// Decodes, and renders an error the way a Function URL caller gets it.
@@ -196,10 +108,10 @@ fn the_real_shapes_decode() {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(fuzzing::config("tests/corpus/events.proptest-regressions"))]
 
     #[test]
-    fn arbitrary_json_is_a_request_or_a_bad_request(v in json()) {
+    fn arbitrary_json_is_a_request_or_a_bad_request(v in fuzzing::json(WORDS)) {
         check(v)?;
     }
 
@@ -211,7 +123,7 @@ proptest! {
     #[test]
     fn function_url_bodies_are_requests_or_bad_requests(
         body in prop_oneof![
-            json().prop_map(|v| v.to_string()),
+            fuzzing::json(WORDS).prop_map(|v| v.to_string()),
             mutated_event().prop_map(|v| v.to_string()),
             ".{0,40}",
         ],

@@ -112,8 +112,8 @@ CASES = [
         "name": "tf-unencrypted-queue",
         "stack": "terraform",
         "broken": "the dead-letter queue is not encrypted",
-        "old": "  sqs_managed_sse_enabled   = true",
-        "new": "  sqs_managed_sse_enabled   = false",
+        "old": '  name                      = "${var.name}-dead-letter"\n  sqs_managed_sse_enabled   = true',
+        "new": '  name                      = "${var.name}-dead-letter"\n  sqs_managed_sse_enabled   = false',
         "caught_by": {"checkov": "CKV_AWS_27", "drift": "dead-letter queue encrypted"},
     },
 ]

@@ -95,17 +95,34 @@ def load_contract(path: Path = CONTRACT) -> dict:
 
     env_block = _find(r"- environment:\n((?:\s+- .*\n)+)", text, "the environment list").group(1)
     env: dict[str, str | None] = {}
-    for m in re.finditer(r"- `(\w+)(?:=([^`]*))?`", env_block):
+    env_params: dict[str, str] = {}
+    for m in re.finditer(r"- `(\w+)(?:=([^`]*))?`(.*)", env_block):
         env[m.group(1)] = m.group(2)
+        pm = re.match(r"\s*\S+\s*parameter `(\w+)`", m.group(3))
+        if pm:
+            env_params[m.group(1)] = pm.group(1)
     c["env"] = env
+    # Variables whose value is a parameter: {env var: parameter}.
+    c["env_params"] = env_params
     c["log_format"] = _find(r"LogFormat: (\w+)", text, "the log format").group(1)
 
-    params_line = _find(r"parameters/variables: (.*)", text, "the parameters").group(1)
-    params = {}
-    for m in re.finditer(r"`(\w+)` \((?:default )?([\w.]+)\)", params_line):
-        v = m.group(2)
-        params[m.group(1)] = {"true": True, "false": False}.get(v, int(v) if v.isdigit() else v)
+    # The parameter table: | `Name` | `tf_name` | `default` | allowed | feeds |
+    section = _find(r"## Parameters \(SAM\) / variables \(Terraform\)\n(.*?)(?=\n## )", text, "the parameter section", re.S).group(1)
+    params: dict[str, Any] = {}
+    tf_names: dict[str, str] = {}
+    ranges: dict[str, tuple[int, int]] = {}
+    for m in re.finditer(r"^\|\s*`(\w+)`\s*\|\s*`(\w+)`\s*\|\s*`([^`]*)`\s*\|([^|]*)\|", section, re.M):
+        name, v, allowed = m.group(1), m.group(3), m.group(4)
+        params[name] = {"true": True, "false": False}.get(v, int(v) if v.isdigit() else v)
+        tf_names[name] = m.group(2)
+        rm = re.fullmatch(r"\s*(\d+)\s*[–-]\s*(\d+)\s*", allowed)
+        if rm:
+            ranges[name] = (int(rm.group(1)), int(rm.group(2)))
+    if not params:
+        raise ContractFormatError("CONTRACT.md: no parameter rows found; update infra/tests/drift.py")
     c["params"] = params
+    c["tf_variables"] = tf_names
+    c["param_ranges"] = ranges
 
     c["starting_position"] = _find(r"starting position `(\w+)`", text, "the starting position").group(1)
     c["batch_size"] = int(_find(r"batch size (\d+)", text, "the batch size").group(1))
@@ -117,8 +134,14 @@ def load_contract(path: Path = CONTRACT) -> dict:
     c["max_retries"] = int(_find(r"MaximumRetryAttempts: (\d+)", text, "the retry limit").group(1))
     c["on_failure_encrypted"] = bool(re.search(r"on-failure destination: an SQS queue \(encrypted\)", text))
     c["filter"] = json.loads(_find(r"filter \(inbox inserts only\):\s*\n\s*`([^`]+)`", text, "the filter").group(1))
+    c["parallelization_param"] = _find(r"parallelization factor: parameter `(\w+)`", text, "the parallelization factor").group(1)
 
-    c["sweep_rate"] = _find(r"\(`(rate\([^`]+\))`\)", text, "the sweep rate").group(1)
+    c["sweep_param"] = _find(r"sweep schedule \(parameter `(\w+)`\)", text, "the sweep rate parameter").group(1)
+    m = _find(
+        r"RetryPolicy: \{MaximumEventAgeInSeconds: (\d+), MaximumRetryAttempts: (\d+)\}", text, "the schedules' retry policy"
+    )
+    c["schedule_retry_policy"] = (int(m.group(1)), int(m.group(2)))
+    c["scheduler_dlq_encrypted"] = bool(re.search(r"schedule dead-letter queue: an SQS queue \(encrypted\)", text))
     c["sweep_input"] = json.loads(_find(r"with `(\{[^`]*\"sweep\"[^`]*\})`", text, "the sweep input").group(1))
     c["scheduler_principal"] = _find(r"assumable by `([\w.]+)`", text, "the scheduler principal").group(1)
     c["url_auth"] = _find(r"`AuthType: (\w+)`", text, "the Function URL auth type").group(1)
@@ -142,16 +165,32 @@ ALLOWED_RESOURCES = {
     ("function", "dead_letter_queue"): {"{dlq.arn}"},
     ("function", "logs"): {"{log_group.arn}:*"},
     ("scheduler_role", "invoke"): {"{function.arn}"},
+    ("scheduler_role", "dead_letter_queue"): {"{scheduler_dlq.arn}"},
 }
 
 # Contract parameter names and the Terraform variables that carry them.
+# (The contract's parameter table names them too; a unit test keeps the two equal.)
 TF_VARIABLES = {
     "MemorySize": "memory_size",
     "Timeout": "timeout",
     "LogRetentionDays": "log_retention_days",
     "EnableFunctionUrl": "enable_function_url",
+    "SweepRate": "sweep_rate",
+    "LeaseSeconds": "lease_seconds",
+    "InboxGraceSeconds": "inbox_grace_seconds",
+    "BatchConcurrency": "batch_concurrency",
+    "ParallelizationFactor": "parallelization_factor",
 }
-TF_OUTPUTS = {"TableName": "table_name", "FunctionArn": "function_arn", "FunctionUrl": "function_url"}
+TF_OUTPUTS = {
+    "TableName": "table_name",
+    "FunctionArn": "function_arn",
+    "FunctionUrl": "function_url",
+    "SchedulerDeadLetterQueueUrl": "scheduler_dead_letter_queue_url",
+    "SchedulerDeadLetterQueueArn": "scheduler_dead_letter_queue_arn",
+}
+# The environment variable that names the schedule dead-letter queue: the
+# queue it points at is read as `scheduler_dlq`, any other queue as `dlq`.
+SCHEDULER_DLQ_ENV = "CAIRN_SCHEDULER_DLQ_ARN"
 
 
 # ---------------------------------------------------------------------------
@@ -161,14 +200,16 @@ TF_OUTPUTS = {"TableName": "table_name", "FunctionArn": "function_arn", "Functio
 # model = {
 #   "table": {hash_key, range_key, attributes, billing, gsis, stream_view_type,
 #             ttl_attribute, ttl_enabled, pitr, sse},
-#   "params": {MemorySize: 256, ...},
+#   "params": {MemorySize: 512, ...},
+#   "param_ranges": {MemorySize: (256, 10240), ...},
 #   "function": {runtime, architectures, handler, memory, timeout, env, log_format,
 #                log_group, layers, dead_letter, role},
 #   "layer": {source, architectures},
-#   "queue": {encrypted},
+#   "queue": {encrypted, retention},            (the stream / async dead-letter queue)
+#   "scheduler_queue": {encrypted, retention},  (the schedule dead-letter queue)
 #   "log_group": {retention},
 #   "esm": {function, source, starting_position, batch_size, batching_window,
-#           response_types, bisect, max_retries, on_failure, filters},
+#           parallelization, response_types, bisect, max_retries, on_failure, filters},
 #   "sweep": {group, expression, input, target, role, state},
 #   "url": {auth, condition, target},
 #   "roles": {function_role: {trust, statements, managed}, scheduler_role: {...}},
@@ -270,6 +311,16 @@ class SamReader:
                     self.kinds[lid] = k
                 else:
                     self.kinds[lid] = f"role:{lid}"
+        # The queue the function hands Scheduler is the schedule dead-letter queue.
+        for lid, r in self.resources.items():
+            if self.kinds.get(lid) != "function":
+                continue
+            env = (((r.get("Properties") or {}).get("Environment") or {}).get("Variables")) or {}
+            ref = env.get(SCHEDULER_DLQ_ENV)
+            if isinstance(ref, dict) and "Fn::GetAtt" in ref:
+                qid = ref["Fn::GetAtt"][0]
+                if self.kinds.get(qid) == "dlq":
+                    self.kinds[qid] = "scheduler_dlq"
 
     def _trust_services(self, role: dict) -> set[str]:
         doc = (role.get("Properties") or {}).get("AssumeRolePolicyDocument") or {}
@@ -371,6 +422,11 @@ class SamReader:
                 m["params"][name] = int(d)
             if p.get("Type") == "String" and d in ("true", "false"):
                 m["params"][name] = d == "true"
+        m["param_ranges"] = {
+            name: (int(p["MinValue"]), int(p["MaxValue"]))
+            for name, p in self.params.items()
+            if "MinValue" in p and "MaxValue" in p
+        }
 
         fid, f = self.one("function")
         meta = (self.resources.get(fid) or {}).get("Metadata") or {}
@@ -404,8 +460,12 @@ class SamReader:
             "architectures": _as_list(layer.get("CompatibleArchitectures")),
         }
 
-        _, q = self.one("dlq")
-        m["queue"] = {"encrypted": q.get("SqsManagedSseEnabled") is True or bool(q.get("KmsMasterKeyId"))}
+        for kind, key in (("dlq", "queue"), ("scheduler_dlq", "scheduler_queue")):
+            _, q = self.one(kind)
+            m[key] = {
+                "encrypted": q.get("SqsManagedSseEnabled") is True or bool(q.get("KmsMasterKeyId")),
+                "retention": q.get("MessageRetentionPeriod"),
+            }
         _, lg = self.one("log_group")
         m["log_group"] = {"retention": c(lg.get("RetentionInDays"))}
 
@@ -424,6 +484,7 @@ class SamReader:
             "starting_position": e.get("StartingPosition"),
             "batch_size": e.get("BatchSize"),
             "batching_window": e.get("MaximumBatchingWindowInSeconds"),
+            "parallelization": c(e.get("ParallelizationFactor")),
             "response_types": _as_list(e.get("FunctionResponseTypes")),
             "bisect": e.get("BisectBatchOnFunctionError") is True,
             "max_retries": e.get("MaximumRetryAttempts"),
@@ -440,7 +501,7 @@ class SamReader:
             sweep_input = target.get("Input")
         m["sweep"] = {
             "group": c(s.get("GroupName")),
-            "expression": s.get("ScheduleExpression"),
+            "expression": c(s.get("ScheduleExpression")),
             "input": sweep_input,
             "target": c(target.get("Arn")),
             "role": c(target.get("RoleArn")),
@@ -612,6 +673,14 @@ class TfReader:
             elif rtype == "aws_iam_role":
                 k = _kind_of_role(self._trust_services(body))
                 self.kinds[(rtype, name)] = k or f"role:{name}"
+        # The queue the function hands Scheduler is the schedule dead-letter queue.
+        for (rtype, name), body in self.resources.items():
+            if rtype != "aws_lambda_function":
+                continue
+            env = _block(body.get("environment")).get("variables") or {}
+            qm = re.fullmatch(r"\$\{aws_sqs_queue\.(\w+)\.arn\}", str(env.get(SCHEDULER_DLQ_ENV)))
+            if qm and self.kinds.get(("aws_sqs_queue", qm.group(1))) == "dlq":
+                self.kinds[("aws_sqs_queue", qm.group(1))] = "scheduler_dlq"
 
     def _policy_doc(self, ref: Any) -> dict | None:
         m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", str(ref))
@@ -706,6 +775,14 @@ class TfReader:
 
         rev = {v: k for k, v in TF_VARIABLES.items()}
         m["params"] = {rev.get(n, n): body.get("default") for n, body in self.variables.items()}
+        m["param_ranges"] = {}
+        for n, body in self.variables.items():
+            for v in _as_list(body.get("validation")):
+                rm = re.fullmatch(
+                    rf"\$\{{var\.{n} >= (\d+) && var\.{n} <= (\d+)\}}", str(_block(v).get("condition"))
+                )
+                if rm:
+                    m["param_ranges"][rev.get(n, n)] = (int(rm.group(1)), int(rm.group(2)))
 
         _, f = self.one("function")
         env = _block(f.get("environment")).get("variables") or {}
@@ -727,8 +804,12 @@ class TfReader:
         _, layer = self.one("layer")
         m["layer"] = {"package": c(layer.get("filename")), "architectures": _as_list(layer.get("compatible_architectures"))}
 
-        _, q = self.one("dlq")
-        m["queue"] = {"encrypted": q.get("sqs_managed_sse_enabled") is True or bool(q.get("kms_master_key_id"))}
+        for kind, key in (("dlq", "queue"), ("scheduler_dlq", "scheduler_queue")):
+            _, q = self.one(kind)
+            m[key] = {
+                "encrypted": q.get("sqs_managed_sse_enabled") is True or bool(q.get("kms_master_key_id")),
+                "retention": q.get("message_retention_seconds"),
+            }
         _, lg = self.one("log_group")
         m["log_group"] = {"retention": c(lg.get("retention_in_days"))}
 
@@ -750,6 +831,7 @@ class TfReader:
             "starting_position": e.get("starting_position"),
             "batch_size": e.get("batch_size"),
             "batching_window": e.get("maximum_batching_window_in_seconds"),
+            "parallelization": c(e.get("parallelization_factor")),
             "response_types": _as_list(e.get("function_response_types")),
             "bisect": e.get("bisect_batch_on_function_error") is True,
             "max_retries": e.get("maximum_retry_attempts"),
@@ -770,7 +852,7 @@ class TfReader:
                 pass
         m["sweep"] = {
             "group": c(s.get("group_name")),
-            "expression": s.get("schedule_expression"),
+            "expression": c(s.get("schedule_expression")),
             "input": sweep_input,
             "target": c(target.get("arn")),
             "role": c(target.get("role_arn")),
@@ -901,6 +983,9 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
     for name, default in c["params"].items():
         if name in m.get("params", {}):
             eq(f"parameter {name} default", m["params"][name], default)
+    for name, want_range in c["param_ranges"].items():
+        if name in m.get("params", {}):
+            eq(f"parameter {name} allowed range", m.get("param_ranges", {}).get(name), want_range)
 
     f = m.get("function", {})
     eq("function runtime", f.get("runtime"), c["runtime"])
@@ -914,13 +999,19 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
     eq("function layers", f.get("layers"), ["{layer.arn}"])
     eq("layer architectures", m.get("layer", {}).get("architectures"), [c["architecture"]])
     eq("function role", f.get("role"), "{function_role.arn}")
+    eq("function dead-letter queue", f.get("dead_letter"), "{dlq.arn}")
     eq("function environment names", sorted(f.get("env", {})), sorted(c["env"]))
     # Values the contract gives in words.
     referenced = {
         "CAIRN_TABLE": "{table.name}",
         "CAIRN_SCHEDULER_GROUP": "{schedule_group.name}",
         "CAIRN_SCHEDULER_ROLE_ARN": "{scheduler_role.arn}",
+        SCHEDULER_DLQ_ENV: "{scheduler_dlq.arn}",
     }
+    referenced.update({name: f"{{param:{param}}}" for name, param in c["env_params"].items()})
+    for name, param in c["env_params"].items():
+        if param not in c["params"]:
+            p.add(f"contract: {name} takes parameter {param}, which the parameter table does not list")
     for name, literal in c["env"].items():
         want = literal if literal is not None else referenced.get(name)
         if want is None:
@@ -936,6 +1027,7 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
     eq("stream mapping starting position", e.get("starting_position"), c["starting_position"])
     eq("stream mapping batch size", e.get("batch_size"), c["batch_size"])
     eq("stream mapping batching window", e.get("batching_window"), c["batching_window"])
+    eq("stream mapping parallelization factor", e.get("parallelization"), f"{{param:{c['parallelization_param']}}}")
     eq("stream mapping response types", e.get("response_types"), c["response_types"])
     eq("stream mapping bisect", e.get("bisect"), c["bisect"])
     eq("stream mapping max retries", e.get("max_retries"), c["max_retries"])
@@ -943,10 +1035,12 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
     eq("stream mapping filters", e.get("filters"), [c["filter"]])
     if c["on_failure_encrypted"]:
         eq("dead-letter queue encrypted", m.get("queue", {}).get("encrypted"), True)
+    if c["scheduler_dlq_encrypted"]:
+        eq("schedule dead-letter queue encrypted", m.get("scheduler_queue", {}).get("encrypted"), True)
 
     s = m.get("sweep", {})
     eq("sweep schedule group", s.get("group"), "{schedule_group.name}")
-    eq("sweep expression", s.get("expression"), c["sweep_rate"])
+    eq("sweep expression", s.get("expression"), f"{{param:{c['sweep_param']}}}")
     eq("sweep input", s.get("input"), c["sweep_input"])
     eq("sweep target", s.get("target"), "{function.arn}")
     eq("sweep role", s.get("role"), "{scheduler_role.arn}")
@@ -965,6 +1059,10 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
         eq("output FunctionArn", outs["FunctionArn"], "{function.arn}")
     if "FunctionUrl" in outs:
         eq("output FunctionUrl", outs["FunctionUrl"], {"when_enabled": "{url.function_url}", "otherwise": ""})
+    if "SchedulerDeadLetterQueueUrl" in outs:
+        eq("output SchedulerDeadLetterQueueUrl", outs["SchedulerDeadLetterQueueUrl"], "{scheduler_dlq.url}")
+    if "SchedulerDeadLetterQueueArn" in outs:
+        eq("output SchedulerDeadLetterQueueArn", outs["SchedulerDeadLetterQueueArn"], "{scheduler_dlq.arn}")
 
     roles = m.get("roles", {})
     eq("IAM roles", sorted(roles), sorted(["function_role", "scheduler_role"]))
@@ -1025,6 +1123,7 @@ COMPARED = [
     ("function", "role"),
     ("layer", "architectures"),
     ("queue",),
+    ("scheduler_queue",),
     ("log_group",),
     ("esm",),
     ("sweep",),
@@ -1051,6 +1150,10 @@ def check_same(sam: dict, tf: dict, p: Problems) -> None:
     pb = {k: v for k, v in tf.get("params", {}).items() if k in TF_VARIABLES}
     if pa != pb:
         p.add(f"parameters differ: SAM {pa!r} vs Terraform {pb!r}")
+    ra = {k: v for k, v in sam.get("param_ranges", {}).items() if k in TF_VARIABLES}
+    rb = {k: v for k, v in tf.get("param_ranges", {}).items() if k in TF_VARIABLES}
+    if ra != rb:
+        p.add(f"parameter ranges differ: SAM {ra!r} vs Terraform {rb!r}")
     for role in ("function_role", "scheduler_role"):
         ra = sam.get("roles", {}).get(role) or {}
         rb = tf.get("roles", {}).get(role) or {}

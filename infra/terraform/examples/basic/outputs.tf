@@ -12,3 +12,13 @@ output "function_url" {
   description = "The Function URL (AWS_IAM), empty when disabled."
   value       = module.cairn.function_url
 }
+
+output "scheduler_dead_letter_queue_url" {
+  description = "Timer wakes EventBridge Scheduler could not deliver."
+  value       = module.cairn.scheduler_dead_letter_queue_url
+}
+
+output "scheduler_dead_letter_queue_arn" {
+  description = "The schedule dead-letter queue."
+  value       = module.cairn.scheduler_dead_letter_queue_arn
+}

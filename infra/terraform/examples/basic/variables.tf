@@ -23,7 +23,7 @@ variable "lambda_zip_path" {
 }
 
 variable "layer_zip_path" {
-  description = "The components layer zip (components/<sha256>.wasm at its root)."
+  description = "The components layer zip (components/<sha256>.cwasm at its root)."
   type        = string
   default     = "../../../../target/lambda/components.zip"
 }

@@ -1,8 +1,8 @@
 # Cairn durable workflow runtime: the journal table (DynamoDB), the Lambda
-# that drives executions, its stream trigger, EventBridge Scheduler wakes and
-# the periodic sweep. The same stack as infra/sam/template.yaml; follows
-# infra/CONTRACT.md, and IAM grants exactly infra/iam-actions.json (both
-# checked by scripts/check-infra).
+# that drives executions, its stream trigger, EventBridge Scheduler wakes
+# (with their dead-letter queue) and the periodic sweep. The same stack as
+# infra/sam/template.yaml; follows infra/CONTRACT.md, and IAM grants exactly
+# infra/iam-actions.json (both checked by scripts/check-infra).
 
 locals {
   # Inbox inserts only (CONTRACT.md, "Event source mapping").
@@ -110,6 +110,17 @@ resource "aws_sqs_queue" "dead_letter" {
   tags = var.tags
 }
 
+# Timer wakes EventBridge Scheduler could not deliver to the function after the
+# retry policy the function gives its schedules (185 attempts over 24 h). The
+# function passes it to every schedule it creates (CAIRN_SCHEDULER_DLQ_ARN).
+resource "aws_sqs_queue" "scheduler_dead_letter" {
+  name                      = "${var.name}-scheduler-dead-letter"
+  sqs_managed_sse_enabled   = true
+  message_retention_seconds = 1209600 # 14 days, the maximum
+
+  tags = var.tags
+}
+
 resource "aws_cloudwatch_log_group" "function" {
   name              = "/aws/lambda/${var.name}"
   retention_in_days = var.log_retention_days
@@ -119,18 +130,21 @@ resource "aws_cloudwatch_log_group" "function" {
 
 # -- the function -------------------------------------------------------------------
 
-# One <sha256>.wasm per component (plus .cwasm when precompiled), mounted at
-# /opt/components: the zip holds them under components/.
+# A cache of components: <sha256>.cwasm precompiled for arm64 (and maybe
+# <sha256>.wasm), mounted at /opt/components, so the zip holds them under
+# components/. The table holds every registered component and decides which
+# one new executions start on; one the layer lacks is loaded from it.
 resource "aws_lambda_layer_version" "components" {
   layer_name               = "${var.name}-components"
-  description              = "Cairn workflow components, by content hash."
+  description              = "Cairn workflow components precompiled for arm64, by content hash (a cache of the table)."
   filename                 = var.layer_zip_path
   source_code_hash         = filebase64sha256(var.layer_zip_path)
   compatible_runtimes      = ["provided.al2023"]
   compatible_architectures = ["arm64"]
 
   # A new zip makes a new layer version; keep the old ones (as SAM's
-  # RetentionPolicy: Retain does) for whoever still references them.
+  # RetentionPolicy: Retain does) for a function version that still references
+  # one (a rolled-back deploy); executions never depend on them.
   skip_destroy = true
 }
 
@@ -149,11 +163,15 @@ resource "aws_lambda_function" "this" {
 
   environment {
     variables = {
-      CAIRN_TABLE              = aws_dynamodb_table.this.name
-      CAIRN_COMPONENTS_DIR     = "/opt/components"
-      CAIRN_SCHEDULER_GROUP    = aws_scheduler_schedule_group.this.name
-      CAIRN_SCHEDULER_ROLE_ARN = aws_iam_role.scheduler.arn
-      RUST_LOG                 = "info"
+      CAIRN_TABLE               = aws_dynamodb_table.this.name
+      CAIRN_COMPONENTS_DIR      = "/opt/components"
+      CAIRN_SCHEDULER_GROUP     = aws_scheduler_schedule_group.this.name
+      CAIRN_SCHEDULER_ROLE_ARN  = aws_iam_role.scheduler.arn
+      CAIRN_SCHEDULER_DLQ_ARN   = aws_sqs_queue.scheduler_dead_letter.arn
+      CAIRN_LEASE_SECONDS       = var.lease_seconds
+      CAIRN_INBOX_GRACE_SECONDS = var.inbox_grace_seconds
+      CAIRN_BATCH_CONCURRENCY   = var.batch_concurrency
+      RUST_LOG                  = "info"
     }
   }
 
@@ -285,6 +303,7 @@ resource "aws_lambda_event_source_mapping" "inbox" {
   starting_position                  = "LATEST"
   batch_size                         = 100
   maximum_batching_window_in_seconds = 1
+  parallelization_factor             = var.parallelization_factor
   function_response_types            = ["ReportBatchItemFailures"]
   bisect_batch_on_function_error     = true
   maximum_retry_attempts             = 10
@@ -337,7 +356,8 @@ resource "aws_iam_role" "scheduler" {
 }
 
 # A separate policy resource: the function needs the role's ARN and the
-# role's policy needs the function's ARN.
+# role's policy needs the function's ARN. Exactly the "scheduler_role" actions
+# of infra/iam-actions.json.
 data "aws_iam_policy_document" "scheduler" {
   statement {
     sid       = "InvokeFunction"
@@ -345,21 +365,29 @@ data "aws_iam_policy_document" "scheduler" {
     actions   = ["lambda:InvokeFunction"]
     resources = [aws_lambda_function.this.arn]
   }
+
+  # Scheduler sends a schedule's dead letters with the schedule's role.
+  statement {
+    sid       = "SchedulerDeadLetterQueue"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.scheduler_dead_letter.arn]
+  }
 }
 
 resource "aws_iam_role_policy" "scheduler" {
-  name   = "cairn-scheduler-invoke"
+  name   = "cairn-scheduler"
   role   = aws_iam_role.scheduler.id
   policy = data.aws_iam_policy_document.scheduler.json
 }
 
 resource "aws_scheduler_schedule" "sweep" {
   name        = "${var.name}-sweep"
-  description = "Cairn sweep (due timers and retries missed by one-time schedules)."
+  description = "Cairn sweep (due timers, expired leases, inbox inserts the stream did not deliver)."
   group_name  = aws_scheduler_schedule_group.this.name
   state       = "ENABLED"
 
-  schedule_expression = "rate(5 minutes)"
+  schedule_expression = var.sweep_rate
 
   flexible_time_window {
     mode = "OFF"

@@ -12,3 +12,13 @@ output "function_url" {
   description = "The Function URL (AWS_IAM), empty when enable_function_url is false."
   value       = var.enable_function_url ? aws_lambda_function_url.this[0].function_url : ""
 }
+
+output "scheduler_dead_letter_queue_url" {
+  description = "Timer wakes EventBridge Scheduler could not deliver (read these)."
+  value       = aws_sqs_queue.scheduler_dead_letter.url
+}
+
+output "scheduler_dead_letter_queue_arn" {
+  description = "The schedule dead-letter queue (CAIRN_SCHEDULER_DLQ_ARN)."
+  value       = aws_sqs_queue.scheduler_dead_letter.arn
+}

@@ -11,13 +11,13 @@ variable "table_name" {
 }
 
 variable "memory_size" {
-  description = "Lambda memory in MB."
+  description = "Lambda memory in MB. The guest memory limit is derived from it, with 128 MiB headroom for the host."
   type        = number
-  default     = 256
+  default     = 512
 
   validation {
-    condition     = var.memory_size >= 128 && var.memory_size <= 10240
-    error_message = "memory_size must be between 128 and 10240 MB."
+    condition     = var.memory_size >= 256 && var.memory_size <= 10240
+    error_message = "memory_size must be between 256 and 10240 MB (the host keeps 128 MiB of it)."
   }
 }
 
@@ -49,13 +49,68 @@ variable "enable_function_url" {
   default     = false
 }
 
+variable "sweep_rate" {
+  description = "How often the sweep runs. A killed driver's execution is re-driven within lease_seconds plus this period."
+  type        = string
+  default     = "rate(1 minute)"
+
+  validation {
+    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.sweep_rate))
+    error_message = "sweep_rate must be an EventBridge Scheduler rate(...) or cron(...) expression."
+  }
+}
+
+variable "lease_seconds" {
+  description = "Seconds a driver's lease on an execution lasts (CAIRN_LEASE_SECONDS); renewed while it works."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.lease_seconds >= 5 && var.lease_seconds <= 900
+    error_message = "lease_seconds must be between 5 and 900."
+  }
+}
+
+variable "inbox_grace_seconds" {
+  description = "Seconds after an inbox insert before the sweep drives the execution, in case the stream record was lost (CAIRN_INBOX_GRACE_SECONDS)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.inbox_grace_seconds >= 10 && var.inbox_grace_seconds <= 3600
+    error_message = "inbox_grace_seconds must be between 10 and 3600."
+  }
+}
+
+variable "batch_concurrency" {
+  description = "Executions of one batch advanced at once (CAIRN_BATCH_CONCURRENCY)."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.batch_concurrency >= 1 && var.batch_concurrency <= 100
+    error_message = "batch_concurrency must be between 1 and 100 (a batch holds at most 100 records)."
+  }
+}
+
+variable "parallelization_factor" {
+  description = "Batches of one stream shard processed at once (records of one execution stay in order)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.parallelization_factor >= 1 && var.parallelization_factor <= 10
+    error_message = "parallelization_factor must be between 1 and 10."
+  }
+}
+
 variable "lambda_zip_path" {
   description = "The function package: a zip with `bootstrap` at its root (cargo lambda build --release --arm64 --output-format zip)."
   type        = string
 }
 
 variable "layer_zip_path" {
-  description = "The components layer: a zip with components/<sha256>.wasm at its root (scripts/package-lambda)."
+  description = "The components layer: a zip with components/<sha256>.cwasm (precompiled for arm64) at its root (scripts/package-lambda)."
   type        = string
 }
 

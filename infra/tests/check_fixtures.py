@@ -69,6 +69,14 @@ CASES = [
         "caught_by": {"cfn-lint": "E3003"},
     },
     {
+        "name": "sam-missing-lease-env",
+        "stack": "sam",
+        "broken": "the function lacks CAIRN_LEASE_SECONDS (the LeaseSeconds parameter feeds nothing)",
+        "old": "          CAIRN_LEASE_SECONDS: !Ref LeaseSeconds\n",
+        "new": "",
+        "caught_by": {"drift": "function environment names"},
+    },
+    {
         "name": "sam-public-function-url",
         "stack": "sam",
         "broken": "the Function URL has AuthType NONE (open to anyone)",

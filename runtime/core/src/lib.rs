@@ -38,8 +38,8 @@ pub use memory::MemoryStore;
 pub use payload::Payload;
 pub use replay::{Command, Completion, PendingCommand, Replay, Wait};
 pub use store::{
-    Append, ContinueAsNew, Created, Execution, ExecutionMeta, InboxItem, InboxMessage, ListFilter,
-    NewExecution, ParkInfo, Status, Store, StoreError, StoreFuture, Suspend,
+    Append, ContinueAsNew, Created, Execution, ExecutionMeta, InboxItem, InboxMessage, Lease,
+    ListFilter, NewExecution, ParkInfo, Status, Store, StoreError, StoreFuture, Suspend,
 };
 
 /// 64-bit FNV-1a: a stable, dependency-free hash of a guest call's input, used

@@ -153,6 +153,7 @@ impl Store for MemoryStore {
                 r.meta.status = status;
                 r.meta.wake_at = None;
                 r.meta.waiting_on = None;
+                r.meta.lease = None;
                 r.meta.updated_at = append.entry.at;
             }
             r.journal().push(append.entry);
@@ -184,6 +185,7 @@ impl Store for MemoryStore {
             }
             r.meta.status = Status::Waiting;
             r.meta.wake_at = s.wake_at;
+            r.meta.lease = None;
             r.meta.waiting_on = Some(s.waiting_on);
             r.meta.updated_at = s.at;
             Ok(())
@@ -203,6 +205,7 @@ impl Store for MemoryStore {
             r.meta.status = Status::Parked;
             r.meta.parked = Some(info);
             r.meta.wake_at = None;
+            r.meta.lease = None;
             r.meta.updated_at = at;
             Ok(())
         });
@@ -259,7 +262,8 @@ impl Store for MemoryStore {
             r.runs.push(vec![c.next.clone()]);
             r.meta.run = c.run + 1;
             r.meta.status = Status::Running;
-            r.meta.wake_at = None;
+            // A held lease keeps its expiry as the wake time (the sweep's net).
+            r.meta.wake_at = r.meta.lease.as_ref().map(|l| l.until);
             r.meta.waiting_on = None;
             r.meta.updated_at = c.next.at;
             Ok(())
@@ -333,7 +337,7 @@ impl Store for MemoryStore {
             let mut out: Vec<_> = inner
                 .executions
                 .values()
-                .filter(|r| r.meta.status == Status::Waiting)
+                .filter(|r| !r.meta.status.is_terminal() && r.meta.status != Status::Parked)
                 .filter_map(|r| {
                     r.meta
                         .wake_at
@@ -384,11 +388,89 @@ impl Store for MemoryStore {
         let r = self.with(|inner| Ok(inner.workflows.get(name).cloned()));
         Box::pin(std::future::ready(r))
     }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        let r = self.with(|inner| {
+            let r = record(inner, id)?;
+            not_finished(r)?;
+            if let Some(l) = &r.meta.lease
+                && l.owner != owner
+                && l.until > now
+            {
+                return Err(StoreError::Leased {
+                    id: id.clone(),
+                    owner: l.owner.clone(),
+                    until: l.until,
+                });
+            }
+            r.meta.lease = Some(Lease {
+                owner: owner.to_string(),
+                until,
+            });
+            r.meta.wake_at = Some(until);
+            Ok(())
+        });
+        Box::pin(std::future::ready(r))
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        until: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        let r = self.with(|inner| {
+            let r = record(inner, id)?;
+            match &mut r.meta.lease {
+                Some(l) if l.owner == owner => {
+                    l.until = until;
+                    r.meta.wake_at = Some(until);
+                    Ok(())
+                }
+                other => Err(StoreError::Conflict {
+                    id: id.clone(),
+                    reason: format!(
+                        "the lease of {owner} was lost (held now by {})",
+                        other.as_ref().map_or("nobody", |l| l.owner.as_str())
+                    ),
+                }),
+            }
+        });
+        Box::pin(std::future::ready(r))
+    }
+
+    fn release_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        wake_at: Option<Timestamp>,
+    ) -> StoreFuture<'a, ()> {
+        let r = self.with(|inner| {
+            let r = record(inner, id)?;
+            if r.meta.lease.as_ref().is_some_and(|l| l.owner == owner) {
+                r.meta.lease = None;
+                if wake_at.is_some() {
+                    r.meta.wake_at = wake_at;
+                }
+            }
+            Ok(())
+        });
+        Box::pin(std::future::ready(r))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     crate::store_suite_tests!(crate::store_suite::block_on, async {
+        ((), super::MemoryStore::new())
+    });
+    crate::store_suite_tests!(leases: crate::store_suite::block_on, async {
         ((), super::MemoryStore::new())
     });
 }

@@ -119,6 +119,22 @@ pub struct ExecutionMeta {
     /// The current run (1, then +1 at each continue-as-new).
     #[serde(default = "one")]
     pub run: u32,
+    /// The driver that holds the execution while it advances it (stores
+    /// with leases: see [`Store::acquire_lease`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// A driver's claim on an execution: while it is valid no other driver
+/// advances it. A lease that is not renewed expires; the execution's
+/// `wake_at` is its expiry while it is held, so a sweep over [`Store::due`]
+/// finds an execution whose driver died.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Who holds it (unique per advance).
+    pub owner: String,
+    /// When it expires unless renewed.
+    pub until: Timestamp,
 }
 
 fn one() -> u32 {
@@ -307,6 +323,19 @@ pub enum StoreError {
     /// The store failed in a way a retry may fix.
     #[error("{code} store unavailable: {0}", code = ErrorCode::StoreUnavailable)]
     Unavailable(String),
+    /// Another driver holds an unexpired lease on the execution.
+    #[error(
+        "{} execution '{id}' is being advanced by {owner} (lease until {until}): it will be driven by that driver, or by the sweep once the lease expires",
+        ErrorCode::Conflict
+    )]
+    Leased {
+        /// The execution.
+        id: ExecutionId,
+        /// The lease's holder.
+        owner: String,
+        /// Its expiry.
+        until: Timestamp,
+    },
     /// The store is not usable as configured.
     #[error("{code} store misconfigured: {0}", code = ErrorCode::StoreMisconfigured)]
     Misconfigured(String),
@@ -327,7 +356,7 @@ impl StoreError {
     /// The stable code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::Conflict { .. } | Self::Leased { .. } => ErrorCode::Conflict,
             Self::NotFound(_) => ErrorCode::ExecutionNotFound,
             Self::Exists { .. } => ErrorCode::ExecutionExists,
             Self::Finished { .. } => ErrorCode::ExecutionFinished,
@@ -432,6 +461,56 @@ pub trait Store: Send + Sync + 'static {
 
     /// The component new executions of `name` use, if registered.
     fn workflow_component<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ComponentHash>>;
+
+    /// Takes the lease of unfinished execution `id` for `owner` until
+    /// `until`, if it has none, its lease expired (at or before `now`), or
+    /// `owner` holds it. While held, the meta's `wake_at` is `until`, so
+    /// [`Store::due`] shows an execution whose driver died once the lease
+    /// expires. [`StoreError::Leased`] if another driver holds it;
+    /// [`StoreError::Finished`] if it has finished. A suspend, a final
+    /// append and a park release the lease in the same write.
+    ///
+    /// Stores without leases (the default) refuse with
+    /// [`StoreError::Misconfigured`]; the engine asks only when configured
+    /// with a lease.
+    fn acquire_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (owner, until, now);
+        Box::pin(std::future::ready(Err(StoreError::Misconfigured(format!(
+            "this store has no leases (execution {id}): run the engine without one"
+        )))))
+    }
+
+    /// Extends `owner`'s lease of `id` to `until` (and the meta's `wake_at`
+    /// with it). [`StoreError::Conflict`] if `owner` no longer holds it.
+    fn renew_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        until: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        self.acquire_lease(id, owner, until, Timestamp::from_millis(0))
+    }
+
+    /// Gives up `owner`'s lease of `id` (nothing if it holds none). With
+    /// `wake_at`, the meta's wake time becomes it (a continuation); without,
+    /// the wake time is left as it is.
+    fn release_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        wake_at: Option<Timestamp>,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (owner, wake_at);
+        Box::pin(std::future::ready(Err(StoreError::Misconfigured(format!(
+            "this store has no leases (execution {id})"
+        )))))
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -512,5 +591,30 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn workflow_component<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ComponentHash>> {
         (**self).workflow_component(name)
+    }
+    fn acquire_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        (**self).acquire_lease(id, owner, until, now)
+    }
+    fn renew_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        until: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        (**self).renew_lease(id, owner, until)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        wake_at: Option<Timestamp>,
+    ) -> StoreFuture<'a, ()> {
+        (**self).release_lease(id, owner, wake_at)
     }
 }

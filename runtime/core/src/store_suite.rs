@@ -33,6 +33,11 @@ macro_rules! store_suite_tests {
             large_journals_load_whole_and_in_order, payloads_survive_byte_for_byte,
             continue_as_new_starts_a_fresh_journal, keyed_deliveries_happen_once);
     };
+    (leases: $runner:path, $make:expr) => {
+        $crate::store_suite_tests!(@tests $runner, $make,
+            a_held_lease_keeps_other_drivers_out, an_expired_lease_is_due_and_can_be_taken,
+            suspend_and_final_append_release_the_lease);
+    };
     (@tests $runner:path, $make:expr, $($name:ident),*) => {
         $(
             #[test]
@@ -131,6 +136,7 @@ pub fn new_execution(id: &ExecutionId, wf: &str, input: &[u8]) -> NewExecution {
         waiting_on: None,
         parked: None,
         run: 1,
+        lease: None,
     };
     let started = Entry {
         index: 0,
@@ -786,4 +792,125 @@ pub async fn keyed_deliveries_happen_once<S: Store + ?Sized>(store: &S) {
         .unwrap();
     assert_eq!(got.message, child);
     assert_eq!(store.load(&id).await.unwrap().inbox[0].message, child);
+}
+
+/// A lease keeps other drivers out until it expires; its holder renews it;
+/// a lost lease cannot be renewed.
+pub async fn a_held_lease_keeps_other_drivers_out<S: Store + ?Sized>(store: &S) {
+    let id = created(store, "lease-held").await;
+    store.acquire_lease(&id, "a", at(30), at(0)).await.unwrap();
+    match store.acquire_lease(&id, "b", at(40), at(10)).await {
+        Err(StoreError::Leased { owner, until, .. }) => {
+            assert_eq!((owner.as_str(), until), ("a", at(30)))
+        }
+        other => panic!("b took a held lease: {other:?}"),
+    }
+    // Its holder may take it again (a retried call) and renew it.
+    store.acquire_lease(&id, "a", at(35), at(10)).await.unwrap();
+    store.renew_lease(&id, "a", at(60)).await.unwrap();
+    let m = store.meta(&id).await.unwrap();
+    assert_eq!(
+        m.lease.as_ref().map(|l| (l.owner.as_str(), l.until)),
+        Some(("a", at(60)))
+    );
+    assert_eq!(
+        m.wake_at,
+        Some(at(60)),
+        "the lease's expiry is the sweep's wake"
+    );
+    assert!(
+        matches!(
+            store.renew_lease(&id, "b", at(70)).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "only the holder renews"
+    );
+    // Released by another: nothing happens.
+    store.release_lease(&id, "b", None).await.unwrap();
+    assert_eq!(store.meta(&id).await.unwrap().lease.unwrap().owner, "a");
+    store.release_lease(&id, "a", Some(at(61))).await.unwrap();
+    let m = store.meta(&id).await.unwrap();
+    assert_eq!((m.lease, m.wake_at), (None, Some(at(61))));
+    assert!(
+        matches!(
+            store.renew_lease(&id, "a", at(80)).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "a released lease is not renewed"
+    );
+    assert!(matches!(
+        store
+            .acquire_lease(&fresh_id("lease-none"), "a", at(1), at(0))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// A driver that died leaves a lease that expires: the execution is then
+/// due (the sweep finds it, however old) and another driver takes it.
+pub async fn an_expired_lease_is_due_and_can_be_taken<S: Store + ?Sized>(store: &S) {
+    let id = created(store, "lease-expired").await;
+    store
+        .acquire_lease(&id, "dead", at(20), at(0))
+        .await
+        .unwrap();
+    let id_ = id.clone();
+    let due = |now| {
+        let id = id_.clone();
+        async move {
+            store
+                .due(now, 100_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|(d, _)| d == &id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(due(at(19)).await, vec![], "not due while the lease holds");
+    assert_eq!(due(at(20)).await, vec![(id.clone(), at(20))]);
+    store
+        .acquire_lease(&id, "next", at(50), at(20))
+        .await
+        .unwrap();
+    assert_eq!(store.meta(&id).await.unwrap().lease.unwrap().owner, "next");
+    assert!(
+        matches!(
+            store.renew_lease(&id, "dead", at(90)).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "the dead driver's lease is gone"
+    );
+}
+
+/// The write that ends an advance (suspend, final append) releases the
+/// lease; a finished execution takes no lease.
+pub async fn suspend_and_final_append_release_the_lease<S: Store + ?Sized>(store: &S) {
+    let id = created(store, "lease-release").await;
+    store.acquire_lease(&id, "a", at(30), at(0)).await.unwrap();
+    store
+        .suspend(&id, suspend(1, 0, Some(at(500))))
+        .await
+        .unwrap();
+    let m = store.meta(&id).await.unwrap();
+    assert_eq!((m.lease, m.wake_at), (None, Some(at(500))));
+    store.acquire_lease(&id, "b", at(40), at(1)).await.unwrap();
+    let done = Append {
+        run: 1,
+        entry: Entry {
+            index: 1,
+            at: at(2),
+            event: Event::Completed {
+                output: Payload::json(&serde_json::json!(1)),
+            },
+        },
+        consume: None,
+    };
+    store.append(&id, done).await.unwrap();
+    let m = store.meta(&id).await.unwrap();
+    assert_eq!((m.lease, m.wake_at), (None, None));
+    assert!(matches!(
+        store.acquire_lease(&id, "c", at(50), at(3)).await,
+        Err(StoreError::Finished { .. })
+    ));
 }

@@ -3,6 +3,7 @@
 
 use crate::activity::{ActivityOutcome, ActivitySpec, ActivityTask};
 use crate::events::EngineEvent;
+use crate::lease::{Acquired, HeldLease, LeaseCheck};
 use crate::{Advance, AdvanceOptions, Engine, EngineError, StartRequest};
 use cairn_core::replay::ReplayError;
 use cairn_core::{
@@ -106,6 +107,33 @@ pub(crate) async fn advance(
     opts: AdvanceOptions,
     loaded_wake: &mut Option<Timestamp>,
 ) -> Result<Advance, EngineError> {
+    let mut lease = None;
+    let r = advance_leased(engine, id, opts, loaded_wake, &mut lease).await;
+    if let Some(l) = lease {
+        // A suspend, a final append and a park released it in their write.
+        let (release, wake_at) = match &r {
+            Ok(Advance::Suspended { .. } | Advance::Finished { .. } | Advance::Parked(_)) => {
+                (false, None)
+            }
+            // The continuation's wake: the sweep's net if its schedule is lost.
+            Ok(Advance::Yielded) => (
+                true,
+                Some(engine.inner.clock.now().plus(Duration::from_secs(1))),
+            ),
+            Ok(Advance::Conflict { .. }) | Err(_) => (true, None),
+        };
+        l.end(engine, id, release, wake_at).await;
+    }
+    r
+}
+
+async fn advance_leased(
+    engine: &Engine,
+    id: &ExecutionId,
+    opts: AdvanceOptions,
+    loaded_wake: &mut Option<Timestamp>,
+    lease: &mut Option<HeldLease>,
+) -> Result<Advance, EngineError> {
     let inner = &engine.inner;
     let mut first = true;
     let mut component_override = opts.component.clone();
@@ -135,15 +163,39 @@ pub(crate) async fn advance(
                 _ => inner.store.unpark(id).await?,
             }
         }
+        if lease.is_none()
+            && let Some(length) = inner.config.lease
+        {
+            match HeldLease::acquire(engine, id, length).await {
+                Ok(Acquired::Held(l)) => *lease = Some(l),
+                Ok(Acquired::Busy(reason)) => {
+                    tracing::info!(execution = %id, "not advancing: {reason}");
+                    return Ok(Advance::Conflict { reason });
+                }
+                // Finished since the load: the reload says how.
+                Err(StoreError::Finished { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
         let hash = component_override
             .take()
             .unwrap_or_else(|| ex.meta.component.clone());
         let component = engine.component(&hash).await?;
-        let (mut driver, result) =
-            match run_once(engine, id, ex, &component, Mode::Drive, opts.deadline).await? {
-                Ok(pair) => pair,
-                Err(n) => return park(engine, id, n).await,
-            };
+        let check = lease.as_ref().map(HeldLease::check);
+        let (mut driver, result) = match run_once(
+            engine,
+            id,
+            ex,
+            &component,
+            Mode::Drive,
+            opts.deadline,
+            check,
+        )
+        .await?
+        {
+            Ok(pair) => pair,
+            Err(n) => return park(engine, id, n).await,
+        };
         let outcome = conclude(engine, id, &mut driver, result).await;
         driver.abort_running();
         // Children started by this advance are driven before it returns.
@@ -183,6 +235,7 @@ async fn run_once(
     component: &Arc<LoadedComponent>,
     mode: Mode,
     deadline: Option<Timestamp>,
+    lease: Option<LeaseCheck>,
 ) -> Result<
     Result<(Box<Driver>, Result<Result<Vec<u8>, WitFailure>, HostError>), Nondeterminism>,
     EngineError,
@@ -223,6 +276,7 @@ async fn run_once(
         rx,
         inline_timers: HashMap::new(),
         deadline,
+        lease,
         mode,
         spawned: Vec::new(),
         warned_history: false,
@@ -433,6 +487,8 @@ struct Driver {
     /// Fire times of short timers waited inline (never journaled as started).
     inline_timers: HashMap<u32, Timestamp>,
     deadline: Option<Timestamp>,
+    /// The lease this driver holds (push host): checked before each step.
+    lease: Option<LeaseCheck>,
     mode: Mode,
     /// Advances of children (and their deliveries) to await before returning.
     spawned: Vec<tokio::task::JoinHandle<()>>,
@@ -754,6 +810,11 @@ impl Driver {
     /// something that will let the next call append one), or suspend.
     async fn progress(&mut self, awaited: &[u32]) -> Result<(), Stop> {
         let now = self.now();
+        if let Some(reason) = self.lease.as_ref().and_then(|l| l.invalid(now)) {
+            return Err(Stop::Conflict(format!(
+                "stopped before the next step: {reason}"
+            )));
+        }
         if self.deadline.is_some_and(|d| now >= d) && self.running.is_empty() {
             return Err(Stop::Yield);
         }
@@ -981,7 +1042,17 @@ impl Driver {
                 None => std::future::pending().await,
             }
         };
+        let (lease, engine) = (self.lease.clone(), self.engine.clone());
+        let lease_expired = async move {
+            match lease {
+                Some(l) => l.expired(&engine).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            reason = lease_expired => {
+                Err(Stop::Conflict(format!("stopped mid-step, effects in flight aborted: {reason}")))
+            }
             Some((seq, outcome)) = self.rx.recv(), if !self.running.is_empty() => {
                 self.running.remove(&seq);
                 let Some(spec) = self.specs.get(&seq) else { return Ok(()) };
@@ -1273,16 +1344,17 @@ pub(crate) async fn replay(
 ) -> Result<ReplayOutcome, EngineError> {
     let ex = retrying(engine, || engine.inner.store.load(id)).await?;
     let entries = ex.journal.len() as u32;
-    let (driver, result) = match run_once(engine, id, ex, component, Mode::ReadOnly, None).await {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(n)) => return Ok(ReplayOutcome::Diverged(n)),
-        Err(EngineError::Host(HostError::UnknownWorkflow { name, .. })) => {
-            return Ok(ReplayOutcome::Failed(format!(
-                "the component has no workflow named '{name}'"
-            )));
-        }
-        Err(e) => return Err(e),
-    };
+    let (driver, result) =
+        match run_once(engine, id, ex, component, Mode::ReadOnly, None, None).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(n)) => return Ok(ReplayOutcome::Diverged(n)),
+            Err(EngineError::Host(HostError::UnknownWorkflow { name, .. })) => {
+                return Ok(ReplayOutcome::Failed(format!(
+                    "the component has no workflow named '{name}'"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
     let mut driver = driver;
     let result = match result {
         Ok(r) => r.map(Payload::new).map_err(failure_from_wit),
@@ -1331,15 +1403,24 @@ pub(crate) async fn query(
         name: name.to_string(),
         args: args.into_bytes(),
     };
-    let (_, result) =
-        match run_once(engine, id, ex, &component, Mode::Query(Some(request)), None).await? {
-            Ok(pair) => pair,
-            Err(n) => {
-                return Err(EngineError::Corrupt(format!(
-                    "the journal cannot be replayed: {n}"
-                )));
-            }
-        };
+    let (_, result) = match run_once(
+        engine,
+        id,
+        ex,
+        &component,
+        Mode::Query(Some(request)),
+        None,
+        None,
+    )
+    .await?
+    {
+        Ok(pair) => pair,
+        Err(n) => {
+            return Err(EngineError::Corrupt(format!(
+                "the journal cannot be replayed: {n}"
+            )));
+        }
+    };
     match result {
         Err(HostError::Interrupted(i)) => match i.downcast::<Stop>() {
             Ok(Stop::QueryAnswered(answer)) => Ok(answer),

@@ -30,6 +30,9 @@ pub enum EngineError {
     /// Stored data is inconsistent.
     #[error("{code} {0}", code = ErrorCode::CorruptJournal)]
     Corrupt(String),
+    /// A caller's argument is invalid.
+    #[error("{code} {0}", code = ErrorCode::BadInput)]
+    BadInput(String),
 }
 
 impl EngineError {
@@ -45,6 +48,7 @@ impl EngineError {
             Self::NoComponentFor(_) | Self::ComponentNotFound(_) => ErrorCode::ComponentNotFound,
             Self::Corrupt(_) => ErrorCode::CorruptJournal,
             Self::QueryFinished { .. } => ErrorCode::QueryUnavailable,
+            Self::BadInput(_) => ErrorCode::BadInput,
         }
     }
 }

@@ -20,6 +20,7 @@ mod activity;
 mod driver;
 mod error;
 mod events;
+mod lease;
 
 pub use driver::ReplayOutcome;
 pub use error::EngineError;
@@ -78,6 +79,12 @@ pub struct EngineConfig {
     /// Test hook: abort the process right before appending the entry with
     /// this index (after its effect happened), like a `kill -9` there.
     pub crash_before_append: Option<u32>,
+    /// Hold a lease of this length on each execution while advancing it
+    /// (the push host, where many invocations may race): a second driver
+    /// stands back while it is valid, and a driver that died leaves an
+    /// execution the sweep finds once it expires (`Store::due`). `None`
+    /// (embedded use): conditional appends alone keep journals right.
+    pub lease: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -97,6 +104,7 @@ impl Default for EngineConfig {
             history_warn_at: 10_000,
             push_parents: true,
             component_dirs: Vec::new(),
+            lease: None,
         }
     }
 }
@@ -342,6 +350,7 @@ impl Engine {
             waiting_on: None,
             parked: None,
             run: 1,
+            lease: None,
         };
         match self
             .inner
@@ -432,6 +441,39 @@ impl Engine {
         .await
     }
 
+    /// Like [`Engine::signal`], idempotent by a caller-chosen `key`: the
+    /// same key again (a caller's retry after a lost reply, a duplicate
+    /// event) delivers nothing and returns `None`. Keys are kept as long as
+    /// consumed inbox items are (7 days on DynamoDB).
+    pub async fn signal_once(
+        &self,
+        id: &ExecutionId,
+        name: &str,
+        payload: Payload,
+        key: &str,
+    ) -> Result<Option<InboxItem>, EngineError> {
+        if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
+            return Err(EngineError::BadInput(format!(
+                "idempotency key {key:?}: use 1 to 200 printable characters"
+            )));
+        }
+        let message = InboxMessage::Signal {
+            name: name.into(),
+            payload,
+        };
+        self.check_message_size(id, &message)?;
+        Ok(self
+            .inner
+            .store
+            .deliver_once(
+                id,
+                &format!("signal.{key}"),
+                message,
+                self.inner.clock.now(),
+            )
+            .await?)
+    }
+
     /// Writes a cancel request to the execution's inbox.
     pub async fn cancel(&self, id: &ExecutionId, reason: &str) -> Result<InboxItem, EngineError> {
         self.deliver(
@@ -448,10 +490,23 @@ impl Engine {
         id: &ExecutionId,
         message: InboxMessage,
     ) -> Result<InboxItem, EngineError> {
-        let size = serde_json::to_vec(&message).map(|v| v.len()).unwrap_or(0);
+        self.check_message_size(id, &message)?;
+        Ok(self
+            .inner
+            .store
+            .deliver(id, message, self.inner.clock.now())
+            .await?)
+    }
+
+    fn check_message_size(
+        &self,
+        id: &ExecutionId,
+        message: &InboxMessage,
+    ) -> Result<(), EngineError> {
+        let size = serde_json::to_vec(message).map(|v| v.len()).unwrap_or(0);
         let limit = self.inner.store.max_item_bytes();
         if size > limit {
-            let what = match &message {
+            let what = match message {
                 InboxMessage::Signal { name, .. } => format!("signal '{name}'"),
                 InboxMessage::Cancel { .. } => "the cancel request".into(),
                 InboxMessage::ChildCompleted { child_id, .. } => {
@@ -466,11 +521,7 @@ impl Engine {
             }
             .into());
         }
-        Ok(self
-            .inner
-            .store
-            .deliver(id, message, self.inner.clock.now())
-            .await?)
+        Ok(())
     }
 
     /// Meta, journal and inbox of an execution.

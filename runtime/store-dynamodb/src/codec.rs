@@ -95,6 +95,13 @@ pub(crate) fn meta_from_item(id: &ExecutionId, item: &Item) -> Result<ExecutionM
             .map(|p| serde_json::from_str(&p).map_err(|e| corrupt(id, format!("parked: {e}"))))
             .transpose()?,
         run: get_n(item, "run").unwrap_or(1) as u32,
+        lease: match (get_s(item, "lease_owner"), get_n(item, "lease_until")) {
+            (Some(owner), Some(until)) => Some(cairn_core::Lease {
+                owner,
+                until: Timestamp::from_millis(until),
+            }),
+            _ => None,
+        },
     })
 }
 

@@ -68,6 +68,7 @@ pub struct DynamoStore {
     table: String,
     stats: Arc<RequestStats>,
     ulids: Arc<Mutex<ulid::Generator>>,
+    inbox_grace: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -106,7 +107,17 @@ impl DynamoStore {
             table: table.to_owned(),
             stats,
             ulids: Arc::new(Mutex::new(ulid::Generator::new())),
+            inbox_grace: None,
         }
+    }
+
+    /// Every inbox write also sets the meta's wake time to `grace` after
+    /// the write (the push host): if the stream record that should advance
+    /// the execution is lost, [`cairn_core::Store::due`] (the sweep) finds
+    /// it then. The advance that consumes the item sets the wake time anew.
+    pub fn with_inbox_grace(mut self, grace: std::time::Duration) -> Self {
+        self.inbox_grace = Some(grace);
+        self
     }
 
     /// The table name.
@@ -389,7 +400,7 @@ impl cairn_core::Store for DynamoStore {
                                 .table_name(&self.table)
                                 .key("pk", s(exec_pk(id)))
                                 .key("sk", s("meta"))
-                                .update_expression("SET #st = :st, updated_at = :at REMOVE wake_at, wake_bucket, waiting_on")
+                                .update_expression("SET #st = :st, updated_at = :at REMOVE wake_at, wake_bucket, waiting_on, lease_owner, lease_until")
                                 .condition_expression("attribute_exists(pk) AND #run = :run")
                                 .expression_attribute_names("#st", "status")
                                 .expression_attribute_names("#run", "run")
@@ -440,10 +451,10 @@ impl cairn_core::Store for DynamoStore {
                 .expression_attribute_values(":at", n(sus.at.as_millis()));
             update = match sus.wake_at {
                 Some(t) => update
-                    .update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at, wake_at = :wake, wake_bucket = :b")
+                    .update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at, wake_at = :wake, wake_bucket = :b REMOVE lease_owner, lease_until")
                     .expression_attribute_values(":wake", n(t.as_millis()))
                     .expression_attribute_values(":b", s(WAKE_BUCKET)),
-                None => update.update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at REMOVE wake_at, wake_bucket"),
+                None => update.update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at REMOVE wake_at, wake_bucket, lease_owner, lease_until"),
             };
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
@@ -498,7 +509,7 @@ impl cairn_core::Store for DynamoStore {
                 .table_name(&self.table)
                 .key("pk", s(exec_pk(id)))
                 .key("sk", s("meta"))
-                .update_expression("SET #st = :parked, parked = :info, updated_at = :at REMOVE wake_at, wake_bucket")
+                .update_expression("SET #st = :parked, parked = :info, updated_at = :at REMOVE wake_at, wake_bucket, lease_owner, lease_until")
                 .condition_expression("attribute_exists(pk) AND NOT (#st IN (:c, :f, :x))")
                 .expression_attribute_names("#st", "status")
                 .expression_attribute_values(":parked", s("parked"))
@@ -562,9 +573,19 @@ impl cairn_core::Store for DynamoStore {
     ) -> StoreFuture<'a, InboxItem> {
         Box::pin(async move {
             let ulid = self.next_ulid()?;
-            match self.insert_inbox(id, ulid, message, at).await? {
+            match self
+                .insert_inbox(id, ulid.clone(), message.clone(), at)
+                .await?
+            {
                 Some(item) => Ok(item),
-                None => Err(self.explain(id, "the inbox item exists").await),
+                // The id is new to this call: an item under it can only be
+                // this call's own, written by an attempt whose reply was
+                // lost before the SDK retried. Delivered once: say so.
+                None => Ok(InboxItem {
+                    id: ulid,
+                    at,
+                    message,
+                }),
             }
         })
     }
@@ -590,7 +611,7 @@ impl cairn_core::Store for DynamoStore {
                             .table_name(&self.table)
                             .key("pk", s(exec_pk(id)))
                             .key("sk", s("meta"))
-                            .update_expression("SET #run = :next, #st = :running, updated_at = :at REMOVE wake_at, wake_bucket, waiting_on")
+                            .update_expression("SET #run = :next, #st = :running, updated_at = :at REMOVE waiting_on")
                             .condition_expression("#run = :run AND (#st = :running OR #st = :waiting)")
                             .expression_attribute_names("#st", "status")
                             .expression_attribute_names("#run", "run")
@@ -877,6 +898,63 @@ impl cairn_core::Store for DynamoStore {
         })
     }
 
+    fn acquire_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.set_lease(id, owner, until, Some(now)))
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        until: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.set_lease(id, owner, until, None))
+    }
+
+    fn release_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        wake_at: Option<Timestamp>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(exec_pk(id)))
+                .key("sk", s("meta"))
+                .condition_expression("lease_owner = :o")
+                .expression_attribute_values(":o", s(owner));
+            update = match wake_at {
+                Some(t) => update
+                    .update_expression(
+                        "SET wake_at = :w, wake_bucket = :b REMOVE lease_owner, lease_until",
+                    )
+                    .expression_attribute_values(":w", n(t.as_millis()))
+                    .expression_attribute_values(":b", s(WAKE_BUCKET)),
+                None => update.update_expression("REMOVE lease_owner, lease_until"),
+            };
+            match update.send().await {
+                Ok(_) => Ok(()),
+                // Not ours (any more): nothing to release.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(sdk_error(&self.table, e)),
+            }
+        })
+    }
+
     fn workflow_component<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ComponentHash>> {
         Box::pin(async move {
             let out = self
@@ -936,13 +1014,20 @@ impl DynamoStore {
 
     /// The meta update that goes with every inbox write.
     fn bump_inbox_version(&self, id: &ExecutionId, at: Timestamp) -> TransactWriteItem {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(exec_pk(id)))
+            .key("sk", s("meta"));
+        update = match self.inbox_grace {
+            Some(grace) => update
+                .update_expression("SET inbox_version = inbox_version + :one, updated_at = :at, wake_at = :due, wake_bucket = :b")
+                .expression_attribute_values(":due", n(at.plus(grace).as_millis()))
+                .expression_attribute_values(":b", s(WAKE_BUCKET)),
+            None => update.update_expression("SET inbox_version = inbox_version + :one, updated_at = :at"),
+        };
         TransactWriteItem::builder()
             .update(
-                Update::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(exec_pk(id)))
-                    .key("sk", s("meta"))
-                    .update_expression("SET inbox_version = inbox_version + :one, updated_at = :at")
+                update
                     .condition_expression("attribute_exists(pk) AND NOT (#st IN (:c, :f, :x))")
                     .expression_attribute_names("#st", "status")
                     .expression_attribute_values(":one", n(1))
@@ -954,6 +1039,83 @@ impl DynamoStore {
                     .expect("update has table, key and expression"),
             )
             .build()
+    }
+
+    /// One conditional update of the meta's lease (acquire or renew).
+    async fn set_lease(
+        &self,
+        id: &ExecutionId,
+        owner: &str,
+        until: Timestamp,
+        now: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(exec_pk(id)))
+            .key("sk", s("meta"))
+            .update_expression(
+                "SET lease_owner = :o, lease_until = :u, wake_at = :u, wake_bucket = :b",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":u", n(until.as_millis()))
+            .expression_attribute_values(":b", s(WAKE_BUCKET))
+            .expression_attribute_values(":c", s("completed"))
+            .expression_attribute_values(":f", s("failed"))
+            .expression_attribute_values(":x", s("cancelled"))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        update = match now {
+            // Acquire: free, expired, or ours.
+            Some(now) => update
+                .condition_expression("attribute_exists(pk) AND NOT (#st IN (:c, :f, :x)) AND (attribute_not_exists(lease_owner) OR lease_owner = :o OR lease_until <= :now)")
+                .expression_attribute_values(":now", n(now.as_millis())),
+            // Renew: still ours.
+            None => update.condition_expression(
+                "attribute_exists(pk) AND NOT (#st IN (:c, :f, :x)) AND lease_owner = :o",
+            ),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let old = e
+                    .as_service_error()
+                    .and_then(|s| match s {
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => Some(c.item.clone()),
+                        _ => None,
+                    });
+                let Some(old) = old else {
+                    return Err(sdk_error(&self.table, e));
+                };
+                let Some(old) = old else {
+                    return Err(StoreError::NotFound(id.clone()));
+                };
+                let meta = meta_from_item(id, &old)?;
+                if meta.status.is_terminal() {
+                    return Err(StoreError::Finished {
+                        id: id.clone(),
+                        status: meta.status,
+                    });
+                }
+                match (now, meta.lease) {
+                    (Some(_), Some(l)) => Err(StoreError::Leased {
+                        id: id.clone(),
+                        owner: l.owner,
+                        until: l.until,
+                    }),
+                    (_, l) => Err(StoreError::Conflict {
+                        id: id.clone(),
+                        reason: format!(
+                            "the lease of {owner} was lost (held now by {})",
+                            l.as_ref().map_or("nobody", |l| l.owner.as_str())
+                        ),
+                    }),
+                }
+            }
+        }
     }
 
     async fn get_component_meta(&self, hash: &ComponentHash) -> Result<Option<u64>, StoreError> {

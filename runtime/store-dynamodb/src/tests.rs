@@ -48,6 +48,7 @@ fn run<F: std::future::Future>(f: F) -> F::Output {
 }
 
 cairn_core::store_suite_tests!(run, fresh_store());
+cairn_core::store_suite_tests!(leases: run, fresh_store());
 
 #[test]
 fn an_unknown_table_says_how_to_create_it() {

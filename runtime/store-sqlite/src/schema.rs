@@ -191,6 +191,7 @@ pub(crate) fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<Result<ExecutionMet
                 })
                 .transpose()?,
             run: r.get::<_, i64>(11).map_err(|e| corrupt(e.to_string()))? as u32,
+            lease: None,
         })
     })();
     Ok(meta)

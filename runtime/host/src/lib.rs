@@ -8,7 +8,9 @@
 //!   memory limit, the pooling allocator;
 //! - the **component cache**: components are identified by the sha256 of
 //!   their bytes, compiled once, kept precompiled on disk (`.cwasm`) and in
-//!   memory as `InstancePre`s ready to instantiate in microseconds;
+//!   memory as `InstancePre`s ready to instantiate in microseconds; a
+//!   [`Precompiler`] builds the `.cwasm` of another machine (the arm64
+//!   Lambda function's, from an x86_64 one);
 //! - the two **modes** a component runs in:
 //!   - *workflow mode*: WASI answers deterministically (clocks read journal
 //!     time, random is seeded per execution, no environment, no stdin) and
@@ -24,6 +26,7 @@
 mod bindings;
 mod error;
 mod limits;
+mod precompile;
 mod sandbox;
 mod wasi;
 
@@ -32,6 +35,7 @@ pub use bindings::types::{
     FailureKind as WitFailureKind, LogLevel, QueryRequest, RetryPolicy, Wake,
 };
 pub use error::{GuestError, HostError, Interrupt};
+pub use precompile::{Precompiler, engine_tag, file_name as precompiled_file_name, host_target};
 pub use sandbox::{
     ActivityRun, ComponentBytes, LoadedComponent, Sandbox, SandboxConfig, WIT_PACKAGE,
     WorkflowCalls, WorkflowFuture, component_hash,

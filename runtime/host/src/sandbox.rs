@@ -41,10 +41,14 @@ pub struct SandboxConfig {
     /// Concurrent instances (workflows + activities) the pooling allocator
     /// holds; 0 selects on-demand allocation.
     pub pooled_instances: u32,
-    /// Where precompiled components are kept (`<hash>-<engine>.cwasm`).
+    /// Where precompiled components are kept (`<hash>-<engine>.cwasm`, see
+    /// [`crate::Precompiler`]).
     pub cache_dir: Option<PathBuf>,
     /// Read-only directories searched for precompiled components first (a
-    /// Lambda layer built by a machine with the same engine).
+    /// Lambda layer, precompiled for this host's triple by
+    /// `cairn precompile`). A file there that wasmtime refuses (another
+    /// architecture, CPU features this host lacks, garbage) is skipped with
+    /// a warning and the component is compiled instead.
     pub precompiled_dirs: Vec<PathBuf>,
     /// Host directories granted to activities, with their guest paths.
     pub activity_dirs: Vec<(PathBuf, String)>,
@@ -73,6 +77,33 @@ impl Default for SandboxConfig {
             default_activity_timeout: Duration::from_secs(300),
             reuse_activity_instances: true,
         }
+    }
+}
+
+impl SandboxConfig {
+    /// The wasmtime configuration guests are compiled and run with: one
+    /// place, so that components precompiled elsewhere
+    /// ([`crate::Precompiler`]) are compiled exactly as this host would.
+    ///
+    /// `target`: compile for that triple (e.g. `aarch64-unknown-linux-gnu`)
+    /// with its baseline CPU features, instead of for this host with the
+    /// features wasmtime detects on it. The pooling allocator is not part of
+    /// it: it changes how instances are allocated, not the compiled code
+    /// (wasmtime's tunables do not depend on it).
+    pub fn wasmtime_config(&self, target: Option<&str>) -> Result<Config, HostError> {
+        let mut c = Config::new();
+        // Threads: wasmtime is built without its `threads` feature, so shared
+        // memories and atomics waits cannot exist here.
+        c.consume_fuel(true)
+            .cranelift_nan_canonicalization(true)
+            .relaxed_simd_deterministic(true)
+            .max_wasm_stack(1 << 20)
+            .async_stack_size(2 << 20);
+        if let Some(t) = target {
+            c.target(t)
+                .map_err(|e| HostError::Internal(format!("unknown target triple '{t}': {e:#}")))?;
+        }
+        Ok(c)
     }
 }
 
@@ -384,14 +415,7 @@ impl Sandbox {
     /// Builds the engine and linkers.
     pub fn new(config: SandboxConfig) -> Result<Self, HostError> {
         let internal = |e: wasmtime::Error| HostError::Internal(format!("{e:#}"));
-        let mut c = Config::new();
-        // Threads: wasmtime is built without its `threads` feature, so shared
-        // memories and atomics waits cannot exist here.
-        c.consume_fuel(true)
-            .cranelift_nan_canonicalization(true)
-            .relaxed_simd_deterministic(true)
-            .max_wasm_stack(1 << 20)
-            .async_stack_size(2 << 20);
+        let mut c = config.wasmtime_config(None)?;
         if config.pooled_instances > 0 {
             let n = config.pooled_instances;
             let mut pool = PoolingAllocationConfig::default();
@@ -407,13 +431,9 @@ impl Sandbox {
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&c).map_err(internal)?;
-        let engine_tag = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            engine.precompile_compatibility_hash().hash(&mut h);
-            config.pooled_instances.min(1).hash(&mut h);
-            format!("{:016x}", h.finish())
-        };
+        // The tag of the host's portable engine, the one `cairn precompile
+        // --target <this host's triple>` computes on another machine.
+        let engine_tag = crate::precompile::engine_tag(&config, &crate::precompile::host_target())?;
 
         let mut activity_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut activity_linker).map_err(internal)?;
@@ -438,6 +458,12 @@ impl Sandbox {
     /// The configuration.
     pub fn config(&self) -> &SandboxConfig {
         &self.config
+    }
+
+    /// The engine tag in the names of the precompiled files it looks for
+    /// (see [`crate::Precompiler`]).
+    pub fn engine_tag(&self) -> &str {
+        &self.engine_tag
     }
 
     /// A loaded component, if this sandbox has it.
@@ -514,7 +540,7 @@ impl Sandbox {
                 "the file is not a valid WebAssembly component: {e:#}"
             ))
         };
-        let file = format!("{}-{}.cwasm", component.hash, self.engine_tag);
+        let file = crate::precompile::file_name(&component.hash, &self.engine_tag);
         let candidates = self
             .config
             .precompiled_dirs
@@ -523,18 +549,22 @@ impl Sandbox {
         for path in candidates.map(|d| d.join(&file)).filter(|p| p.is_file()) {
             // SAFETY: `deserialize_file` trusts the file to be wasmtime's own
             // output. Precompiled files are written only by
-            // `precompile_component` below (or by the packaging step running
-            // this same code), with this engine's configuration (its
-            // compatibility hash is in the file name), renamed into place
-            // atomically, in directories the operator controls; wasmtime also
-            // checks the header and version.
+            // `precompile_component` below or by `Precompiler` (`cairn
+            // precompile`, the packaging step), with this configuration (the
+            // file name carries the engine tag), renamed into place
+            // atomically, in directories the operator controls. Wasmtime
+            // checks the rest before using it: the ELF header, its version,
+            // the target, flags against this CPU, tunables and features; a
+            // refusal only costs a compilation.
             #[allow(unsafe_code)]
             let loaded = unsafe { Component::deserialize_file(&self.engine, &path) };
             match loaded {
                 Ok(c) => return Ok((c, true)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), "ignoring unusable precompiled component: {e:#}")
-                }
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    "ignoring precompiled component {}, compiling it instead: {e:#}",
+                    path.display()
+                ),
             }
         }
         let Some(dir) = &self.config.cache_dir else {
@@ -984,7 +1014,7 @@ fn add_deterministic_wasi(l: &mut Linker<GuestState>) -> wasmtime::Result<()> {
 }
 
 /// Refuses what is not a component before compiling it, with a hint.
-fn check_header(bytes: &[u8]) -> Result<(), HostError> {
+pub(crate) fn check_header(bytes: &[u8]) -> Result<(), HostError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(HostError::NotAComponent(
             "the file is not WebAssembly (no \\0asm header): pass the .wasm built by `cargo build --target wasm32-wasip2`".into(),

@@ -152,6 +152,7 @@ impl Store for MemoryStore {
             if let Some(status) = append.entry.event.final_status() {
                 r.meta.status = status;
                 r.meta.wake_at = None;
+                r.meta.due_at = None;
                 r.meta.waiting_on = None;
                 r.meta.lease = None;
                 r.meta.updated_at = append.entry.at;
@@ -185,6 +186,7 @@ impl Store for MemoryStore {
             }
             r.meta.status = Status::Waiting;
             r.meta.wake_at = s.wake_at;
+            r.meta.due_at = s.wake_at;
             r.meta.lease = None;
             r.meta.waiting_on = Some(s.waiting_on);
             r.meta.updated_at = s.at;
@@ -205,6 +207,7 @@ impl Store for MemoryStore {
             r.meta.status = Status::Parked;
             r.meta.parked = Some(info);
             r.meta.wake_at = None;
+            r.meta.due_at = None;
             r.meta.lease = None;
             r.meta.updated_at = at;
             Ok(())
@@ -262,8 +265,9 @@ impl Store for MemoryStore {
             r.runs.push(vec![c.next.clone()]);
             r.meta.run = c.run + 1;
             r.meta.status = Status::Running;
-            // A held lease keeps its expiry as the wake time (the sweep's net).
-            r.meta.wake_at = r.meta.lease.as_ref().map(|l| l.until);
+            // A held lease keeps its expiry as the due time (the sweep's net).
+            r.meta.wake_at = None;
+            r.meta.due_at = r.meta.lease.as_ref().map(|l| l.until);
             r.meta.waiting_on = None;
             r.meta.updated_at = c.next.at;
             Ok(())
@@ -340,7 +344,7 @@ impl Store for MemoryStore {
                 .filter(|r| !r.meta.status.is_terminal() && r.meta.status != Status::Parked)
                 .filter_map(|r| {
                     r.meta
-                        .wake_at
+                        .due_at
                         .filter(|w| *w <= now)
                         .map(|w| (r.meta.id.clone(), w))
                 })
@@ -413,7 +417,7 @@ impl Store for MemoryStore {
                 owner: owner.to_string(),
                 until,
             });
-            r.meta.wake_at = Some(until);
+            r.meta.due_at = Some(until);
             Ok(())
         });
         Box::pin(std::future::ready(r))
@@ -430,7 +434,7 @@ impl Store for MemoryStore {
             match &mut r.meta.lease {
                 Some(l) if l.owner == owner => {
                     l.until = until;
-                    r.meta.wake_at = Some(until);
+                    r.meta.due_at = Some(until);
                     Ok(())
                 }
                 other => Err(StoreError::Conflict {
@@ -456,7 +460,7 @@ impl Store for MemoryStore {
             if r.meta.lease.as_ref().is_some_and(|l| l.owner == owner) {
                 r.meta.lease = None;
                 if wake_at.is_some() {
-                    r.meta.wake_at = wake_at;
+                    r.meta.due_at = wake_at;
                 }
             }
             Ok(())

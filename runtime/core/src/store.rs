@@ -110,8 +110,15 @@ pub struct ExecutionMeta {
     pub updated_at: Timestamp,
     /// Bumped by every inbox write.
     pub inbox_version: u64,
-    /// When waiting: the earliest time a driver should advance it again.
+    /// When waiting: the earliest time it should be advanced again (its
+    /// next timer or retry: the wake a push host schedules).
     pub wake_at: Option<Timestamp>,
+    /// When a driver must look at it at the latest, whatever happens: the
+    /// wake time while waiting, a held lease's expiry, shortly after an
+    /// inbox write (stores that push on inbox writes). What [`Store::due`]
+    /// lists; stores without leases keep it equal to `wake_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<Timestamp>,
     /// When waiting: what it waits for, in words.
     pub waiting_on: Option<String>,
     /// When parked: where replay diverged.
@@ -441,7 +448,8 @@ pub trait Store: Send + Sync + 'static {
     /// Executions, most recently updated first.
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>>;
 
-    /// Waiting executions whose wake time is at or before `now`, earliest
+    /// Executions whose `due_at` is at or before `now` (a timer or retry
+    /// due, an expired lease, an inbox write not taken in time), earliest
     /// first, at most `limit`.
     fn due(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<(ExecutionId, Timestamp)>>;
 
@@ -464,7 +472,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Takes the lease of unfinished execution `id` for `owner` until
     /// `until`, if it has none, its lease expired (at or before `now`), or
-    /// `owner` holds it. While held, the meta's `wake_at` is `until`, so
+    /// `owner` holds it. While held, the meta's `due_at` is `until`, so
     /// [`Store::due`] shows an execution whose driver died once the lease
     /// expires. [`StoreError::Leased`] if another driver holds it;
     /// [`StoreError::Finished`] if it has finished. A suspend, a final
@@ -486,7 +494,7 @@ pub trait Store: Send + Sync + 'static {
         )))))
     }
 
-    /// Extends `owner`'s lease of `id` to `until` (and the meta's `wake_at`
+    /// Extends `owner`'s lease of `id` to `until` (and the meta's `due_at`
     /// with it). [`StoreError::Conflict`] if `owner` no longer holds it.
     fn renew_lease<'a>(
         &'a self,
@@ -498,8 +506,8 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Gives up `owner`'s lease of `id` (nothing if it holds none). With
-    /// `wake_at`, the meta's wake time becomes it (a continuation); without,
-    /// the wake time is left as it is.
+    /// `wake_at`, the meta's `due_at` becomes it (a continuation); without,
+    /// it is left as it is (the lease's expiry: the sweep looks then).
     fn release_lease<'a>(
         &'a self,
         id: &'a ExecutionId,

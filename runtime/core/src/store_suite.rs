@@ -133,6 +133,7 @@ pub fn new_execution(id: &ExecutionId, wf: &str, input: &[u8]) -> NewExecution {
         updated_at: T0,
         inbox_version: 0,
         wake_at: None,
+        due_at: None,
         waiting_on: None,
         parked: None,
         run: 1,
@@ -814,9 +815,9 @@ pub async fn a_held_lease_keeps_other_drivers_out<S: Store + ?Sized>(store: &S) 
         Some(("a", at(60)))
     );
     assert_eq!(
-        m.wake_at,
+        m.due_at,
         Some(at(60)),
-        "the lease's expiry is the sweep's wake"
+        "the lease's expiry is when the sweep looks"
     );
     assert!(
         matches!(
@@ -830,7 +831,7 @@ pub async fn a_held_lease_keeps_other_drivers_out<S: Store + ?Sized>(store: &S) 
     assert_eq!(store.meta(&id).await.unwrap().lease.unwrap().owner, "a");
     store.release_lease(&id, "a", Some(at(61))).await.unwrap();
     let m = store.meta(&id).await.unwrap();
-    assert_eq!((m.lease, m.wake_at), (None, Some(at(61))));
+    assert_eq!((m.lease, m.due_at), (None, Some(at(61))));
     assert!(
         matches!(
             store.renew_lease(&id, "a", at(80)).await,
@@ -893,8 +894,14 @@ pub async fn suspend_and_final_append_release_the_lease<S: Store + ?Sized>(store
         .await
         .unwrap();
     let m = store.meta(&id).await.unwrap();
-    assert_eq!((m.lease, m.wake_at), (None, Some(at(500))));
+    assert_eq!(
+        (m.lease, m.wake_at, m.due_at),
+        (None, Some(at(500)), Some(at(500)))
+    );
+    // A lease moves the due time, not the wake the workflow waits for.
     store.acquire_lease(&id, "b", at(40), at(1)).await.unwrap();
+    let m = store.meta(&id).await.unwrap();
+    assert_eq!((m.wake_at, m.due_at), (Some(at(500)), Some(at(40))));
     let done = Append {
         run: 1,
         entry: Entry {
@@ -908,7 +915,7 @@ pub async fn suspend_and_final_append_release_the_lease<S: Store + ?Sized>(store
     };
     store.append(&id, done).await.unwrap();
     let m = store.meta(&id).await.unwrap();
-    assert_eq!((m.lease, m.wake_at), (None, None));
+    assert_eq!((m.lease, m.wake_at, m.due_at), (None, None, None));
     assert!(matches!(
         store.acquire_lease(&id, "c", at(50), at(3)).await,
         Err(StoreError::Finished { .. })

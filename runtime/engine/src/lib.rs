@@ -347,6 +347,7 @@ impl Engine {
             updated_at: now,
             inbox_version: 0,
             wake_at: None,
+            due_at: None,
             waiting_on: None,
             parked: None,
             run: 1,

@@ -32,6 +32,9 @@ pub enum Request {
         /// Payload (JSON).
         #[serde(default)]
         payload: Value,
+        /// Caller-chosen key: the same signal sent again with the same key
+        /// (a retry after a lost reply) is delivered once.
+        idempotency_key: Option<String>,
     },
     /// Write a cancel request to the inbox.
     Cancel {
@@ -105,6 +108,15 @@ impl HandlerError {
             error_type: format!("{}.BadRequest", ErrorCode::BadInput),
             message: message.into(),
             http_status: 400,
+        }
+    }
+
+    /// A service the function needs failed (retry later).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            error_type: format!("{}.StoreUnavailable", ErrorCode::StoreUnavailable),
+            message: message.into(),
+            http_status: 503,
         }
     }
 

@@ -24,11 +24,12 @@ mod schedule;
 pub use events::{HandlerError, Request};
 pub use schedule::Scheduler;
 
-use cairn_core::{ExecutionId, ListFilter, Payload, Status, Timestamp};
+use cairn_core::{ExecutionId, Payload, Timestamp};
 use cairn_engine::{Advance, AdvanceOptions, Engine, EngineConfig, StartRequest, SystemClock};
 use cairn_host::{Sandbox, SandboxConfig};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,9 +47,66 @@ pub struct Settings {
     pub scheduler_role_arn: Option<String>,
     /// Writable directory for precompiled components (`/tmp/cairn-cache`).
     pub cache_dir: PathBuf,
+    /// `CAIRN_SCHEDULER_DLQ_ARN`: where the scheduler sends wakes it could
+    /// not deliver after its retries.
+    pub scheduler_dlq_arn: Option<String>,
+    /// `CAIRN_LEASE_SECONDS` (30): the lease an advance holds and renews;
+    /// a driver that dies is replaced once it expires (by the sweep).
+    pub lease: Duration,
+    /// `CAIRN_INBOX_GRACE_SECONDS` (60): an inbox write makes the execution
+    /// due for the sweep this long after it, in case its stream record is lost.
+    pub inbox_grace: Duration,
+    /// `CAIRN_BATCH_CONCURRENCY` (8): executions of one stream batch (and
+    /// of one sweep) advanced at the same time.
+    pub batch_concurrency: usize,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (MB): the guest memory budget is
+    /// derived from it (see [`guest_memory_budget`]).
+    pub function_memory_mb: Option<u64>,
+    /// `CAIRN_ACTIVITY_DIRS`: `host=guest` pairs (comma-separated) granted
+    /// to activities, as `cairn --dir` does locally.
+    pub activity_dirs: Vec<(PathBuf, String)>,
+}
+
+/// Memory left to the host (runtime, SDK clients, compiled code, buffers)
+/// when the guest budget is derived from the function's memory.
+pub const HOST_HEADROOM_MB: u64 = 128;
+
+/// The memory all guest instances of one function container may use
+/// together: the function's memory less [`HOST_HEADROOM_MB`] (at least
+/// 32 MiB). A guest that asks for more fails its execution with CRN304;
+/// the container survives.
+pub fn guest_memory_budget(function_memory_mb: u64) -> usize {
+    (function_memory_mb.saturating_sub(HOST_HEADROOM_MB).max(32) as usize) << 20
+}
+
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, HandlerError> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| HandlerError::config(format!("{name}={v:?} is not a valid number"))),
+        Err(_) => Ok(default),
+    }
 }
 
 impl Settings {
+    /// The defaults for `table` (what an empty environment gives).
+    pub fn new(table: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            components_dir: None,
+            scheduler_group: None,
+            scheduler_role_arn: None,
+            cache_dir: PathBuf::from("/tmp/cairn-cache"),
+            scheduler_dlq_arn: None,
+            lease: Duration::from_secs(30),
+            inbox_grace: Duration::from_secs(60),
+            batch_concurrency: 8,
+            function_memory_mb: None,
+            activity_dirs: Vec::new(),
+        }
+    }
+
     /// Reads the environment.
     pub fn from_env() -> Result<Self, HandlerError> {
         let table = std::env::var("CAIRN_TABLE").map_err(|_| {
@@ -62,6 +120,32 @@ impl Settings {
             cache_dir: std::env::var_os("CAIRN_CACHE_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("/tmp/cairn-cache")),
+            scheduler_dlq_arn: std::env::var("CAIRN_SCHEDULER_DLQ_ARN")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            lease: Duration::from_secs_f64(env_number("CAIRN_LEASE_SECONDS", 30.0f64)?.max(1.0)),
+            inbox_grace: Duration::from_secs_f64(
+                env_number("CAIRN_INBOX_GRACE_SECONDS", 60.0f64)?.max(0.0),
+            ),
+            batch_concurrency: env_number("CAIRN_BATCH_CONCURRENCY", 8usize)?.max(1),
+            function_memory_mb: std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            activity_dirs: match std::env::var("CAIRN_ACTIVITY_DIRS") {
+                Ok(v) => v
+                    .split(',')
+                    .filter(|p| !p.trim().is_empty())
+                    .map(|pair| match pair.split_once('=') {
+                        Some((host, guest)) => {
+                            Ok((PathBuf::from(host.trim()), guest.trim().to_string()))
+                        }
+                        None => Err(HandlerError::config(format!(
+                            "CAIRN_ACTIVITY_DIRS: {pair:?} is not HOST_DIR=GUEST_DIR"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Err(_) => Vec::new(),
+            },
         })
     }
 }
@@ -70,8 +154,7 @@ impl Settings {
 pub struct App {
     engine: Engine,
     scheduler: Option<Scheduler>,
-    /// Workflow name -> component hash, from the components directory's manifest.
-    workflows: HashMap<String, cairn_core::ComponentHash>,
+    batch_concurrency: usize,
     started: Instant,
     dynamo_stats: Option<Arc<cairn_store_dynamodb::RequestStats>>,
 }
@@ -111,22 +194,31 @@ impl App {
         sdk: &aws_config::SdkConfig,
         started: Instant,
     ) -> Result<Self, HandlerError> {
-        let store = cairn_store_dynamodb::DynamoStore::from_sdk_config(sdk, &settings.table);
+        let store = cairn_store_dynamodb::DynamoStore::from_sdk_config(sdk, &settings.table)
+            .with_inbox_grace(settings.inbox_grace);
         let dynamo_stats = Some(store.stats().clone());
         let mut sandbox = SandboxConfig {
             cache_dir: Some(settings.cache_dir.clone()),
             ..SandboxConfig::default()
         };
+        if let Some(mb) = settings.function_memory_mb {
+            sandbox.memory_limit_bytes = sandbox.memory_limit_bytes.min(guest_memory_budget(mb));
+        }
+        sandbox.activity_dirs = settings.activity_dirs.clone();
         // Inbox writes push through the table's stream, parents included.
+        // The lease keeps racing invocations apart and lets the sweep find
+        // the executions of a container that died.
         let mut config = EngineConfig {
             push_parents: false,
+            lease: Some(settings.lease),
             ..EngineConfig::default()
         };
-        let mut workflows = HashMap::new();
+        // The package's components (and their precompiled .cwasm) spare a
+        // read of the table; which component starts a workflow is the
+        // table's `workflow#` pointer alone (`cairn register`).
         if let Some(dir) = &settings.components_dir {
             sandbox.precompiled_dirs.push(dir.clone());
             config.component_dirs.push(dir.clone());
-            workflows = read_manifest(dir)?;
         }
         let sandbox =
             Arc::new(Sandbox::new(sandbox).map_err(|e| HandlerError::config(e.to_string()))?);
@@ -136,13 +228,14 @@ impl App {
                 aws_sdk_scheduler::Client::new(sdk),
                 group,
                 role,
+                settings.scheduler_dlq_arn.clone(),
             )),
             _ => None,
         };
         Ok(Self {
             engine,
             scheduler,
-            workflows,
+            batch_concurrency: settings.batch_concurrency,
             started,
             dynamo_stats,
         })
@@ -232,8 +325,13 @@ impl App {
                     Some(h) => Some(
                         cairn_core::ComponentHash::parse(&h).map_err(HandlerError::bad_request)?,
                     ),
-                    None => self.workflows.get(&workflow).cloned(),
+                    // The table's pointer (`cairn register`): one source of truth.
+                    None => self.engine.store().workflow_component(&workflow).await?,
                 };
+                let Some(component) = component else {
+                    return Err(cairn_engine::EngineError::NoComponentFor(workflow).into());
+                };
+                let component = Some(component);
                 let id = match id {
                     Some(id) => ExecutionId::new(id)
                         .map_err(|e| HandlerError::bad_request(e.to_string()))?,
@@ -275,14 +373,32 @@ impl App {
                 v["requests"] = requests_delta(&before, &self.requests());
                 Ok(v)
             }
-            Request::Signal { id, name, payload } => {
+            Request::Signal {
+                id,
+                name,
+                payload,
+                idempotency_key,
+            } => {
                 let id =
                     ExecutionId::new(id).map_err(|e| HandlerError::bad_request(e.to_string()))?;
-                let item = self
-                    .engine
-                    .signal(&id, &name, Payload::json(&payload))
-                    .await?;
-                Ok(json!({"id": id, "delivered": item.id}))
+                match idempotency_key {
+                    Some(key) => {
+                        let item = self
+                            .engine
+                            .signal_once(&id, &name, Payload::json(&payload), &key)
+                            .await?;
+                        Ok(
+                            json!({"id": id, "delivered": format!("signal.{key}"), "duplicate": item.is_none()}),
+                        )
+                    }
+                    None => {
+                        let item = self
+                            .engine
+                            .signal(&id, &name, Payload::json(&payload))
+                            .await?;
+                        Ok(json!({"id": id, "delivered": item.id}))
+                    }
+                }
             }
             Request::Cancel { id, reason } => {
                 let id =
@@ -348,13 +464,19 @@ impl App {
         if matches!(outcome, Advance::Conflict { .. }) {
             return Ok(outcome); // The winner does the bookkeeping.
         }
-        if let Some(old) = loaded_wake.filter(|o| Some(*o) != new_wake && Some(*o) != fired) {
-            scheduler.delete(id, old).await?;
+        // Neither failure loses the wake: a stale schedule only pushes a
+        // harmless advance, and a missing one is made up for by the sweep,
+        // which finds the execution through its `wake_at` in the table.
+        if let Some(old) = loaded_wake.filter(|o| Some(*o) != new_wake && Some(*o) != fired)
+            && let Err(e) = scheduler.delete(id, old).await
+        {
+            tracing::warn!(execution = %id, "{e}; its wake will be a harmless extra advance");
         }
         if let Some(new) =
             new_wake.filter(|n| Some(*n) != loaded_wake || matches!(outcome, Advance::Yielded))
+            && let Err(e) = scheduler.create(id, new, arn).await
         {
-            scheduler.create(id, new, arn).await?;
+            tracing::error!(execution = %id, "{e}; the sweep will advance it once due");
         }
         Ok(outcome)
     }
@@ -397,62 +519,73 @@ impl App {
                 .or_default()
                 .push(r.sequence_number);
         }
-        let mut failures = Vec::new();
-        for (id, seqs) in by_execution {
-            match self.advance(&id, arn, opts, None).await {
-                Ok(outcome) => {
-                    tracing::info!(execution = %id, outcome = outcome_name(&outcome), records = seqs.len(), "advanced from the stream")
+        // Each execution advances on its own (at most `batch_concurrency`
+        // at once): one slow activity does not hold up the batch.
+        let results: Vec<Vec<Value>> = futures_util::stream::iter(by_execution)
+            .map(|(id, seqs)| async move {
+                match self.advance(&id, arn, opts, None).await {
+                    Ok(outcome) => {
+                        tracing::info!(execution = %id, outcome = outcome_name(&outcome), records = seqs.len(), "advanced from the stream");
+                        Vec::new()
+                    }
+                    Err(e) => {
+                        tracing::error!(execution = %id, "advance failed; its records will be retried: {e}");
+                        seqs.into_iter()
+                            .map(|s| json!({"itemIdentifier": s}))
+                            .collect()
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(execution = %id, "advance failed; its records will be retried: {e}");
-                    failures.extend(seqs.into_iter().map(|s| json!({"itemIdentifier": s})));
-                }
-            }
-        }
-        json!({"batchItemFailures": failures})
+            })
+            .buffer_unordered(self.batch_concurrency)
+            .collect()
+            .await;
+        json!({"batchItemFailures": results.concat()})
     }
 
-    /// The safety net: due executions whose wake was lost, and executions a
-    /// crashed invocation left running for more than 15 minutes.
+    /// The safety net, run on a schedule: every execution due now, oldest
+    /// first and paged to the end (`Store::due`): timers and retries whose
+    /// wake was lost, expired leases (a driver that died mid-advance),
+    /// inbox writes whose stream record was lost, continuations. Each is
+    /// advanced (at most `batch_concurrency` at once); one whose lease is
+    /// still held is left to its driver. Stops starting new ones near the
+    /// invocation's deadline; the next sweep takes the rest.
     async fn sweep(&self, arn: &str, opts: &AdvanceOptions) -> Result<Value, HandlerError> {
         let now = Timestamp::now_system();
-        let mut ids: Vec<ExecutionId> = self
-            .engine
-            .store()
-            .due(now, 200)
-            .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        let stale = now.as_millis().saturating_sub(15 * 60 * 1000);
-        let running = self
-            .engine
-            .list(ListFilter {
-                status: vec![Status::Running],
-                workflow: None,
-                limit: 200,
-            })
-            .await?;
-        ids.extend(
-            running
-                .into_iter()
-                .filter(|m| m.updated_at.as_millis() < stale)
-                .map(|m| m.id),
-        );
-        let mut advanced = 0;
+        let due = self.engine.store().due(now, SWEEP_LIMIT).await?;
+        let found = due.len();
+        let oldest_ms = due
+            .first()
+            .map(|(_, t)| now.as_millis().saturating_sub(t.as_millis()));
+        let outcomes: Vec<(ExecutionId, Result<&'static str, String>)> =
+            futures_util::stream::iter(due)
+                .map(|(id, _)| async move {
+                    if opts.deadline.is_some_and(|d| Timestamp::now_system() >= d) {
+                        return (id, Ok("skipped"));
+                    }
+                    let r = self.advance(&id, arn, opts, None).await;
+                    (id, r.map(|o| outcome_name(&o)).map_err(|e| e.to_string()))
+                })
+                .buffer_unordered(self.batch_concurrency)
+                .collect()
+                .await;
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         let mut failed = Vec::new();
-        for id in &ids {
-            if opts.deadline.is_some_and(|d| Timestamp::now_system() >= d) {
-                break;
-            }
-            match self.advance(id, arn, opts, None).await {
-                Ok(_) => advanced += 1,
-                Err(e) => failed.push(json!({"id": id, "error": e.to_string()})),
+        for (id, r) in outcomes {
+            match r {
+                Ok(o) => *counts.entry(o).or_default() += 1,
+                Err(e) => failed.push(json!({"id": id, "error": e})),
             }
         }
-        Ok(json!({"found": ids.len(), "advanced": advanced, "failed": failed}))
+        tracing::info!(found, ?counts, failed = failed.len(), "sweep done");
+        Ok(
+            json!({"found": found, "oldest_overdue_ms": oldest_ms, "outcomes": counts, "failed": failed}),
+        )
     }
 }
+
+/// At most this many due executions are read by one sweep (oldest first);
+/// the next sweep takes the rest.
+const SWEEP_LIMIT: usize = 100_000;
 
 fn outcome_name(a: &Advance) -> &'static str {
     match a {
@@ -462,30 +595,6 @@ fn outcome_name(a: &Advance) -> &'static str {
         Advance::Parked(_) => "parked",
         Advance::Yielded => "continuing",
     }
-}
-
-/// `components.json` in the components directory: workflow -> component hash.
-fn read_manifest(
-    dir: &std::path::Path,
-) -> Result<HashMap<String, cairn_core::ComponentHash>, HandlerError> {
-    let path = dir.join("components.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(HashMap::new());
-    };
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| HandlerError::config(format!("{}: {e}", path.display())))?;
-    let mut out = HashMap::new();
-    if let Some(map) = v.get("workflows").and_then(Value::as_object) {
-        for (name, hash) in map {
-            let hash = hash
-                .as_str()
-                .and_then(|h| cairn_core::ComponentHash::parse(h).ok());
-            if let Some(h) = hash {
-                out.insert(name.clone(), h);
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

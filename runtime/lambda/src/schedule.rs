@@ -3,8 +3,12 @@
 
 use crate::HandlerError;
 use aws_sdk_scheduler::types::{
-    ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, Target,
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
+    RetryPolicy, Target,
 };
+
+/// CreateSchedule calls per wake before giving up (the sweep is the net).
+pub const CREATE_ATTEMPTS: u32 = 4;
 use cairn_core::{ExecutionId, Timestamp};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +18,7 @@ pub struct Scheduler {
     client: aws_sdk_scheduler::Client,
     group: String,
     role_arn: String,
+    dlq_arn: Option<String>,
     created: AtomicU64,
     deleted: AtomicU64,
 }
@@ -37,11 +42,17 @@ pub fn at_expression(at: Timestamp) -> String {
 
 impl Scheduler {
     /// A scheduler on `group`, invoking as `role_arn`.
-    pub fn new(client: aws_sdk_scheduler::Client, group: String, role_arn: String) -> Self {
+    pub fn new(
+        client: aws_sdk_scheduler::Client,
+        group: String,
+        role_arn: String,
+        dlq_arn: Option<String>,
+    ) -> Self {
         Self {
             client,
             group,
             role_arn,
+            dlq_arn,
             created: AtomicU64::new(0),
             deleted: AtomicU64::new(0),
         }
@@ -56,6 +67,12 @@ impl Scheduler {
     }
 
     /// Schedules a wake of `id` at `at` invoking `function_arn`. Idempotent.
+    /// The schedule retries its invocation for a day (185 attempts) and
+    /// then sends it to the dead-letter queue. A refused or failed
+    /// CreateSchedule is retried here (throttling, 5xx) up to
+    /// [`CREATE_ATTEMPTS`] times; if it still fails the error is returned,
+    /// and the execution stays due in the table (its `wake_at`), where the
+    /// sweep finds it.
     pub async fn create(
         &self,
         id: &ExecutionId,
@@ -63,42 +80,66 @@ impl Scheduler {
         function_arn: &str,
     ) -> Result<(), HandlerError> {
         let input = json!({"action": "wake", "id": id, "at": at.as_millis()}).to_string();
-        let target = Target::builder()
+        let mut target = Target::builder()
             .arn(function_arn)
             .role_arn(&self.role_arn)
             .input(input)
+            .retry_policy(
+                RetryPolicy::builder()
+                    .maximum_event_age_in_seconds(86_400)
+                    .maximum_retry_attempts(185)
+                    .build(),
+            );
+        if let Some(dlq) = &self.dlq_arn {
+            target = target.dead_letter_config(DeadLetterConfig::builder().arn(dlq).build());
+        }
+        let target = target
             .build()
             .map_err(|e| HandlerError::config(e.to_string()))?;
-        self.created.fetch_add(1, Ordering::Relaxed);
-        let r = self
-            .client
-            .create_schedule()
-            .name(schedule_name(id, at))
-            .group_name(&self.group)
-            .schedule_expression(at_expression(at))
-            .schedule_expression_timezone("UTC")
-            .flexible_time_window(
-                FlexibleTimeWindow::builder()
-                    .mode(FlexibleTimeWindowMode::Off)
-                    .build()
-                    .map_err(|e| HandlerError::config(e.to_string()))?,
-            )
-            .action_after_completion(ActionAfterCompletion::Delete)
-            .target(target)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conflict_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(HandlerError::config(format!(
-                "cannot schedule the wake of {id} at {at}: {}",
+        let window = FlexibleTimeWindow::builder()
+            .mode(FlexibleTimeWindowMode::Off)
+            .build()
+            .map_err(|e| HandlerError::config(e.to_string()))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.created.fetch_add(1, Ordering::Relaxed);
+            let r = self
+                .client
+                .create_schedule()
+                .name(schedule_name(id, at))
+                .group_name(&self.group)
+                .schedule_expression(at_expression(at))
+                .schedule_expression_timezone("UTC")
+                .flexible_time_window(window.clone())
+                .action_after_completion(ActionAfterCompletion::Delete)
+                .target(target.clone())
+                .send()
+                .await;
+            let e = match r {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conflict_exception()) =>
+                {
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let retryable = e.as_service_error().is_none_or(|s| {
+                s.is_throttling_exception()
+                    || s.is_internal_server_exception()
+                    || s.is_service_quota_exceeded_exception()
+            });
+            let message = format!(
+                "cannot schedule the wake of {id} at {at} (attempt {attempt}): {}",
                 aws_sdk_scheduler::error::DisplayErrorContext(&e)
-            ))),
+            );
+            if !retryable || attempt >= CREATE_ATTEMPTS {
+                return Err(HandlerError::unavailable(message));
+            }
+            tracing::warn!("{message}; retrying");
+            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
         }
     }
 

@@ -4,6 +4,7 @@
 use super::*;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord, StreamRecord};
 use base64::Engine as _;
+use cairn_core::ListFilter;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:cairn";
@@ -48,9 +49,16 @@ async fn fixture() -> Fixture {
         .send()
         .await
         .unwrap();
-    // The components directory, as the packaging script lays it out.
+    // The components directory, as the packaging script lays it out (a
+    // cache: which component starts a workflow is the table's pointer).
     let dir = tempfile::tempdir().unwrap();
-    let mut workflows = serde_json::Map::new();
+    let mut settings = Settings::new(table);
+    settings.components_dir = Some(dir.path().to_path_buf());
+    settings.scheduler_group = Some(group.clone());
+    settings.scheduler_role_arn = Some("arn:aws:iam::123456789012:role/cairn-scheduler".into());
+    settings.cache_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-cache");
+    let app = App::new(settings, &sdk, Instant::now()).await.unwrap();
     for path in [
         cairn_test_artifacts::SWAP_SAGA,
         cairn_test_artifacts::TESTKIT,
@@ -58,28 +66,12 @@ async fn fixture() -> Fixture {
         let bytes = std::fs::read(path).unwrap();
         let hash = cairn_host::component_hash(&bytes);
         std::fs::write(dir.path().join(format!("{hash}.wasm")), &bytes).unwrap();
-        let names: &[&str] = if path == cairn_test_artifacts::SWAP_SAGA {
-            &["swap"]
-        } else {
-            &["collect", "nap", "slow", "approval", "family", "ticker"]
-        };
-        for w in names {
-            workflows.insert(w.to_string(), json!(hash.to_string()));
-        }
+        // `cairn register --store dynamodb`: bytes and pointers in the table.
+        app.engine()
+            .register(cairn_host::ComponentBytes::new(bytes))
+            .await
+            .unwrap();
     }
-    std::fs::write(
-        dir.path().join("components.json"),
-        json!({"workflows": workflows}).to_string(),
-    )
-    .unwrap();
-    let settings = Settings {
-        table,
-        components_dir: Some(dir.path().to_path_buf()),
-        scheduler_group: Some(group.clone()),
-        scheduler_role_arn: Some("arn:aws:iam::123456789012:role/cairn-scheduler".into()),
-        cache_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-cache"),
-    };
-    let app = App::new(settings, &sdk, Instant::now()).await.unwrap();
     Fixture {
         app,
         _dir: dir,
@@ -388,7 +380,7 @@ fn the_sweep_finds_due_executions_whose_wake_was_lost() {
         tokio::time::sleep(Duration::from_millis(1600)).await;
         let r = f.call(json!({"action": "sweep"})).await.unwrap();
         assert_eq!(
-            (r["found"].as_u64(), r["advanced"].as_u64()),
+            (r["found"].as_u64(), r["outcomes"]["completed"].as_u64()),
             (Some(1), Some(1)),
             "{r}"
         );
@@ -587,5 +579,75 @@ fn children_report_to_their_parent_through_the_stream_and_a_cancel_reaches_them(
             .await
             .unwrap();
         assert_eq!(child["status"], "cancelled", "{child}");
+    })
+}
+
+#[test]
+fn executions_of_one_batch_advance_side_by_side() {
+    run(async {
+        let f = fixture().await;
+        // "a-slow" sorts first: advanced one after another, "b-fast" would
+        // finish only after a-slow's 3 s activity.
+        for (id, ms) in [("a-slow", 3000), ("b-fast", 10)] {
+            f.app
+                .engine()
+                .start(cairn_engine::StartRequest {
+                    workflow: "slow".into(),
+                    id: ExecutionId::new(id).unwrap(),
+                    input: Payload::json(&json!({"steps": 1, "ms": ms})),
+                    component: None,
+                    parent: None,
+                })
+                .await
+                .unwrap();
+        }
+        let r = f
+            .call(stream_batch(&[("a-slow", "1"), ("b-fast", "2")]))
+            .await
+            .unwrap();
+        assert_eq!(r, json!({"batchItemFailures": []}));
+        let finished_at = |id: &'static str| {
+            let engine = f.app.engine().clone();
+            async move {
+                let ex = engine.load(&ExecutionId::new(id).unwrap()).await.unwrap();
+                assert_eq!(ex.meta.status, cairn_core::Status::Completed, "{id}");
+                ex.journal.last().unwrap().at
+            }
+        };
+        let (slow, fast) = (finished_at("a-slow").await, finished_at("b-fast").await);
+        assert!(
+            fast.as_millis() + 2000 < slow.as_millis(),
+            "b-fast finished at {fast}, a-slow at {slow}: the slow one held up the batch"
+        );
+    })
+}
+
+#[test]
+fn a_signal_with_an_idempotency_key_is_delivered_once() {
+    run(async {
+        let f = fixture().await;
+        f.call(json!({"action": "start", "workflow": "collect", "id": "keyed", "input": 2}))
+            .await
+            .unwrap();
+        let send = || {
+            f.call(json!({"action": "signal", "id": "keyed", "name": "go", "payload": 1, "idempotency_key": "order-7"}))
+        };
+        let first = send().await.unwrap();
+        assert_eq!(first["duplicate"], false, "{first}");
+        // The caller's retry (say its reply was lost): delivered once.
+        let again = send().await.unwrap();
+        assert_eq!(again["duplicate"], true, "{again}");
+        let ex = f
+            .app
+            .engine()
+            .load(&ExecutionId::new("keyed").unwrap())
+            .await
+            .unwrap();
+        assert_eq!((ex.inbox.len(), ex.meta.inbox_version), (1, 1));
+        let bad = f
+            .call(json!({"action": "signal", "id": "keyed", "name": "go", "idempotency_key": ""}))
+            .await
+            .unwrap_err();
+        assert_eq!(bad.error_type, "CRN401.BadRequest", "{bad}");
     })
 }

@@ -65,10 +65,13 @@ pub(crate) fn meta_item(m: &ExecutionMeta) -> Item {
     item.insert("updated_at".into(), n(m.updated_at.as_millis()));
     item.insert("inbox_version".into(), n(m.inbox_version));
     item.insert("run".into(), n(u64::from(m.run)));
-    if let Some(t) = m.wake_at {
+    // `wake_at` is the indexed due time (by-wake); `timer_at` the wake the
+    // workflow waits for (0: none).
+    if let Some(t) = m.due_at {
         item.insert("wake_at".into(), n(t.as_millis()));
         item.insert("wake_bucket".into(), s(WAKE_BUCKET));
     }
+    item.insert("timer_at".into(), n(m.wake_at.map_or(0, |t| t.as_millis())));
     if let Some(w) = &m.waiting_on {
         item.insert("waiting_on".into(), s(w));
     }
@@ -89,7 +92,13 @@ pub(crate) fn meta_from_item(id: &ExecutionId, item: &Item) -> Result<ExecutionM
         created_at: Timestamp::from_millis(req_n("created_at")?),
         updated_at: Timestamp::from_millis(req_n("updated_at")?),
         inbox_version: req_n("inbox_version")?,
-        wake_at: get_n(item, "wake_at").map(Timestamp::from_millis),
+        // Items written before `timer_at` existed: the indexed time was the wake.
+        wake_at: match get_n(item, "timer_at") {
+            Some(0) => None,
+            Some(t) => Some(Timestamp::from_millis(t)),
+            None => get_n(item, "wake_at").map(Timestamp::from_millis),
+        },
+        due_at: get_n(item, "wake_at").map(Timestamp::from_millis),
         waiting_on: get_s(item, "waiting_on"),
         parked: get_s(item, "parked")
             .map(|p| serde_json::from_str(&p).map_err(|e| corrupt(id, format!("parked: {e}"))))

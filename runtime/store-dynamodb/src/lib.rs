@@ -400,7 +400,7 @@ impl cairn_core::Store for DynamoStore {
                                 .table_name(&self.table)
                                 .key("pk", s(exec_pk(id)))
                                 .key("sk", s("meta"))
-                                .update_expression("SET #st = :st, updated_at = :at REMOVE wake_at, wake_bucket, waiting_on, lease_owner, lease_until")
+                                .update_expression("SET #st = :st, updated_at = :at REMOVE wake_at, wake_bucket, timer_at, waiting_on, lease_owner, lease_until")
                                 .condition_expression("attribute_exists(pk) AND #run = :run")
                                 .expression_attribute_names("#st", "status")
                                 .expression_attribute_names("#run", "run")
@@ -451,10 +451,10 @@ impl cairn_core::Store for DynamoStore {
                 .expression_attribute_values(":at", n(sus.at.as_millis()));
             update = match sus.wake_at {
                 Some(t) => update
-                    .update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at, wake_at = :wake, wake_bucket = :b REMOVE lease_owner, lease_until")
+                    .update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at, wake_at = :wake, timer_at = :wake, wake_bucket = :b REMOVE lease_owner, lease_until")
                     .expression_attribute_values(":wake", n(t.as_millis()))
                     .expression_attribute_values(":b", s(WAKE_BUCKET)),
-                None => update.update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at REMOVE wake_at, wake_bucket, lease_owner, lease_until"),
+                None => update.update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at, timer_at = :none REMOVE wake_at, wake_bucket, lease_owner, lease_until").expression_attribute_values(":none", n(0)),
             };
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
@@ -509,7 +509,7 @@ impl cairn_core::Store for DynamoStore {
                 .table_name(&self.table)
                 .key("pk", s(exec_pk(id)))
                 .key("sk", s("meta"))
-                .update_expression("SET #st = :parked, parked = :info, updated_at = :at REMOVE wake_at, wake_bucket, lease_owner, lease_until")
+                .update_expression("SET #st = :parked, parked = :info, updated_at = :at REMOVE wake_at, wake_bucket, timer_at, lease_owner, lease_until")
                 .condition_expression("attribute_exists(pk) AND NOT (#st IN (:c, :f, :x))")
                 .expression_attribute_names("#st", "status")
                 .expression_attribute_values(":parked", s("parked"))
@@ -611,7 +611,8 @@ impl cairn_core::Store for DynamoStore {
                             .table_name(&self.table)
                             .key("pk", s(exec_pk(id)))
                             .key("sk", s("meta"))
-                            .update_expression("SET #run = :next, #st = :running, updated_at = :at REMOVE waiting_on")
+                            .update_expression("SET #run = :next, #st = :running, updated_at = :at, timer_at = :none REMOVE waiting_on")
+                            .expression_attribute_values(":none", n(0))
                             .condition_expression("#run = :run AND (#st = :running OR #st = :waiting)")
                             .expression_attribute_names("#st", "status")
                             .expression_attribute_names("#run", "run")

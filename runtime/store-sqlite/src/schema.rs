@@ -183,6 +183,7 @@ pub(crate) fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<Result<ExecutionMet
             ),
             inbox_version: r.get::<_, i64>(7).map_err(|e| corrupt(e.to_string()))? as u64,
             wake_at: wake_at.map(|t| Timestamp::from_millis(t as u64)),
+            due_at: wake_at.map(|t| Timestamp::from_millis(t as u64)),
             waiting_on: r.get(9).map_err(|e| corrupt(e.to_string()))?,
             parked: parked
                 .map(|p| {

@@ -75,8 +75,20 @@ pub async fn slow(ctx: Ctx, input: Slow) -> Result<Vec<String>, Failure> {
 
 /// Sleeps `ms`, then appends `<idempotency key> <attempt>` to `/trace/log`
 /// when that directory is granted; returns the key.
+///
+/// Every attempt also appends `<key> <attempt>` to `/trace/attempts` when it
+/// starts, before any effect: a harness's own ledger of attempts, whatever
+/// the runtime journals or deduplicates.
 pub fn work(ctx: &ActivityCtx, input: serde_json::Value) -> Result<String, Failure> {
     let ms = input["ms"].as_u64().unwrap_or(0);
+    if std::path::Path::new("/trace").is_dir() {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open("/trace/attempts")?;
+        f.write_all(format!("{} {}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())?;
+        f.sync_all()?;
+    }
     std::thread::sleep(std::time::Duration::from_millis(ms));
     if std::path::Path::new("/trace").is_dir() {
         let mut f = std::fs::OpenOptions::new()

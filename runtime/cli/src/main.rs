@@ -4,7 +4,7 @@
 //! default): `run` drives one to the end in this process; `start`, `signal`,
 //! `cancel` and `resume` push an execution forward one event at a time, the
 //! way the Lambda host does in AWS; `status`, `list` and `history` read the
-//! store; `inspect` and `register` handle components.
+//! store; `inspect`, `register` and `precompile` handle components.
 
 mod render;
 
@@ -235,6 +235,27 @@ enum Command {
         /// The component (.wasm).
         component: PathBuf,
         /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compile components ahead of time into `.cwasm` files named for the
+    /// machine that will run them (e.g. the arm64 Lambda function's, from an
+    /// x86_64 machine): a runtime on that triple finds them in its
+    /// precompiled directory (`CAIRN_COMPONENTS_DIR`) and skips compiling.
+    /// Each file is checked: loaded by this machine's sandbox for its own
+    /// triple; for another, checked against wasmtime's settings for it.
+    Precompile {
+        /// Target triple of the machine that runs them (default: this
+        /// machine's), e.g. aarch64-unknown-linux-gnu.
+        #[arg(long)]
+        target: Option<String>,
+        /// Directory to write them into (beside the `.wasm` files).
+        #[arg(long)]
+        out: PathBuf,
+        /// The components (.wasm).
+        #[arg(required = true)]
+        components: Vec<PathBuf>,
+        /// One JSON object per component.
         #[arg(long)]
         json: bool,
     },
@@ -604,8 +625,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Inspect { component, json } => {
             let bytes = read_component(&component)?;
-            // With --cache-dir, this also leaves `<hash>-<engine>.cwasm` there:
-            // scripts/package-lambda precompiles components this way.
+            // With --cache-dir, this also leaves `<hash>-<engine>.cwasm` there
+            // (for this machine; `cairn precompile` for another).
             let sandbox = Sandbox::new(SandboxConfig {
                 cache_dir: g.cache_dir.clone(),
                 ..SandboxConfig::default()
@@ -614,6 +635,12 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             render::inspect(&component, &loaded, json);
             Ok(exit::OK)
         }
+        Command::Precompile {
+            target,
+            out,
+            components,
+            json,
+        } => precompile(target, &out, &components, json).await,
         Command::Table { action } => {
             let store = cairn_store_dynamodb::DynamoStore::connect_unchecked(&g.table).await;
             match action {
@@ -643,6 +670,75 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `cairn precompile`: writes and checks each component's `.cwasm`.
+async fn precompile(
+    target: Option<String>,
+    out: &Path,
+    components: &[PathBuf],
+    json: bool,
+) -> Result<u8> {
+    let host = cairn_host::host_target();
+    let target = target.unwrap_or_else(|| host.clone());
+    let config = SandboxConfig::default();
+    let pre = cairn_host::Precompiler::new(&config, &target)?;
+    // For this machine's triple, the check is the runtime's own: a sandbox
+    // that finds the file in its precompiled directory must load it.
+    let sandbox = match target == host {
+        true => Some(Sandbox::new(SandboxConfig {
+            precompiled_dirs: vec![out.to_path_buf()],
+            ..config.clone()
+        })?),
+        false => None,
+    };
+    for path in components {
+        let component = read_component(path)?;
+        let started = std::time::Instant::now();
+        let file = pre.write(&component, out)?;
+        let compile_ms = started.elapsed().as_secs_f64() * 1e3;
+        let written =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        pre.check(&written)
+            .map_err(|e| anyhow!("{} fails its check: {e}", file.display()))?;
+        let check = match &sandbox {
+            Some(s) => {
+                let loaded = s.load(&component).await?;
+                if !loaded.from_cache {
+                    bail!(
+                        "{} was not accepted by this machine's sandbox (see the warning above)",
+                        file.display()
+                    );
+                }
+                format!(
+                    "loaded by this machine's sandbox in {:.1} ms",
+                    loaded.load_time.as_secs_f64() * 1e3
+                )
+            }
+            None => format!(
+                "a wasmtime component for {target}, with the runtime's engine settings for it"
+            ),
+        };
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "component": path.display().to_string(), "hash": component.hash,
+                    "cwasm": file.display().to_string(), "target": target,
+                    "engine_tag": pre.engine_tag(), "bytes": written.len(),
+                    "compile_ms": compile_ms, "accepted": true, "check": check,
+                })
+            );
+        } else {
+            println!(
+                "wrote {} ({target}, {} bytes, {compile_ms:.0} ms) from {}: {check}",
+                file.display(),
+                written.len(),
+                path.display()
+            );
+        }
+    }
+    Ok(exit::OK)
 }
 
 async fn start_execution(

@@ -10,5 +10,6 @@ mod dynamodb;
 mod features;
 mod hostile;
 mod nondeterminism;
+mod precompile;
 mod signals;
 mod swap;

@@ -241,6 +241,15 @@ impl App {
         })
     }
 
+    /// Time the table's requests spent on the wire since the process
+    /// started (ms): a start reports it so that benchmarks can tell the
+    /// store's round trips from the function's own work.
+    fn store_wire_ms(&self) -> f64 {
+        self.dynamo_stats
+            .as_ref()
+            .map_or(0.0, |s| s.wire_time().as_secs_f64() * 1e3)
+    }
+
     /// Requests sent so far, by service and operation.
     fn requests(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
@@ -359,6 +368,7 @@ impl App {
                     })
                     .await?;
                 let created_ms = self.started.elapsed().as_secs_f64() * 1e3;
+                let wire_ms = self.store_wire_ms();
                 let t = Instant::now();
                 let outcome = self.advance(&id, arn, opts, None).await?;
                 let mut v = self.status(&id).await?;
@@ -366,6 +376,7 @@ impl App {
                 v["outcome"] = json!(outcome_name(&outcome));
                 v["timing"] = json!({
                     "first_write_since_process_start_ms": created_ms,
+                    "store_wire_since_process_start_at_first_write_ms": wire_ms,
                     "component_ms": component_ms,
                     "advance_ms": t.elapsed().as_secs_f64() * 1e3,
                     "since_process_start_ms": self.started.elapsed().as_secs_f64() * 1e3,

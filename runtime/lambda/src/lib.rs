@@ -495,7 +495,7 @@ impl App {
     async fn status(&self, id: &ExecutionId) -> Result<Value, HandlerError> {
         let ex = self.engine.load(id).await?;
         let m = &ex.meta;
-        let mut v = json!({"id": m.id, "workflow": m.workflow, "status": m.status, "journal_len": ex.journal.len()});
+        let mut v = json!({"id": m.id, "workflow": m.workflow, "status": m.status, "component": m.component, "journal_len": ex.journal.len()});
         if let Some(w) = &m.waiting_on {
             v["waiting_on"] = json!(w);
         }

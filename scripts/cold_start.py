@@ -18,7 +18,7 @@ up to its first checkpoint, the store's round trips excluded (they depend
 on the network and the server, here moto).
 
 Usage: cold_start.py --label NAME --runs N --components DIR --component HASH
-                     --bootstrap PATH --lambda URL --json OUT.json
+                     --bootstrap PATH [--runner CMD] --lambda URL --log-prefix P --json OUT.json
 The function's environment (AWS_LAMBDA_RUNTIME_API, CAIRN_TABLE, AWS_*)
 comes from ours; CAIRN_COMPONENTS_DIR and CAIRN_CACHE_DIR are set per run.
 """
@@ -26,6 +26,7 @@ comes from ours; CAIRN_COMPONENTS_DIR and CAIRN_CACHE_DIR are set per run.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -71,7 +72,8 @@ def one_run(args, i):
     time.sleep(0.2)  # the emulator holds the event before the process exists
     log = open(f"{args.log_prefix}-{args.label}-{i}.log", "w")
     spawned = time.monotonic()
-    proc = subprocess.Popen([args.bootstrap], env=env, stdout=log, stderr=log)
+    cmd = shlex.split(args.runner) + [args.bootstrap]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
     try:
         t.join(timeout=150)
     finally:
@@ -115,6 +117,7 @@ def main():
     ap.add_argument("--components", required=True)
     ap.add_argument("--component", required=True)
     ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--runner", default="", help="runs the bootstrap (e.g. qemu-aarch64-static -L DIR)")
     ap.add_argument("--lambda", dest="lambda_url", required=True)
     ap.add_argument("--log-prefix", required=True)
     ap.add_argument("--json", required=True)

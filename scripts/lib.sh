@@ -71,3 +71,24 @@ build_cli() {
   step "building the cairn runtime (release)"
   cargo build --release -p cairn-cli
 }
+
+# Starts the Lambda runtime API emulator (`cargo lambda watch`, APIs only) on
+# a free port of 127.0.0.1, its log in $1; sets LAMBDA_API_PORT. Needs
+# cargo-lambda on PATH. Stopped by stop_lambda_api (by PID).
+WATCH_PID=""
+start_lambda_api() {
+  LAMBDA_API_PORT=$(free_port)
+  cargo lambda watch --only-lambda-apis --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_API_PORT" \
+    > "$1" 2>&1 &
+  WATCH_PID=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$LAMBDA_API_PORT") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "the Lambda runtime API emulator did not start; see $1" >&2
+  return 1
+}
+
+stop_lambda_api() {
+  if [ -n "$WATCH_PID" ]; then kill "$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; WATCH_PID=""; fi
+}

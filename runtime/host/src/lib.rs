@@ -35,6 +35,7 @@ pub use bindings::types::{
     FailureKind as WitFailureKind, LogLevel, QueryRequest, RetryPolicy, Wake,
 };
 pub use error::{GuestError, HostError, Interrupt};
+pub use limits::MemoryBudget;
 pub use precompile::{Precompiler, engine_tag, file_name as precompiled_file_name, host_target};
 pub use sandbox::{
     ActivityRun, ComponentBytes, LoadedComponent, Sandbox, SandboxConfig, WIT_PACKAGE,

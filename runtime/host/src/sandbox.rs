@@ -38,6 +38,9 @@ pub struct SandboxConfig {
     pub fuel_per_step: u64,
     /// Linear memory limit per instance, in bytes.
     pub memory_limit_bytes: usize,
+    /// Memory all instances may hold together (see [`crate::MemoryBudget`]);
+    /// `None`: no shared bound.
+    pub memory_budget_bytes: Option<usize>,
     /// Concurrent instances (workflows + activities) the pooling allocator
     /// holds; 0 selects on-demand allocation.
     pub pooled_instances: u32,
@@ -68,6 +71,7 @@ impl Default for SandboxConfig {
         Self {
             fuel_per_step: 2_000_000_000,
             memory_limit_bytes: 256 << 20,
+            memory_budget_bytes: None,
             pooled_instances: 0,
             cache_dir: None,
             precompiled_dirs: Vec::new(),
@@ -397,6 +401,7 @@ pub struct Sandbox {
     config: SandboxConfig,
     engine_tag: String,
     components: Mutex<HashMap<ComponentHash, Arc<LoadedComponent>>>,
+    budget: Option<Arc<crate::MemoryBudget>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -449,9 +454,10 @@ impl Sandbox {
             engine,
             workflow_linker,
             activity_linker,
-            config,
             engine_tag,
             components: Mutex::new(HashMap::new()),
+            budget: config.memory_budget_bytes.map(crate::MemoryBudget::new),
+            config,
         })
     }
 
@@ -618,7 +624,7 @@ impl Sandbox {
             output: Some(out),
             wasi: b.build(),
             table: ResourceTable::new(),
-            limits: Limits::new(self.config.memory_limit_bytes),
+            limits: Limits::new(self.config.memory_limit_bytes, self.budget.clone()),
             calls: None,
             journal_time: JournalTime::default(),
             rng: SeededRng::new(0),
@@ -665,7 +671,7 @@ impl Sandbox {
         let state = GuestState {
             wasi,
             table: ResourceTable::new(),
-            limits: Limits::new(self.config.memory_limit_bytes),
+            limits: Limits::new(self.config.memory_limit_bytes, self.budget.clone()),
             calls: Some(calls),
             journal_time,
             rng: SeededRng::new(seed),
@@ -804,7 +810,7 @@ impl Sandbox {
     fn guest_error(&self, e: wasmtime::Error, store: &Store<GuestState>) -> HostError {
         if store.data().limits.denied {
             return GuestError::MemoryLimit {
-                limit: store.data().limits.memory_bytes,
+                limit: store.data().limits.reported_limit(),
             }
             .into();
         }

@@ -202,6 +202,9 @@ impl App {
             ..SandboxConfig::default()
         };
         if let Some(mb) = settings.function_memory_mb {
+            // Every instance (workflows and activities of concurrent
+            // advances) draws from one budget below the function's memory.
+            sandbox.memory_budget_bytes = Some(guest_memory_budget(mb));
             sandbox.memory_limit_bytes = sandbox.memory_limit_bytes.min(guest_memory_budget(mb));
         }
         sandbox.activity_dirs = settings.activity_dirs.clone();

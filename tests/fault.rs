@@ -224,4 +224,13 @@ impl Store for FaultStore {
     fn workflow_component<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ComponentHash>> {
         self.inner.workflow_component(name)
     }
+    fn list_components(&self) -> StoreFuture<'_, Vec<(ComponentHash, u64)>> {
+        self.inner.list_components()
+    }
+    fn list_workflows(&self) -> StoreFuture<'_, Vec<(String, ComponentHash)>> {
+        self.inner.list_workflows()
+    }
+    fn delete_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, bool> {
+        self.inner.delete_component(hash)
+    }
 }

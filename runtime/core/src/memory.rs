@@ -393,6 +393,37 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(r))
     }
 
+    fn list_components(&self) -> StoreFuture<'_, Vec<(ComponentHash, u64)>> {
+        let r = self.with(|inner| {
+            let mut out: Vec<_> = inner
+                .components
+                .iter()
+                .map(|(h, b)| (h.clone(), b.len() as u64))
+                .collect();
+            out.sort();
+            Ok(out)
+        });
+        Box::pin(std::future::ready(r))
+    }
+
+    fn list_workflows(&self) -> StoreFuture<'_, Vec<(String, ComponentHash)>> {
+        let r = self.with(|inner| {
+            let mut out: Vec<_> = inner
+                .workflows
+                .iter()
+                .map(|(n, h)| (n.clone(), h.clone()))
+                .collect();
+            out.sort();
+            Ok(out)
+        });
+        Box::pin(std::future::ready(r))
+    }
+
+    fn delete_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, bool> {
+        let r = self.with(|inner| Ok(inner.components.remove(hash).is_some()));
+        Box::pin(std::future::ready(r))
+    }
+
     fn acquire_lease<'a>(
         &'a self,
         id: &'a ExecutionId,

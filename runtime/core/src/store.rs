@@ -470,6 +470,26 @@ pub trait Store: Send + Sync + 'static {
     /// The component new executions of `name` use, if registered.
     fn workflow_component<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ComponentHash>>;
 
+    /// Every stored component: its hash and its size in bytes, in hash
+    /// order. For operator tools (`cairn components`), not a hot path: a
+    /// store may read all of its components' records (DynamoDB scans the
+    /// whole table once).
+    fn list_components(&self) -> StoreFuture<'_, Vec<(ComponentHash, u64)>>;
+
+    /// Every workflow pointer ([`Store::set_workflow_component`]): the
+    /// workflow's name and the component it points at, in name order.
+    /// Like [`Store::list_components`], an operator tool's read.
+    fn list_workflows(&self) -> StoreFuture<'_, Vec<(String, ComponentHash)>>;
+
+    /// Removes a component's bytes; true if it was stored. The caller
+    /// decides that nothing needs them any more (no workflow points at it,
+    /// no unfinished execution is pinned to it): the store does not check.
+    /// A store that keeps a component in several records removes the one
+    /// that makes it visible first, so an interrupted delete never leaves a
+    /// component that claims bytes it no longer has (deleting again removes
+    /// what is left).
+    fn delete_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, bool>;
+
     /// Takes the lease of unfinished execution `id` for `owner` until
     /// `until`, if it has none, its lease expired (at or before `now`), or
     /// `owner` holds it. While held, the meta's `due_at` is `until`, so
@@ -599,6 +619,15 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn workflow_component<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ComponentHash>> {
         (**self).workflow_component(name)
+    }
+    fn list_components(&self) -> StoreFuture<'_, Vec<(ComponentHash, u64)>> {
+        (**self).list_components()
+    }
+    fn list_workflows(&self) -> StoreFuture<'_, Vec<(String, ComponentHash)>> {
+        (**self).list_workflows()
+    }
+    fn delete_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, bool> {
+        (**self).delete_component(hash)
     }
     fn acquire_lease<'a>(
         &'a self,

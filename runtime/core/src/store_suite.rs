@@ -29,7 +29,8 @@ macro_rules! store_suite_tests {
             consuming_an_inbox_item_is_atomic_with_its_entry, suspend_checks_the_inbox_version,
             suspend_checks_the_journal_length, due_lists_waiting_executions_by_wake_time,
             list_filters_by_status_and_workflow, park_and_unpark, unknown_executions_are_not_found,
-            components_and_workflow_registry, racing_appends_have_one_winner,
+            components_and_workflow_registry, components_can_be_listed_and_deleted,
+            racing_appends_have_one_winner,
             large_journals_load_whole_and_in_order, payloads_survive_byte_for_byte,
             continue_as_new_starts_a_fresh_journal, keyed_deliveries_happen_once);
     };
@@ -545,6 +546,56 @@ pub async fn components_and_workflow_registry<S: Store + ?Sized>(store: &S) {
     assert_eq!(store.workflow_component(&name).await.unwrap(), None);
     store.set_workflow_component(&name, &h).await.unwrap();
     assert_eq!(store.workflow_component(&name).await.unwrap(), Some(h));
+}
+
+/// Stored components and workflow pointers can be listed; a deleted
+/// component is gone whole (all of its bytes, however they are stored), and
+/// the others are untouched.
+pub async fn components_can_be_listed_and_deleted<S: Store + ?Sized>(store: &S) {
+    let fresh = || {
+        ComponentHash::parse(&format!(
+            "{:064x}",
+            COUNTER.fetch_add(1, Ordering::Relaxed) + 0xdead_0000
+        ))
+        .unwrap()
+    };
+    let (small, large) = (fresh(), fresh());
+    // Large enough to span several records in a store that chunks.
+    let big: Vec<u8> = (0..800_000u32).map(|i| (i % 251) as u8).collect();
+    store.put_component(&small, b"\0asm small").await.unwrap();
+    store.put_component(&large, &big).await.unwrap();
+    let listed = store.list_components().await.unwrap();
+    assert!(listed.contains(&(small.clone(), 10)), "{listed:?}");
+    assert!(
+        listed.contains(&(large.clone(), big.len() as u64)),
+        "{listed:?}"
+    );
+    let name = format!("wf-{}", small.short());
+    store.set_workflow_component(&name, &small).await.unwrap();
+    let workflows = store.list_workflows().await.unwrap();
+    assert!(
+        workflows.contains(&(name.clone(), small.clone())),
+        "{workflows:?}"
+    );
+
+    assert!(store.delete_component(&large).await.unwrap());
+    assert_eq!(store.get_component(&large).await.unwrap(), None);
+    let listed = store.list_components().await.unwrap();
+    assert!(!listed.iter().any(|(h, _)| h == &large), "{listed:?}");
+    assert!(
+        !store.delete_component(&large).await.unwrap(),
+        "deleting again finds nothing"
+    );
+    // The other component and the pointers are untouched.
+    assert!(listed.contains(&(small.clone(), 10)), "{listed:?}");
+    assert_eq!(
+        store.get_component(&small).await.unwrap().as_deref(),
+        Some(&b"\0asm small"[..])
+    );
+    assert_eq!(store.list_workflows().await.unwrap(), workflows);
+    // A deleted component can be stored again (a rollback re-registers it).
+    store.put_component(&large, &big).await.unwrap();
+    assert_eq!(store.get_component(&large).await.unwrap(), Some(big));
 }
 
 /// Eight drivers append the same index at once: exactly one wins.

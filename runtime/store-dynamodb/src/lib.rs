@@ -974,6 +974,97 @@ impl cairn_core::Store for DynamoStore {
                 .transpose()
         })
     }
+
+    /// One paged `Scan` of the whole table, filtered to the `meta` items of
+    /// `component#` partitions and projecting the key and `size`: every item
+    /// of the table is read (and paid for) once. An operator tool
+    /// (`cairn components`), not a hot path.
+    fn list_components(&self) -> StoreFuture<'_, Vec<(ComponentHash, u64)>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for item in self.scan_registry("component#").await? {
+                let pk = get_s(&item, "pk").unwrap_or_default();
+                let Some(hash) = pk.strip_prefix("component#") else {
+                    continue;
+                };
+                let hash = ComponentHash::parse(hash).map_err(StoreError::Misconfigured)?;
+                out.push((hash, get_n(&item, "size").unwrap_or(0)));
+            }
+            out.sort();
+            Ok(out)
+        })
+    }
+
+    /// Like [`DynamoStore::list_components`] (one scan of the whole table),
+    /// for the `meta` items of `workflow#` partitions.
+    fn list_workflows(&self) -> StoreFuture<'_, Vec<(String, ComponentHash)>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for item in self.scan_registry("workflow#").await? {
+                let pk = get_s(&item, "pk").unwrap_or_default();
+                let (Some(name), Some(hash)) =
+                    (pk.strip_prefix("workflow#"), get_s(&item, "component"))
+                else {
+                    continue;
+                };
+                let hash = ComponentHash::parse(&hash).map_err(StoreError::Misconfigured)?;
+                out.push((name.to_owned(), hash));
+            }
+            out.sort();
+            Ok(out)
+        })
+    }
+
+    /// Deletes the `meta` item first (the component is no longer visible:
+    /// `get_component` finds nothing), then every `c#` chunk. Interrupted
+    /// in between, it leaves chunks nothing claims, never a meta whose
+    /// bytes are gone; deleting again removes the rest.
+    fn delete_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let pk = format!("component#{hash}");
+            let old = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s("meta"))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+                .send()
+                .await
+                .map_err(|e| sdk_error(&self.table, e))?;
+            let existed = old.attributes.is_some_and(|a| !a.is_empty());
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
+                    .expression_attribute_values(":pk", s(&pk))
+                    .expression_attribute_values(":c", s("c#"))
+                    .projection_expression("pk, sk")
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&self.table, e))?;
+                for item in page.items.unwrap_or_default() {
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(item))
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error(&self.table, e))?;
+                }
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+            Ok(existed)
+        })
+    }
 }
 
 impl DynamoStore {
@@ -1117,6 +1208,42 @@ impl DynamoStore {
                 }
             }
         }
+    }
+
+    /// The `meta` items of the partitions whose key starts with `prefix`
+    /// (`component#`, `workflow#`): one paged, consistent `Scan` of the
+    /// whole table, projecting `pk`, `size` and `component`.
+    async fn scan_registry(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(#pk, :prefix) AND #sk = :meta")
+                .projection_expression("#pk, #size, #component")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_names("#size", "size")
+                .expression_attribute_names("#component", "component")
+                .expression_attribute_values(":prefix", s(prefix))
+                .expression_attribute_values(":meta", s("meta"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error(&self.table, e))?;
+            out.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn get_component_meta(&self, hash: &ComponentHash) -> Result<Option<u64>, StoreError> {

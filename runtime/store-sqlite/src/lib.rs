@@ -526,6 +526,60 @@ impl Store for SqliteStore {
             })
         })
     }
+
+    fn list_components(&self) -> StoreFuture<'_, Vec<(ComponentHash, u64)>> {
+        Box::pin(async move {
+            self.read(|conn| {
+                let mut stmt = conn
+                    .prepare("SELECT hash, length(bytes) FROM components ORDER BY hash")
+                    .map_err(sql_err(&self.path))?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                    .map_err(sql_err(&self.path))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (hash, size) = row.map_err(sql_err(&self.path))?;
+                    let hash = ComponentHash::parse(&hash).map_err(StoreError::Misconfigured)?;
+                    out.push((hash, size as u64));
+                }
+                Ok(out)
+            })
+        })
+    }
+
+    fn list_workflows(&self) -> StoreFuture<'_, Vec<(String, ComponentHash)>> {
+        Box::pin(async move {
+            self.read(|conn| {
+                let mut stmt = conn
+                    .prepare("SELECT name, component FROM workflows ORDER BY name")
+                    .map_err(sql_err(&self.path))?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .map_err(sql_err(&self.path))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (name, hash) = row.map_err(sql_err(&self.path))?;
+                    let hash = ComponentHash::parse(&hash).map_err(StoreError::Misconfigured)?;
+                    out.push((name, hash));
+                }
+                Ok(out)
+            })
+        })
+    }
+
+    /// Deletes the row; the file keeps its size (SQLite reuses the freed
+    /// pages for later writes).
+    fn delete_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            match self
+                .write(None, Op::DeleteComponent { hash: hash.clone() })
+                .await?
+            {
+                Reply::Deleted(existed) => Ok(existed),
+                _ => unreachable!("delete replies Deleted"),
+            }
+        })
+    }
 }
 
 #[cfg(test)]

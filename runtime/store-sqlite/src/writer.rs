@@ -55,6 +55,10 @@ pub(crate) enum Op {
         name: String,
         hash: ComponentHash,
     },
+    /// Removes a component's bytes (`cairn components gc`).
+    DeleteComponent {
+        hash: ComponentHash,
+    },
 }
 
 pub(crate) enum Reply {
@@ -62,6 +66,8 @@ pub(crate) enum Reply {
     Created(Created),
     /// `None`: a keyed delivery that had already happened.
     Delivered(Option<InboxItem>),
+    /// Whether the row removed existed.
+    Deleted(bool),
 }
 
 pub(crate) struct Job {
@@ -197,6 +203,15 @@ fn apply(
             )
             .map_err(e)?;
             Ok(Reply::Done)
+        }
+        Op::DeleteComponent { hash } => {
+            let n = tx
+                .execute(
+                    "DELETE FROM components WHERE hash = ?1",
+                    params![hash.as_str()],
+                )
+                .map_err(e)?;
+            Ok(Reply::Deleted(n > 0))
         }
         Op::Create { meta, started } => {
             if let Some(existing) = read_meta(tx, path, &meta.id)? {

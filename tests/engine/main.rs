@@ -3,6 +3,7 @@
 //! one module per area; the store-sensitive tests run on both stores.
 
 mod activities;
+mod components;
 mod faults;
 mod inbox;
 mod racing;

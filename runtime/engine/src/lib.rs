@@ -17,11 +17,13 @@
 //! 7. near the deadline, stop at a step boundary ([`Advance::Yielded`]).
 
 mod activity;
+mod components;
 mod driver;
 mod error;
 mod events;
 mod lease;
 
+pub use components::{ComponentUse, GcAction, GcReport, MissingComponent};
 pub use driver::ReplayOutcome;
 pub use error::EngineError;
 pub use events::{EngineEvent, Observer};
@@ -528,6 +530,29 @@ impl Engine {
     /// Meta, journal and inbox of an execution.
     pub async fn load(&self, id: &ExecutionId) -> Result<Execution, EngineError> {
         Ok(self.inner.store.load(id).await?)
+    }
+
+    /// Every stored component with what needs it (`cairn components
+    /// list`): the collection's dry run.
+    pub async fn components(&self) -> Result<GcReport, EngineError> {
+        components::gc(self, false).await
+    }
+
+    /// Lists every stored component with its size, the workflows pointing
+    /// at it and the unfinished executions (running, waiting, parked) pinned
+    /// to it; one that nothing needs is removable (finished executions pin
+    /// nothing: see the `components` module). With `apply`, deletes the
+    /// removable ones, looking again for pointers and pins right before
+    /// each delete (one listing of the unfinished executions per delete).
+    ///
+    /// An operator tool: it reads every workflow pointer, every unfinished
+    /// execution and every component record (on DynamoDB, table scans).
+    /// An execution started with an explicit component file
+    /// (`cairn start C.wasm`) in the instant between that last look and the
+    /// delete would still find its component gone: run the collection
+    /// between deploys, not during one.
+    pub async fn components_gc(&self, apply: bool) -> Result<GcReport, EngineError> {
+        components::gc(self, apply).await
     }
 
     /// Executions, most recent first.

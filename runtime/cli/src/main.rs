@@ -4,7 +4,8 @@
 //! default): `run` drives one to the end in this process; `start`, `signal`,
 //! `cancel` and `resume` push an execution forward one event at a time, the
 //! way the Lambda host does in AWS; `status`, `list` and `history` read the
-//! store; `inspect`, `register` and `precompile` handle components.
+//! store; `inspect`, `register` and `precompile` handle components, and
+//! `components list`/`components gc` the ones stored.
 
 mod render;
 
@@ -268,6 +269,37 @@ enum Command {
     Table {
         #[command(subcommand)]
         action: TableAction,
+    },
+    /// The components stored in the store: what needs each, and the
+    /// removal of those nothing needs.
+    Components {
+        #[command(subcommand)]
+        action: ComponentsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ComponentsAction {
+    /// Every stored component: size, the workflows pointing at it, the
+    /// unfinished executions pinned to it.
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find the components no workflow points at and no unfinished
+    /// execution (running, waiting, parked) is pinned to; a dry run unless
+    /// --apply. Finished executions pin nothing: status and history read
+    /// their journals only. Reads the whole store (on DynamoDB, table
+    /// scans): run it between deploys.
+    Gc {
+        /// Delete the removable components (pins are checked again right
+        /// before each delete).
+        #[arg(long)]
+        apply: bool,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -654,6 +686,18 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 TableAction::Check => {
                     store.check().await?;
                     println!("table {} is a Cairn table", store.table());
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Components { action } => {
+            let ctx = build(&g, false, &ActivityArgs::default()).await?;
+            match action {
+                ComponentsAction::List { json } => {
+                    render::components(&ctx.engine.components().await?, false, json);
+                }
+                ComponentsAction::Gc { apply, json } => {
+                    render::components(&ctx.engine.components_gc(apply).await?, true, json);
                 }
             }
             Ok(exit::OK)

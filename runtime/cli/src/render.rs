@@ -408,3 +408,126 @@ pub fn replay_check(
     }
     if bad == 0 { 0 } else { 1 }
 }
+
+/// `1.2 MiB`, `340.0 KiB`, `12 B`.
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / f64::from(1 << 10)),
+        n => format!("{n} B"),
+    }
+}
+
+/// `collect, ordered, +10 more`, or `-`.
+fn workflow_names(names: &[String]) -> String {
+    match names.len() {
+        0 => "-".into(),
+        1..=3 => names.join(", "),
+        n => format!("{}, +{} more", names[..2].join(", "), n - 2),
+    }
+}
+
+/// Prints `cairn components list` (`gc` false) or `cairn components gc`.
+pub fn components(report: &cairn_engine::GcReport, gc: bool, as_json: bool) {
+    use cairn_engine::GcAction;
+    let (kept, kept_bytes) = report.count(GcAction::Keep);
+    let (removable, removable_bytes) = report.count(GcAction::Remove);
+    let (removed, removed_bytes) = report.count(GcAction::Removed);
+    let total: u64 = report.components.iter().map(|c| c.size).sum();
+    if as_json {
+        let components: Vec<Value> = report
+            .components
+            .iter()
+            .map(|c| {
+                json!({
+                    "hash": c.hash, "size": c.size, "workflows": c.workflows,
+                    "pinned": c.pinned, "action": c.action.as_str(), "reason": c.reason(),
+                })
+            })
+            .collect();
+        let missing: Vec<Value> = report
+            .missing
+            .iter()
+            .map(|m| json!({"hash": m.hash, "workflows": m.workflows, "pinned": m.pinned}))
+            .collect();
+        let v = json!({
+            "applied": report.applied, "components": components, "missing": missing,
+            "bytes": total, "kept": kept, "bytes_kept": kept_bytes,
+            "removable": removable, "bytes_removable": removable_bytes,
+            "removed": removed, "bytes_removed": removed_bytes,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        return;
+    }
+    for c in &report.components {
+        let decision = match (gc, c.action) {
+            (false, GcAction::Keep) => "in use".to_string(),
+            (false, _) => "unused".to_string(),
+            (true, a) => a.as_str().to_string(),
+        };
+        println!(
+            "{}  {:>10}  pinned {:<3}  workflows {:<32}  {decision}: {}",
+            c.hash.short(),
+            human_bytes(c.size),
+            c.pinned,
+            workflow_names(&c.workflows),
+            c.reason()
+        );
+    }
+    for m in &report.missing {
+        let mut why = Vec::new();
+        if m.pinned > 0 {
+            why.push(format!("{} unfinished execution(s) pinned to it", m.pinned));
+        }
+        if !m.workflows.is_empty() {
+            why.push(format!("workflows {} point at it", m.workflows.join(", ")));
+        }
+        println!(
+            "! {} is not stored, yet {}: store its .wasm again, or they cannot advance from the store",
+            m.hash.short(),
+            why.join(" and ")
+        );
+    }
+    let n = report.components.len();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if !gc {
+        println!(
+            "{n} component{} ({}): {kept} in use, {removable} unused ({}){}",
+            plural(n),
+            human_bytes(total),
+            human_bytes(removable_bytes),
+            if removable > 0 {
+                ": `cairn components gc` shows what it would remove"
+            } else {
+                ""
+            }
+        );
+        return;
+    }
+    if report.applied {
+        println!(
+            "{n} component{}: {kept} kept ({}), {removed} removed ({} deleted)",
+            plural(n),
+            human_bytes(kept_bytes),
+            human_bytes(removed_bytes)
+        );
+    } else {
+        println!(
+            "{n} component{}: {kept} kept ({}), {removable} removable ({})",
+            plural(n),
+            human_bytes(kept_bytes),
+            human_bytes(removable_bytes)
+        );
+        if removable > 0 {
+            println!(
+                "dry run: nothing deleted; run `cairn components gc --apply` to delete the {removable} removable component{}",
+                plural(removable)
+            );
+        } else {
+            println!("dry run: nothing to remove");
+        }
+    }
+    println!(
+        "finished executions pin nothing: `status` and `history` read their journals only, and `replay-check` replays them against the new component, not their own"
+    );
+}

@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod chaos;
+mod components;
 mod crash;
 mod dynamodb;
 mod features;

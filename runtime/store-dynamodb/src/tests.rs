@@ -213,3 +213,126 @@ fn a_plain_step_is_one_put_and_a_load_is_one_query() {
         );
     });
 }
+
+/// Replaces the reply to the first `op` request, after DynamoDB applied it,
+/// with a 500: the reply is lost and the SDK retries the same request.
+#[derive(Debug)]
+struct LoseFirstReply {
+    op: &'static str,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    lost: Arc<AtomicU64>,
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for LoseFirstReply {
+    fn name(&self) -> &'static str {
+        "lose-first-reply"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let op = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| m.name())
+            .unwrap_or_default();
+        if op == self.op && self.armed.swap(false, Ordering::SeqCst) {
+            self.lost.fetch_add(1, Ordering::SeqCst);
+            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected: the reply was lost after the write"}"#;
+            *context.response_mut() = aws_smithy_runtime_api::http::Response::new(
+                500u16.try_into().expect("a status"),
+                aws_smithy_types::body::SdkBody::from(body),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A store that loses the first `op` reply once `armed` (see [`LoseFirstReply`]).
+async fn store_losing_first(
+    op: &'static str,
+) -> (
+    DynamoStore,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<AtomicU64>,
+) {
+    let base = fresh_store().await.1;
+    let lost = Arc::new(AtomicU64::new(0));
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config(&endpoint()).await)
+        .interceptor(requests::Counter(base.stats.clone()))
+        .interceptor(LoseFirstReply {
+            op,
+            armed: armed.clone(),
+            lost: lost.clone(),
+        })
+        .build();
+    let store = DynamoStore {
+        client: Client::from_conf(config),
+        ..base
+    };
+    (store, armed, lost)
+}
+
+#[test]
+fn a_signal_whose_reply_is_lost_is_delivered_once() {
+    run(async {
+        // Keyless: the SDK's retry finds the item its first attempt wrote.
+        let (store, armed, lost) = store_losing_first("TransactWriteItems").await;
+        let id = ExecutionId::new("lost-reply").unwrap();
+        store
+            .create(cairn_core::store_suite::new_execution(&id, "wf", b"1"))
+            .await
+            .unwrap();
+        armed.store(true, Ordering::SeqCst);
+        let before = store.stats().snapshot()["TransactWriteItems"];
+        let message = InboxMessage::Signal {
+            name: "go".into(),
+            payload: cairn_core::Payload::json(&serde_json::json!(1)),
+        };
+        let item = store
+            .deliver(&id, message.clone(), Timestamp::from_millis(1))
+            .await
+            .expect("a lost reply retried by the SDK is not an error");
+        assert_eq!(lost.load(Ordering::SeqCst), 1, "the reply was lost");
+        assert_eq!(
+            store.stats().snapshot()["TransactWriteItems"] - before,
+            2,
+            "the SDK retried the transaction once"
+        );
+        let ex = store.load(&id).await.unwrap();
+        assert_eq!(ex.inbox.len(), 1, "delivered once");
+        assert_eq!(
+            (ex.inbox[0].id.as_str(), ex.meta.inbox_version),
+            (item.id.as_str(), 1)
+        );
+
+        // Keyed (a caller's idempotency key): the retry says "already there".
+        let (store, armed, lost) = store_losing_first("TransactWriteItems").await;
+        let id = ExecutionId::new("lost-reply-keyed").unwrap();
+        store
+            .create(cairn_core::store_suite::new_execution(&id, "wf", b"1"))
+            .await
+            .unwrap();
+        armed.store(true, Ordering::SeqCst);
+        let first = store
+            .deliver_once(&id, "signal.k1", message.clone(), Timestamp::from_millis(1))
+            .await
+            .unwrap();
+        assert_eq!(lost.load(Ordering::SeqCst), 1);
+        assert_eq!(first, None, "its own earlier attempt delivered it");
+        let again = store
+            .deliver_once(&id, "signal.k1", message, Timestamp::from_millis(2))
+            .await
+            .unwrap();
+        assert_eq!(again, None);
+        let ex = store.load(&id).await.unwrap();
+        assert_eq!(
+            (ex.inbox.len(), ex.meta.inbox_version),
+            (1, 1),
+            "delivered once"
+        );
+    })
+}

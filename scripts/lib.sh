@@ -13,6 +13,25 @@ ensure_wasm_target() {
   fi
 }
 
+# One build for the lints and the tests: clippy-driver, as cargo's wrapper
+# for the workspace's own crates, compiles them for real and lints them as
+# it goes (dependencies are compiled by plain rustc), so `cargo test` is the
+# clippy run: the host code is not compiled a second time in check mode.
+# Every script sets the same, so their builds share one target directory
+# without recompiling. (`cargo clippy` still works by hand.)
+ensure_clippy_build() {
+  local driver
+  driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)
+  if [ -z "$driver" ]; then
+    step "installing clippy"
+    rustup component add clippy
+    driver=$(rustup which clippy-driver)
+  fi
+  export RUSTC_WORKSPACE_WRAPPER="$driver"
+  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+}
+ensure_clippy_build
+
 # A Python venv at $1 (under the repo's ignored folders) with packages $2...
 # One venv per tool family: their pins conflict (aws-sam-cli vs moto).
 ensure_venv() {
@@ -23,8 +42,11 @@ ensure_venv() {
   fi
   local missing=()
   for pkg in "$@"; do
-    local name="${pkg%%[\[=<>]*}"
-    "$venv/bin/python" -m pip show -q "$name" >/dev/null 2>&1 || missing+=("$pkg")
+    local name="${pkg%%[\[=<>]*}" want="" have
+    [[ "$pkg" == *==* ]] && want="${pkg##*==}"
+    have=$("$venv/bin/python" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')
+    # Pinned: the exact version, so every run (and CI) checks with the same tools.
+    if [ -z "$have" ] || { [ -n "$want" ] && [ "$have" != "$want" ]; }; then missing+=("$pkg"); fi
   done
   if [ ${#missing[@]} -gt 0 ]; then
     step "installing into $venv: ${missing[*]}"
@@ -40,7 +62,7 @@ free_port() {
 # its address for the tests and the CLI. Stopped by stop_moto (by PID).
 MOTO_PID=""
 start_moto() {
-  ensure_venv .tools/moto 'moto[dynamodb,server]'
+  ensure_venv .tools/moto 'moto[dynamodb,server]==5.2.5'
   local port; port=$(free_port)
   # Through scripts/moto_server.py: one request at a time, as atomic as DynamoDB.
   .tools/moto/bin/python scripts/moto_server.py 127.0.0.1 "$port" > target/moto.log 2>&1 &

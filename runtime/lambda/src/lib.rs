@@ -356,8 +356,9 @@ impl App {
                 let input = Payload::json(&input);
                 let before = self.requests();
                 let t_component = Instant::now();
+                let mut precompiled = None;
                 if let Some(h) = &component {
-                    self.engine.component(h).await?;
+                    precompiled = Some(self.engine.component(h).await?.from_cache);
                 }
                 let component_ms = t_component.elapsed().as_secs_f64() * 1e3;
                 let started = self
@@ -381,6 +382,8 @@ impl App {
                     "first_write_since_process_start_ms": created_ms,
                     "store_wire_since_process_start_at_first_write_ms": wire_ms,
                     "component_ms": component_ms,
+                    // Deserialized from a .cwasm (packaged or cached), not compiled.
+                    "component_precompiled": precompiled,
                     "advance_ms": t.elapsed().as_secs_f64() * 1e3,
                     "since_process_start_ms": self.started.elapsed().as_secs_f64() * 1e3,
                 });

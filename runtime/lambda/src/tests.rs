@@ -26,6 +26,11 @@ fn run<F: std::future::Future>(f: F) -> F::Output {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(|_| {}).await
+}
+
+/// A fixture whose settings `change` adjusts.
+async fn fixture_with(change: impl FnOnce(&mut Settings)) -> Fixture {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let endpoint = std::env::var("CAIRN_TEST_DYNAMODB_ENDPOINT")
@@ -58,6 +63,7 @@ async fn fixture() -> Fixture {
     settings.scheduler_role_arn = Some("arn:aws:iam::123456789012:role/cairn-scheduler".into());
     settings.cache_dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-cache");
+    change(&mut settings);
     let app = App::new(settings, &sdk, Instant::now()).await.unwrap();
     for path in [
         cairn_test_artifacts::SWAP_SAGA,
@@ -649,5 +655,31 @@ fn a_signal_with_an_idempotency_key_is_delivered_once() {
             .await
             .unwrap_err();
         assert_eq!(bad.error_type, "CRN401.BadRequest", "{bad}");
+    })
+}
+
+#[test]
+fn a_timer_whose_schedule_cannot_be_created_is_woken_by_the_sweep() {
+    run(async {
+        // The scheduler refuses every CreateSchedule (no such group).
+        let f = fixture_with(|s| s.scheduler_group = Some("no-such-group".into())).await;
+        let r = f
+            .call(json!({"action": "start", "workflow": "nap", "id": "unscheduled", "input": 1500}))
+            .await
+            .expect("the advance succeeds: the wake is in the table");
+        assert_eq!(r["status"], "waiting", "{r}");
+        assert!(
+            r["requests"]["scheduler:CreateSchedule"].as_u64() >= Some(1),
+            "{r}"
+        );
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        let swept = f.call(json!({"action": "sweep"})).await.unwrap();
+        assert_eq!(swept["outcomes"]["completed"], 1, "{swept}");
+        assert_eq!(
+            f.call(json!({"action": "status", "id": "unscheduled"}))
+                .await
+                .unwrap()["status"],
+            "completed"
+        );
     })
 }

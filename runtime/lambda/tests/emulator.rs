@@ -139,8 +139,7 @@ impl Aws {
                 .send()
                 .await
                 .unwrap()
-                .shard_iterator
-                .map(String::from);
+                .shard_iterator;
             while let Some(iterator) = it {
                 let page = self
                     .streams
@@ -188,7 +187,7 @@ impl Aws {
                         "eventSourceARN": arn,
                     }));
                 }
-                it = page.next_shard_iterator.map(String::from);
+                it = page.next_shard_iterator;
             }
         }
         json!({"Records": records})
@@ -286,7 +285,10 @@ impl Drop for Function {
 async fn through_the_lambda_runtime_emulator() {
     let aws = aws().await;
     let l = aws.lambda.clone();
-    let function = Function::start();
+    // A new container: its /tmp cache is empty.
+    let empty_cache = tempfile::tempdir().unwrap();
+    let function =
+        Function::start_with(&[("CAIRN_CACHE_DIR", empty_cache.path().display().to_string())]);
 
     // Start: the swap runs to the end within the invocation, both outcomes.
     let t = Instant::now();
@@ -296,6 +298,9 @@ async fn through_the_lambda_runtime_emulator() {
     );
     let first = t.elapsed();
     assert_eq!(ok["status"], "completed", "{ok}");
+    // A cold start from an empty /tmp cache: the component came from the
+    // package's .cwasm (scripts/lambda-e2e precompiles it), not from Cranelift.
+    assert_eq!(ok["timing"]["component_precompiled"], true, "{ok}");
     assert_eq!(ok["output"]["status"], "succeeded");
     let bad = invoke(
         &l,

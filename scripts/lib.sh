@@ -44,7 +44,7 @@ ensure_venv() {
   for pkg in "$@"; do
     local name="${pkg%%[\[=<>]*}" want="" have
     [[ "$pkg" == *==* ]] && want="${pkg##*==}"
-    have=$("$venv/bin/python" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')
+    have=$("$venv/bin/python" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p' || true)
     # Pinned: the exact version, so every run (and CI) checks with the same tools.
     if [ -z "$have" ] || { [ -n "$want" ] && [ "$have" != "$want" ]; }; then missing+=("$pkg"); fi
   done

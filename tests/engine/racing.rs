@@ -61,3 +61,90 @@ fn eight_drivers_one_history_sqlite() {
 fn eight_drivers_one_history_dynamodb() {
     eight_drivers_one_history(Kind::Dynamodb);
 }
+
+/// With leases (the push host), eight concurrent pushes of one execution
+/// give one driver: the others stand back, and every activity is attempted
+/// once (the harness's own ledger, not the journal, says so). A driver
+/// without leases (an operator's CLI) also stands back from a held lease.
+#[test]
+fn with_leases_eight_pushes_make_one_driver_dynamodb() {
+    run(async {
+        let s = store(Kind::Dynamodb).await;
+        let trace = tempfile::tempdir().unwrap();
+        let (plain, testkit, _) = cairn_tests::engine_with(
+            s.store.clone(),
+            cairn_host::SandboxConfig {
+                activity_dirs: vec![(trace.path().to_path_buf(), "/trace".into())],
+                ..Default::default()
+            },
+        )
+        .await;
+        let leased = cairn_engine::Engine::new(
+            plain.sandbox().clone(),
+            s.store.clone(),
+            std::sync::Arc::new(cairn_engine::SystemClock),
+            cairn_engine::EngineConfig {
+                lease: Some(std::time::Duration::from_secs(5)),
+                ..Default::default()
+            },
+        );
+        let id = start(
+            &leased,
+            &testkit,
+            "slow",
+            serde_json::json!({"steps": 3, "ms": 300}),
+        )
+        .await;
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (engine, id) = (leased.clone(), id.clone());
+                tokio::spawn(async move { engine.advance(&id, AdvanceOptions::default()).await })
+            })
+            .collect();
+        let (mut finished, mut stood_back) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap().expect("an advance never errors on a race") {
+                Advance::Finished { .. } => finished += 1,
+                Advance::Conflict { reason } => {
+                    assert!(reason.contains("driven by"), "{reason}");
+                    stood_back += 1
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((finished, stood_back), (1, 7), "one driver");
+        let ledger = std::fs::read_to_string(trace.path().join("attempts")).unwrap();
+        let mut keys: Vec<&str> = ledger
+            .lines()
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![format!("{id}/1"), format!("{id}/2"), format!("{id}/3")],
+            "each activity attempted once"
+        );
+        assert_journal_sound(s.store.as_ref(), &id).await;
+
+        // A lease held by a push host keeps a lease-less driver out.
+        let other = start(&plain, &testkit, "collect", serde_json::json!(1)).await;
+        let now = cairn_core::Timestamp::now_system();
+        s.store
+            .acquire_lease(
+                &other,
+                "push-host",
+                now.plus(std::time::Duration::from_secs(60)),
+                now,
+            )
+            .await
+            .unwrap();
+        match plain
+            .advance(&other, AdvanceOptions::default())
+            .await
+            .unwrap()
+        {
+            Advance::Conflict { reason } => assert!(reason.contains("push-host"), "{reason}"),
+            got => panic!("a lease-less driver ran beside a held lease: {got:?}"),
+        }
+    })
+}

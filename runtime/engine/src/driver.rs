@@ -163,6 +163,19 @@ async fn advance_leased(
                 _ => inner.store.unpark(id).await?,
             }
         }
+        // A driver without leases (an operator's `cairn --store dynamodb`)
+        // still stands back from one a push host holds.
+        if inner.config.lease.is_none()
+            && let Some(l) = &ex.meta.lease
+            && l.until > inner.clock.now()
+        {
+            let reason = format!(
+                "driven by {} until its lease expires at {}",
+                l.owner, l.until
+            );
+            tracing::info!(execution = %id, "not advancing: {reason}");
+            return Ok(Advance::Conflict { reason });
+        }
         if lease.is_none()
             && let Some(length) = inner.config.lease
         {

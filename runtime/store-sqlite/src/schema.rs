@@ -85,11 +85,22 @@ fn pragmas(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 /// Opens the writer connection: WAL, durable commits, schema in place.
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(sql_err(path))?;
-    let not_ours = |e: rusqlite::Error| {
-        StoreError::Misconfigured(format!(
+    // Before anything that locks: a second process opening a store that
+    // another is creating (or switching to WAL) waits for it, instead of
+    // taking "database is locked" for a file that is not a Cairn store.
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(sql_err(path))?;
+    let not_ours = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(format!(
+                "{} stayed locked by another process for 10 s ({e}): retry",
+                path.display()
+            ))
+        }
+        _ => StoreError::Misconfigured(format!(
             "{} is not a Cairn store ({e}): point --db at another file, or move this one away",
             path.display()
-        ))
+        )),
     };
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Prove the infra checks catch broken stacks.
 
-infra/tests/fixtures/ holds deliberately broken copies of the two stacks, one
-breakage each (CASES below). This runs every check on every copy -- cfn-lint
+Each case below is a deliberately broken copy of one of the two stacks, one
+breakage each (CASES below), rendered from the current stack into a temporary
+folder at every run (so the copies never go stale and are not kept in the
+repository). This runs every check on every copy -- cfn-lint
 (SAM copies), checkov with the skips of infra/checkov-skips.yaml, and the drift
 test (drift.py, against the other, unbroken stack) -- prints which check
 caught which copy, and fails unless each copy is caught by the checks its case
 names, for the reason it names.
 
   check_fixtures.py          check (what scripts/check-infra runs)
-  check_fixtures.py --make   rewrite the copies from the current stacks
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +31,7 @@ import checkov_scan  # noqa: E402
 import drift  # noqa: E402
 
 ROOT = drift.ROOT
+# Where the broken copies are rendered: a temporary folder set by main().
 FIXTURES = HERE / "fixtures"
 BIN = Path(sys.executable).parent
 
@@ -156,23 +157,13 @@ def render(case: dict) -> dict[str, str]:
     return files
 
 
-def make() -> None:
+def write_copies() -> None:
+    """Renders every case's broken copy under FIXTURES."""
     for case in CASES:
         d = FIXTURES / case["name"]
-        if d.exists():
-            shutil.rmtree(d)
         d.mkdir(parents=True)
         for name, text in render(case).items():
             (d / name).write_text(text)
-        print(f"wrote {d.relative_to(ROOT)}")
-
-
-def stale(case: dict) -> bool:
-    d = FIXTURES / case["name"]
-    try:
-        return any((d / name).read_text() != text for name, text in render(case).items())
-    except (OSError, SystemExit):
-        return True
 
 
 def load_skips() -> dict[str, list[str]]:
@@ -246,17 +237,12 @@ def run_drift(cases: list[dict]) -> dict[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--make", action="store_true", help="rewrite the broken copies from the current stacks")
-    args = ap.parse_args(argv)
-    if args.make:
-        make()
-        return 0
-
-    missing = [c["name"] for c in CASES if not fixture_path(c).exists()]
-    if missing:
-        print(f"fixtures missing: {missing}; run infra/tests/check_fixtures.py --make")
-        return 1
-    results = {"cfn-lint": run_cfn_lint(CASES), "checkov": run_checkov(CASES), "drift": run_drift(CASES)}
+    ap.parse_args(argv)
+    global FIXTURES
+    with tempfile.TemporaryDirectory(prefix="cairn-broken-stacks-") as tmp:
+        FIXTURES = Path(tmp)
+        write_copies()
+        results = {"cfn-lint": run_cfn_lint(CASES), "checkov": run_checkov(CASES), "drift": run_drift(CASES)}
 
     failures = 0
     for c in CASES:
@@ -280,8 +266,6 @@ def main(argv: list[str] | None = None) -> int:
                 line += "   [expected: ok]" if ok else f"   [EXPECTED to catch it with {want!r}]"
                 failures += not ok
             print(line)
-        if stale(c):
-            print("  note: this copy differs from what --make writes from the current stacks; rerun --make")
     caught = sum(1 for c in CASES if any(results[k].get(c["name"]) for k in results))
     print(f"\nfixtures: {caught}/{len(CASES)} caught; {failures} expected catch(es) missing")
     return 1 if failures or caught != len(CASES) else 0

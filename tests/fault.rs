@@ -233,4 +233,29 @@ impl Store for FaultStore {
     fn delete_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, bool> {
         self.inner.delete_component(hash)
     }
+    fn acquire_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.acquire_lease(id, owner, until, now)
+    }
+    fn renew_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        until: Timestamp,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.renew_lease(id, owner, until)
+    }
+    fn release_lease<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        owner: &'a str,
+        wake_at: Option<Timestamp>,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.release_lease(id, owner, wake_at)
+    }
 }

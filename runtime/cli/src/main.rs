@@ -694,7 +694,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             let ctx = build(&g, false, &ActivityArgs::default()).await?;
             match action {
                 ComponentsAction::List { json } => {
-                    render::components(&ctx.engine.components().await?, false, json);
+                    render::components(&ctx.engine.components_gc(false).await?, false, json);
                 }
                 ComponentsAction::Gc { apply, json } => {
                     render::components(&ctx.engine.components_gc(apply).await?, true, json);

@@ -134,7 +134,7 @@ pub struct ExecutionMeta {
 
 /// A driver's claim on an execution: while it is valid no other driver
 /// advances it. A lease that is not renewed expires; the execution's
-/// `wake_at` is its expiry while it is held, so a sweep over [`Store::due`]
+/// `due_at` is its expiry while it is held, so a sweep over [`Store::due`]
 /// finds an execution whose driver died.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
@@ -509,9 +509,7 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreFuture<'a, ()> {
         let _ = (owner, until, now);
-        Box::pin(std::future::ready(Err(StoreError::Misconfigured(format!(
-            "this store has no leases (execution {id}): run the engine without one"
-        )))))
+        no_leases(id)
     }
 
     /// Extends `owner`'s lease of `id` to `until` (and the meta's `due_at`
@@ -522,7 +520,8 @@ pub trait Store: Send + Sync + 'static {
         owner: &'a str,
         until: Timestamp,
     ) -> StoreFuture<'a, ()> {
-        self.acquire_lease(id, owner, until, Timestamp::from_millis(0))
+        let _ = (owner, until);
+        no_leases(id)
     }
 
     /// Gives up `owner`'s lease of `id` (nothing if it holds none). With
@@ -535,10 +534,15 @@ pub trait Store: Send + Sync + 'static {
         wake_at: Option<Timestamp>,
     ) -> StoreFuture<'a, ()> {
         let _ = (owner, wake_at);
-        Box::pin(std::future::ready(Err(StoreError::Misconfigured(format!(
-            "this store has no leases (execution {id})"
-        )))))
+        no_leases(id)
     }
+}
+
+/// What the lease calls of a store without leases answer.
+fn no_leases<'a>(id: &ExecutionId) -> StoreFuture<'a, ()> {
+    Box::pin(std::future::ready(Err(StoreError::Misconfigured(format!(
+        "this store has no leases (execution {id}): run the engine without one"
+    )))))
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {

@@ -180,14 +180,15 @@ pub(crate) async fn gc(engine: &Engine, apply: bool) -> Result<GcReport, EngineE
             })
             .pinned = pinned;
     }
-    if apply {
+    if apply && components.iter().any(|c| c.action == GcAction::Remove) {
+        // Look again right before deleting: an execution started (or a
+        // workflow pointed) on one since the listing keeps it. One look
+        // for all of them: each reads every unfinished execution.
+        let mut now = find_uses(engine).await?;
         for c in components
             .iter_mut()
             .filter(|c| c.action == GcAction::Remove)
         {
-            // Look again right before deleting: an execution started (or a
-            // workflow pointed) on it since the listing keeps it.
-            let mut now = find_uses(engine).await?;
             c.workflows = now.workflows.remove(&c.hash).unwrap_or_default();
             c.pinned = now.pinned.remove(&c.hash).unwrap_or(0);
             if !c.workflows.is_empty() || c.pinned > 0 {

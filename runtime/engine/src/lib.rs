@@ -509,16 +509,9 @@ impl Engine {
         let size = serde_json::to_vec(message).map(|v| v.len()).unwrap_or(0);
         let limit = self.inner.store.max_item_bytes();
         if size > limit {
-            let what = match message {
-                InboxMessage::Signal { name, .. } => format!("signal '{name}'"),
-                InboxMessage::Cancel { .. } => "the cancel request".into(),
-                InboxMessage::ChildCompleted { child_id, .. } => {
-                    format!("the result of child {child_id}")
-                }
-            };
             return Err(cairn_core::StoreError::TooLarge {
                 id: id.clone(),
-                what,
+                what: message.describe(),
                 size,
                 limit,
             }
@@ -530,12 +523,6 @@ impl Engine {
     /// Meta, journal and inbox of an execution.
     pub async fn load(&self, id: &ExecutionId) -> Result<Execution, EngineError> {
         Ok(self.inner.store.load(id).await?)
-    }
-
-    /// Every stored component with what needs it (`cairn components
-    /// list`): the collection's dry run.
-    pub async fn components(&self) -> Result<GcReport, EngineError> {
-        components::gc(self, false).await
     }
 
     /// Lists every stored component with its size, the workflows pointing

@@ -567,7 +567,6 @@ impl Sandbox {
             match loaded {
                 Ok(c) => return Ok((c, true)),
                 Err(e) => tracing::warn!(
-                    path = %path.display(),
                     "ignoring precompiled component {}, compiling it instead: {e:#}",
                     path.display()
                 ),

@@ -79,13 +79,16 @@ pub fn guest_memory_budget(function_memory_mb: u64) -> usize {
     (function_memory_mb.saturating_sub(HOST_HEADROOM_MB).max(32) as usize) << 20
 }
 
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, HandlerError> {
+/// The number in environment variable `name`, if set; a clear error if it
+/// is not a number.
+fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>, HandlerError> {
     match std::env::var(name) {
         Ok(v) => v
             .trim()
             .parse()
+            .map(Some)
             .map_err(|_| HandlerError::config(format!("{name}={v:?} is not a valid number"))),
-        Err(_) => Ok(default),
+        Err(_) => Ok(None),
     }
 }
 
@@ -112,25 +115,28 @@ impl Settings {
         let table = std::env::var("CAIRN_TABLE").map_err(|_| {
             HandlerError::config("CAIRN_TABLE is not set: the function needs its table's name")
         })?;
+        let defaults = Self::new(table);
         Ok(Self {
-            table,
             components_dir: std::env::var_os("CAIRN_COMPONENTS_DIR").map(PathBuf::from),
             scheduler_group: std::env::var("CAIRN_SCHEDULER_GROUP").ok(),
             scheduler_role_arn: std::env::var("CAIRN_SCHEDULER_ROLE_ARN").ok(),
             cache_dir: std::env::var_os("CAIRN_CACHE_DIR")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/tmp/cairn-cache")),
+                .unwrap_or(defaults.cache_dir.clone()),
             scheduler_dlq_arn: std::env::var("CAIRN_SCHEDULER_DLQ_ARN")
                 .ok()
                 .filter(|s| !s.is_empty()),
-            lease: Duration::from_secs_f64(env_number("CAIRN_LEASE_SECONDS", 30.0f64)?.max(1.0)),
-            inbox_grace: Duration::from_secs_f64(
-                env_number("CAIRN_INBOX_GRACE_SECONDS", 60.0f64)?.max(0.0),
-            ),
-            batch_concurrency: env_number("CAIRN_BATCH_CONCURRENCY", 8usize)?.max(1),
-            function_memory_mb: std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-                .ok()
-                .and_then(|v| v.parse().ok()),
+            lease: match env_number::<f64>("CAIRN_LEASE_SECONDS")? {
+                Some(s) => Duration::from_secs_f64(s.max(1.0)),
+                None => defaults.lease,
+            },
+            inbox_grace: match env_number::<f64>("CAIRN_INBOX_GRACE_SECONDS")? {
+                Some(s) => Duration::from_secs_f64(s.max(0.0)),
+                None => defaults.inbox_grace,
+            },
+            batch_concurrency: env_number::<usize>("CAIRN_BATCH_CONCURRENCY")?
+                .map_or(defaults.batch_concurrency, |n| n.max(1)),
+            function_memory_mb: env_number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?,
             activity_dirs: match std::env::var("CAIRN_ACTIVITY_DIRS") {
                 Ok(v) => v
                     .split(',')
@@ -146,6 +152,7 @@ impl Settings {
                     .collect::<Result<_, _>>()?,
                 Err(_) => Vec::new(),
             },
+            ..defaults
         })
     }
 }
@@ -343,7 +350,6 @@ impl App {
                 let Some(component) = component else {
                     return Err(cairn_engine::EngineError::NoComponentFor(workflow).into());
                 };
-                let component = Some(component);
                 let id = match id {
                     Some(id) => ExecutionId::new(id)
                         .map_err(|e| HandlerError::bad_request(e.to_string()))?,
@@ -356,10 +362,7 @@ impl App {
                 let input = Payload::json(&input);
                 let before = self.requests();
                 let t_component = Instant::now();
-                let mut precompiled = None;
-                if let Some(h) = &component {
-                    precompiled = Some(self.engine.component(h).await?.from_cache);
-                }
+                let precompiled = self.engine.component(&component).await?.from_cache;
                 let component_ms = t_component.elapsed().as_secs_f64() * 1e3;
                 let started = self
                     .engine
@@ -367,7 +370,7 @@ impl App {
                         workflow,
                         id: id.clone(),
                         input,
-                        component,
+                        component: Some(component),
                         parent: None,
                     })
                     .await?;

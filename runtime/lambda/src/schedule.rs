@@ -126,11 +126,11 @@ impl Scheduler {
                 }
                 Err(e) => e,
             };
-            let retryable = e.as_service_error().is_none_or(|s| {
-                s.is_throttling_exception()
-                    || s.is_internal_server_exception()
-                    || s.is_service_quota_exceeded_exception()
-            });
+            // Throttling, 5xx and transport errors pass; a quota or a bad
+            // request does not within seconds (the sweep is the net).
+            let retryable = e
+                .as_service_error()
+                .is_none_or(|s| s.is_throttling_exception() || s.is_internal_server_exception());
             let message = format!(
                 "cannot schedule the wake of {id} at {at} (attempt {attempt}): {}",
                 aws_sdk_scheduler::error::DisplayErrorContext(&e)

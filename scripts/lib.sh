@@ -114,3 +114,26 @@ start_lambda_api() {
 stop_lambda_api() {
   if [ -n "$WATCH_PID" ]; then kill "$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; WATCH_PID=""; fi
 }
+
+# Everything a bootstrap needs to run here as it does in Lambda: moto (unless
+# CAIRN_TEST_DYNAMODB_ENDPOINT names a running one), table $1 (created with
+# the CLI, target/release/cairn), and the runtime API emulator (its log in
+# $2), with the function's environment exported as Lambda sets it (512 MB,
+# the stacks' default). Needs cargo-lambda on PATH. Stop it with
+# stop_lambda_test_env (trap it on EXIT).
+OWN_MOTO=""
+start_lambda_test_env() {
+  if [ -z "${CAIRN_TEST_DYNAMODB_ENDPOINT:-}" ]; then start_moto; OWN_MOTO=1; fi
+  export CAIRN_TABLE="$1"
+  export AWS_ENDPOINT_URL="$CAIRN_TEST_DYNAMODB_ENDPOINT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+  target/release/cairn --store dynamodb --table "$CAIRN_TABLE" table create >/dev/null
+  step "starting the Lambda runtime API emulator"
+  start_lambda_api "$2"
+  export AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$LAMBDA_API_PORT/.rt" AWS_LAMBDA_FUNCTION_NAME=_ \
+    AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 RUST_LOG="${CAIRN_LAMBDA_LOG:-info}"
+}
+
+stop_lambda_test_env() {
+  stop_lambda_api
+  if [ -n "$OWN_MOTO" ]; then stop_moto; OWN_MOTO=""; fi
+}

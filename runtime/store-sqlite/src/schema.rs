@@ -83,24 +83,62 @@ fn pragmas(conn: &Connection, path: &Path) -> Result<(), StoreError> {
 }
 
 /// Opens the writer connection: WAL, durable commits, schema in place.
+///
+/// Two processes opening a new store at once (a `cairn run` creating it, a
+/// `cairn status` polling it) can each hold a lock that the other's switch
+/// to WAL needs; SQLite then answers "database is locked" at once, and a
+/// busy timeout would only make both wait for each other. So an attempt
+/// that meets a lock closes its connection (releasing its own locks) and
+/// starts over, for up to 10 s; a lock held past that is CRN205 (retry),
+/// never "not a Cairn store".
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+    let start = std::time::Instant::now();
+    let mut attempt: u64 = 0;
+    loop {
+        match open_once(path) {
+            Ok(conn) => return Ok(conn),
+            Err(Opening::Busy(e)) if start.elapsed() < Duration::from_secs(10) => {
+                attempt += 1;
+                // Spread the retries of racing processes apart.
+                let jitter = u64::from(std::process::id() % 17);
+                std::thread::sleep(Duration::from_millis(10 * attempt.min(10) + jitter));
+                tracing::debug!(path = %path.display(), attempt, "store locked while opening, retrying: {e}");
+            }
+            Err(Opening::Busy(e)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "{} stayed locked by another process for 10 s ({e}): retry",
+                    path.display()
+                )));
+            }
+            Err(Opening::Failed(e)) => return Err(e),
+        }
+    }
+}
+
+/// Why one attempt to open failed.
+enum Opening {
+    /// Another connection holds a lock: try again.
+    Busy(rusqlite::Error),
+    /// Anything else.
+    Failed(StoreError),
+}
+
+impl From<StoreError> for Opening {
+    fn from(e: StoreError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+fn open_once(path: &Path) -> Result<Connection, Opening> {
     let conn = Connection::open(path).map_err(sql_err(path))?;
-    // Before anything that locks: a second process opening a store that
-    // another is creating (or switching to WAL) waits for it, instead of
-    // taking "database is locked" for a file that is not a Cairn store.
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(sql_err(path))?;
     let not_ours = |e: rusqlite::Error| match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            StoreError::Unavailable(format!(
-                "{} stayed locked by another process for 10 s ({e}): retry",
-                path.display()
-            ))
+            Opening::Busy(e)
         }
-        _ => StoreError::Misconfigured(format!(
+        _ => Opening::Failed(StoreError::Misconfigured(format!(
             "{} is not a Cairn store ({e}): point --db at another file, or move this one away",
             path.display()
-        )),
+        ))),
     };
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
@@ -109,7 +147,8 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
         return Err(StoreError::Misconfigured(format!(
             "{}: cannot switch to WAL mode (got {mode})",
             path.display()
-        )));
+        ))
+        .into());
     }
     pragmas(&conn, path)?;
     let version: i64 = conn
@@ -119,7 +158,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
         return Err(StoreError::Misconfigured(format!(
             "{} was written by a newer cairn (schema v{version}, this one knows v{SCHEMA_VERSION}): upgrade cairn",
             path.display()
-        )));
+        )).into());
     }
     if version < SCHEMA_VERSION {
         let has_tables: i64 = conn
@@ -141,7 +180,8 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
                 return Err(StoreError::Misconfigured(format!(
                     "{} is an SQLite database but not a Cairn store: point --db at another file",
                     path.display()
-                )));
+                ))
+                .into());
             }
         }
         if version == 1 {

@@ -9,9 +9,13 @@ then checks:
 
   * each stack against the facts of infra/CONTRACT.md (parsed from the page,
     so a contract change that the stacks do not follow fails here),
-  * the IAM actions of the function role and the scheduler role against
-    infra/iam-actions.json: exactly those actions, no more, no less, each on
-    the narrow resource its group allows, nothing managed attached,
+  * the IAM actions of the function role, the scheduler role and the callers'
+    managed policy against infra/iam-actions.json: exactly those actions, no
+    more, no less, each on the narrow resource its group allows, nothing
+    managed attached to the roles,
+  * the alarms (CONTRACT.md "Alarms": metrics, dimensions, thresholds,
+    actions), the table's deletion protection, reserved concurrency, and the
+    name prefix on every resource that has a name ("Names"),
   * the two stacks against each other (same statements, same settings).
 
 Usage: drift.py [--sam TEMPLATE] [--tf MODULE_DIR]   (exit 1 on any problem)
@@ -84,6 +88,7 @@ def load_contract(path: Path = CONTRACT) -> dict:
     c["gsis"] = gsis
     c["pitr"] = _find(r"\|\s*point-in-time recovery\s*\|\s*(\w+)", text, "PITR").group(1) == "on"
     c["sse"] = _find(r"\|\s*server-side encryption\s*\|\s*(\w+)", text, "SSE").group(1) == "on"
+    c["deletion_protection"] = _find(r"\|\s*deletion protection\s*\|\s*(\w+)", text, "deletion protection").group(1) == "on"
 
     c["runtime"] = _find(r"runtime `([^`]+)`", text, "the runtime").group(1)
     c["architecture"] = _find(r"architecture `([^`]+)`", text, "the architecture").group(1)
@@ -105,22 +110,41 @@ def load_contract(path: Path = CONTRACT) -> dict:
     # Variables whose value is a parameter: {env var: parameter}.
     c["env_params"] = env_params
     c["log_format"] = _find(r"LogFormat: (\w+)", text, "the log format").group(1)
+    c["reserved_concurrency_param"] = _find(
+        r"reserved concurrency: parameter `(\w+)` \((-?\d+): unreserved", text, "the reserved concurrency parameter"
+    ).group(1)
 
     # The parameter table: | `Name` | `tf_name` | `default` | allowed | feeds |
     section = _find(r"## Parameters \(SAM\) / variables \(Terraform\)\n(.*?)(?=\n## )", text, "the parameter section", re.S).group(1)
     params: dict[str, Any] = {}
+    tf_defaults: dict[str, Any] = {}
     tf_names: dict[str, str] = {}
-    ranges: dict[str, tuple[int, int]] = {}
-    for m in re.finditer(r"^\|\s*`(\w+)`\s*\|\s*`(\w+)`\s*\|\s*`([^`]*)`\s*\|([^|]*)\|", section, re.M):
-        name, v, allowed = m.group(1), m.group(3), m.group(4)
-        params[name] = {"true": True, "false": False}.get(v, int(v) if v.isdigit() else v)
+    ranges: dict[str, tuple[int, int | None]] = {}
+
+    def value(v: str) -> Any:
+        if v == '""':
+            return ""
+        return {"true": True, "false": False}.get(v, int(v) if re.fullmatch(r"-?\d+", v) else v)
+
+    # A default cell is `X`, or `X` (SAM), `Y` (Terraform) when the stacks differ.
+    row = r"^\|\s*`(\w+)`\s*\|\s*`(\w+)`\s*\|\s*`([^`]*)`(?:\s*\(SAM\),\s*`([^`]*)`\s*\(Terraform\))?\s*\|([^|]*)\|"
+    for m in re.finditer(row, section, re.M):
+        name, v, allowed = m.group(1), m.group(3), m.group(5)
+        params[name] = value(v)
+        if m.group(4) is not None:
+            tf_defaults[name] = value(m.group(4))
         tf_names[name] = m.group(2)
         rm = re.fullmatch(r"\s*(\d+)\s*[–-]\s*(\d+)\s*", allowed)
         if rm:
             ranges[name] = (int(rm.group(1)), int(rm.group(2)))
+        rm = re.fullmatch(r"\s*≥\s*(-?\d+)\s*", allowed)
+        if rm:
+            ranges[name] = (int(rm.group(1)), None)
     if not params:
         raise ContractFormatError("CONTRACT.md: no parameter rows found; update infra/tests/drift.py")
     c["params"] = params
+    # Parameters whose Terraform default differs from SAM's: {name: Terraform default}.
+    c["tf_param_defaults"] = tf_defaults
     c["tf_variables"] = tf_names
     c["param_ranges"] = ranges
 
@@ -147,6 +171,50 @@ def load_contract(path: Path = CONTRACT) -> dict:
     c["url_auth"] = _find(r"`AuthType: (\w+)`", text, "the Function URL auth type").group(1)
     outputs_line = _find(r"## Outputs\s*\n\s*\n(.*)", text, "the outputs").group(1)
     c["outputs"] = re.findall(r"`(\w+)`", outputs_line)
+
+    # Names: | `kind` | `pattern with {prefix}` |
+    section = _find(r"\n## Names\n(.*?)(?=\n## )", text, "the Names section", re.S).group(1)
+    c["name_param"] = _find(r"`\{prefix\}`\s*below \(parameter `(\w+)`\)", section, "the name prefix parameter").group(1)
+    names = {}
+    for m in re.finditer(r"^\|\s*`(\w+)`\s*\|\s*`([^`]+)`", section, re.M):
+        names[m.group(1)] = m.group(2).replace("{prefix}", f"{{param:{c['name_param']}}}")
+    if "alarm" not in names or "table" not in names:
+        raise ContractFormatError("CONTRACT.md: the Names table lacks rows; update infra/tests/drift.py")
+    c["names"] = names
+
+    # Alarms: | `name` | `namespace` | metrics | dimensions | `statistic` | period | periods | threshold |
+    section = _find(r"\n## Alarms\n(.*?)(?=\n## )", text, "the Alarms section", re.S).group(1)
+    c["alarm_param"] = _find(r"SNS topic of parameter `(\w+)`", section, "the alarm topic parameter").group(1)
+    c["alarm_comparison"] = _find(r"each `(\w+)`", section, "the alarms' comparison").group(1)
+    c["alarm_missing"] = "notBreaching" if re.search(r"missing data not\s+breaching", section) else "missing"
+    alarms = {}
+    for m in re.finditer(
+        r"^\|\s*`([\w-]+)`\s*\|\s*`([\w/]+)`\s*\|([^|]+)\|([^|]+)\|\s*`(\w+)`\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|",
+        section,
+        re.M,
+    ):
+        dimsets = []
+        for part in m.group(4).split(";"):
+            dims = tuple(re.findall(r"`(\w+)`", part))
+            queue = "scheduler_dlq" if "schedule dead-letter queue" in part else "dlq" if "dead-letter queue" in part else None
+            dimsets.append({"dims": dims, "queue": queue, "each_gsi": "each GSI" in part})
+        alarms[m.group(1)] = {
+            "namespace": m.group(2),
+            "metrics": re.findall(r"`(\w+)`", m.group(3)),
+            "dimsets": dimsets,
+            "statistic": m.group(5),
+            "period": int(m.group(6)),
+            "periods": int(m.group(7)),
+            "threshold": int(m.group(8)),
+        }
+    if not alarms:
+        raise ContractFormatError("CONTRACT.md: no alarm rows found; update infra/tests/drift.py")
+    c["alarms"] = alarms
+
+    section = _find(r"\n## Callers' policy\n(.*?)(?=\n## )", text, "the Callers' policy section", re.S).group(1)
+    m = _find(r"with the condition `([\w:]+)` = `(\w+)`", section, "the Function URL condition")
+    c["caller_url_condition"] = {"StringEquals": {m.group(1): m.group(2)}}
+    c["caller_output"] = _find(r"the\s+output `(\w+)`", section, "the caller policy output").group(1)
     return c
 
 
@@ -166,11 +234,26 @@ ALLOWED_RESOURCES = {
     ("function", "logs"): {"{log_group.arn}:*"},
     ("scheduler_role", "invoke"): {"{function.arn}"},
     ("scheduler_role", "dead_letter_queue"): {"{scheduler_dlq.arn}"},
+    ("caller", "invoke"): {"{function.arn}"},
+    ("caller", "invoke_url"): {"{function.arn}"},
+}
+# The caller group granted only while the Function URL is on (CONTRACT.md, "Callers' policy").
+CALLER_URL_GROUP = "invoke_url"
+URL_ON = "{param:EnableFunctionUrl} == true"
+
+# Alarm dimensions by name: what each must point at.
+ALARM_DIMENSIONS = {
+    "FunctionName": "{function.name}",
+    "TableName": "{table.name}",
+    "ScheduleGroup": "{schedule_group.name}",
 }
 
 # Contract parameter names and the Terraform variables that carry them.
 # (The contract's parameter table names them too; a unit test keeps the two equal.)
 TF_VARIABLES = {
+    "NamePrefix": "name_prefix",
+    "ReservedConcurrency": "reserved_concurrency",
+    "AlarmTopicArn": "alarm_topic_arn",
     "MemorySize": "memory_size",
     "Timeout": "timeout",
     "LogRetentionDays": "log_retention_days",
@@ -187,6 +270,7 @@ TF_OUTPUTS = {
     "FunctionUrl": "function_url",
     "SchedulerDeadLetterQueueUrl": "scheduler_dead_letter_queue_url",
     "SchedulerDeadLetterQueueArn": "scheduler_dead_letter_queue_arn",
+    "CallerPolicyArn": "caller_policy_arn",
 }
 # The environment variable that names the schedule dead-letter queue: the
 # queue it points at is read as `scheduler_dlq`, any other queue as `dlq`.
@@ -214,8 +298,27 @@ SCHEDULER_DLQ_ENV = "CAIRN_SCHEDULER_DLQ_ARN"
 #   "url": {auth, condition, target},
 #   "roles": {function_role: {trust, statements, managed}, scheduler_role: {...}},
 #   "outputs": {TableName: ..., FunctionArn: ..., FunctionUrl: ...},
+#   "stack": "sam" | "tf",
+#   "names": [(kind, name, name without a prefix (SAM) or None), ...]  (every named resource)
+#   "unknown_types": [resource types the name check does not know],
+#   "alarms": {name: {series: [(namespace, metric, ((dim, value), ...), stat, period)],
+#              expression, evaluation_periods, datapoints, threshold, comparison,
+#              treat_missing, actions, ok_actions}},
+#   "caller": {statements: [(effect, actions, resources, condition-json, when)]},
 # }
+# Table adds deletion_protection and retain (never deleted by the stack);
+# function adds reserved_concurrency.
 # A statement is (effect, (actions...), (resources...), condition-json).
+
+
+def _sum_of(expression: str | None, ids: list[str]) -> str | None:
+    """`SUM([a, b, ...])` over exactly the alarm's metric queries -> "SUM(all series)"."""
+    if expression is None:
+        return None
+    m = re.fullmatch(r"\s*SUM\(\[([\w\s,]*)\]\)\s*", expression)
+    if m and sorted(x.strip() for x in m.group(1).split(",") if x.strip()) == sorted(ids):
+        return "SUM(all series)"
+    return expression
 
 
 class Problems(list):
@@ -272,6 +375,8 @@ def load_cfn(path: Path) -> dict:
 
 
 SAM_KINDS = {
+    "AWS::IAM::ManagedPolicy": "caller_policy",
+    "AWS::CloudWatch::Alarm": "alarm",
     "AWS::DynamoDB::Table": "table",
     "AWS::SQS::Queue": "dlq",
     "AWS::Logs::LogGroup": "log_group",
@@ -284,7 +389,38 @@ SAM_KINDS = {
     "AWS::Scheduler::Schedule": "sweep",
     "AWS::Lambda::Url": "url",
 }
-SAM_REF_ATTR = {"AWS::SQS::Queue": "url", "AWS::Serverless::LayerVersion": "arn", "AWS::Lambda::LayerVersion": "arn"}
+SAM_REF_ATTR = {"AWS::IAM::ManagedPolicy": "arn", "AWS::SQS::Queue": "url", "AWS::Serverless::LayerVersion": "arn", "AWS::Lambda::LayerVersion": "arn"}
+# The property that names a resource, by type; resources of the other known
+# types have no name of their own (a mapping, a URL, an inline policy).
+SAM_NAME_PROPS = {
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::Serverless::LayerVersion": "LayerName",
+    "AWS::Lambda::LayerVersion": "LayerName",
+    "AWS::Serverless::Function": "FunctionName",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::Scheduler::ScheduleGroup": "Name",
+    "AWS::Scheduler::Schedule": "Name",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+}
+SAM_UNNAMED = {"AWS::Lambda::EventSourceMapping", "AWS::Lambda::Url", "AWS::IAM::Policy"}
+TF_NAME_PROPS = {
+    "aws_dynamodb_table": "name",
+    "aws_sqs_queue": "name",
+    "aws_cloudwatch_log_group": "name",
+    "aws_lambda_layer_version": "layer_name",
+    "aws_lambda_function": "function_name",
+    "aws_iam_role": "name",
+    "aws_iam_policy": "name",
+    "aws_scheduler_schedule_group": "name",
+    "aws_scheduler_schedule": "name",
+    "aws_cloudwatch_metric_alarm": "alarm_name",
+}
+TF_UNNAMED = {"aws_lambda_event_source_mapping", "aws_lambda_function_url", "aws_iam_role_policy"}
+
 PSEUDO = {"AWS::Partition": "{partition}", "AWS::Region": "{region}", "AWS::AccountId": "{account}", "AWS::StackName": "{stack}"}
 
 
@@ -338,7 +474,9 @@ class SamReader:
 
     # canonical references ---------------------------------------------------
 
-    def _ref(self, name: str) -> str:
+    def _ref(self, name: str) -> str | None:
+        if name == "AWS::NoValue":
+            return None
         if name in PSEUDO:
             return PSEUDO[name]
         if name in self.params:
@@ -353,6 +491,8 @@ class SamReader:
         kind = self.kinds.get(lid, lid)
         if self.resources.get(lid, {}).get("Type") == "AWS::Logs::LogGroup" and attr == "Arn":
             return f"{{{kind}.arn}}:*"  # CloudFormation's LogGroup Arn ends in :*
+        if attr == "QueueName":
+            return f"{{{kind}.name}}"
         return f"{{{kind}.{_snake(attr)}}}"
 
     def _sub(self, s: str) -> str:
@@ -389,7 +529,7 @@ class SamReader:
         m: dict[str, Any] = {}
         c = self.canon
 
-        _, t = self.one("table")
+        tid, t = self.one("table")
         keys = {k["KeyType"]: k["AttributeName"] for k in _as_list(t.get("KeySchema"))}
         attrs = {a["AttributeName"]: a["AttributeType"] for a in _as_list(t.get("AttributeDefinitions"))}
         gsis = {}
@@ -412,7 +552,10 @@ class SamReader:
             "ttl_enabled": ttl.get("Enabled") is True,
             "pitr": (t.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is True,
             "sse": (t.get("SSESpecification") or {}).get("SSEEnabled") is True,
+            "deletion_protection": t.get("DeletionProtectionEnabled") is True,
+            "retain": all((self.resources.get(tid) or {}).get(k) == "Retain" for k in ("DeletionPolicy", "UpdateReplacePolicy")),
         }
+        m["stack"] = "sam"
 
         m["params"] = {name: p.get("Default") for name, p in self.params.items()}
         # CloudFormation parameter defaults of Type Number may be strings.
@@ -423,9 +566,9 @@ class SamReader:
             if p.get("Type") == "String" and d in ("true", "false"):
                 m["params"][name] = d == "true"
         m["param_ranges"] = {
-            name: (int(p["MinValue"]), int(p["MaxValue"]))
+            name: (int(p["MinValue"]), int(p["MaxValue"]) if "MaxValue" in p else None)
             for name, p in self.params.items()
-            if "MinValue" in p and "MaxValue" in p
+            if "MinValue" in p
         }
 
         fid, f = self.one("function")
@@ -447,6 +590,7 @@ class SamReader:
             "layers": c(_as_list(f.get("Layers"))),
             "dead_letter": c(dlq.get("TargetArn")),
             "role": c(f.get("Role")),
+            "reserved_concurrency": self._unless(c(f.get("ReservedConcurrentExecutions")), "!= -1"),
             "sam_policies": f.get("Policies"),
             "build_method": meta.get("BuildMethod"),
             "binary": (meta.get("BuildProperties") or {}).get("Binary"),
@@ -518,6 +662,10 @@ class SamReader:
         }
 
         m["roles"] = self._roles()
+        m["names"], m["unknown_types"] = self._names()
+        m["alarms"] = self._alarms()
+        _, cp = self.one("caller_policy")
+        m["caller"] = {"statements": self._caller_statements(cp.get("PolicyDocument"))}
 
         outs = self.tpl.get("Outputs") or {}
         m["outputs"] = {name: c((o or {}).get("Value")) for name, o in outs.items()}
@@ -525,6 +673,106 @@ class SamReader:
         if isinstance(url_out, dict) and url_out.get("if") == cond_name:
             m["outputs"]["FunctionUrl"] = {"when_enabled": url_out["then"], "otherwise": url_out["else"]}
         return m
+
+    def _cond_text(self, name: str) -> str | None:
+        """A condition as `{param:X} == v` or `{param:X} != v`."""
+        cond = (self.tpl.get("Conditions") or {}).get(name)
+        neg = False
+        if isinstance(cond, dict) and set(cond) == {"Fn::Not"}:
+            neg, cond = True, _as_list(cond["Fn::Not"])[0]
+        if isinstance(cond, dict) and set(cond) == {"Fn::Equals"}:
+            a, b = (self.canon(x) for x in cond["Fn::Equals"])
+            if isinstance(b, str) and b.startswith("{param:"):
+                a, b = b, a
+            return f"{a} {'!=' if neg else '=='} {str(b).lower()}".rstrip()
+        return None
+
+    def _unless(self, v: Any, test: str) -> Any:
+        """`!If [C, X, !Ref AWS::NoValue]` where C is `{param:P} <test>` -> X."""
+        if isinstance(v, dict) and set(v) == {"if", "then", "else"} and v["else"] is None:
+            cond = self._cond_text(v["if"]) or ""
+            if re.fullmatch(r"\{param:\w+\} " + re.escape(test), cond):
+                return v["then"]
+        return v
+
+    def _names(self) -> tuple[list, list]:
+        """(kind, name with the prefix, name without it) of every named resource."""
+        out, unknown = [], []
+        for lid, r in self.resources.items():
+            t = r.get("Type", "")
+            if t in SAM_UNNAMED:
+                continue
+            if t not in SAM_NAME_PROPS:
+                unknown.append(t)
+                continue
+            v = self.canon((r.get("Properties") or {}).get(SAM_NAME_PROPS[t]))
+            if isinstance(v, dict) and set(v) == {"if", "then", "else"} and self._cond_text(v["if"]) == f"{{param:{self.name_param}}} !=":
+                out.append((self.kinds.get(lid, lid), v["then"], v["else"] if v["else"] != lid else "{logical id}"))
+            else:
+                out.append((self.kinds.get(lid, lid), v, "(not conditional on the prefix)"))
+        return out, unknown
+
+    name_param = "NamePrefix"
+
+    def _alarms(self) -> dict:
+        out = {}
+        for lid, r in self.resources.items():
+            if r.get("Type") != "AWS::CloudWatch::Alarm":
+                continue
+            a = r.get("Properties") or {}
+            name = self._unless(self.canon(a.get("AlarmName")), "!=")
+            series, expression, ids = [], None, []
+            if a.get("Metrics"):
+                for q in _as_list(a.get("Metrics")):
+                    if q.get("Expression"):
+                        expression = q["Expression"] if q.get("ReturnData", True) else f"(not returned) {q['Expression']}"
+                        continue
+                    ms = q.get("MetricStat") or {}
+                    met = ms.get("Metric") or {}
+                    ids.append(q.get("Id"))
+                    series.append(self._series(met.get("Namespace"), met.get("MetricName"), met.get("Dimensions"), ms.get("Stat"), ms.get("Period")))
+            else:
+                series.append(self._series(a.get("Namespace"), a.get("MetricName"), a.get("Dimensions"), a.get("Statistic"), a.get("Period")))
+            out[str(name)] = {
+                "series": sorted(series),
+                "expression": _sum_of(expression, ids),
+                "evaluation_periods": a.get("EvaluationPeriods"),
+                "datapoints": a.get("DatapointsToAlarm"),
+                "threshold": a.get("Threshold"),
+                "comparison": a.get("ComparisonOperator"),
+                "treat_missing": a.get("TreatMissingData", "missing"),
+                "actions_enabled": a.get("ActionsEnabled", True),
+                "actions": self._topic(a.get("AlarmActions")),
+                "ok_actions": self._topic(a.get("OKActions")),
+            }
+        return out
+
+    def _series(self, ns: Any, metric: Any, dims: Any, stat: Any, period: Any) -> tuple:
+        d = tuple(sorted((x.get("Name"), str(self.canon(x.get("Value")))) for x in _as_list(dims)))
+        return (ns, metric, d, stat, period)
+
+    def _topic(self, v: Any) -> Any:
+        v = self.canon(v)
+        if isinstance(v, dict) and set(v) == {"if", "then", "else"} and v["else"] is None:
+            cond = self._cond_text(v["if"]) or ""
+            then = _as_list(v["then"])
+            if len(then) == 1 and cond == f"{then[0]} !=":
+                return f"[{then[0]}] unless empty"
+        return v
+
+    def _caller_statements(self, doc: Any) -> list[tuple]:
+        out = []
+        for st in _as_list((doc or {}).get("Statement")):
+            when = ""
+            if isinstance(st, dict) and set(st) == {"Fn::If"}:
+                cond, then, other = st["Fn::If"]
+                if self.canon(other) is not None:
+                    self.p.add("caller policy: a conditional statement with a statement on both branches")
+                when = self._cond_text(cond) or f"condition {cond}"
+                st = then
+            for s in self._statements({"Statement": [st]}):
+                out.append(s + (when,))
+        return out
 
     def _url_condition(self, cond: Any) -> str | None:
         """`{param:EnableFunctionUrl} == true` for the expected condition."""
@@ -625,6 +873,8 @@ def load_tf(module_dir: Path) -> dict:
 
 
 TF_KINDS = {
+    "aws_iam_policy": "caller_policy",
+    "aws_cloudwatch_metric_alarm": "alarm",
     "aws_dynamodb_table": "table",
     "aws_sqs_queue": "dlq",
     "aws_cloudwatch_log_group": "log_group",
@@ -726,6 +976,15 @@ class TfReader:
         m = re.fullmatch(r"\$\{local\.(\w+)\}", s)
         if m:
             return self.canon(self.locals.get(m.group(1)))
+        rev = {v: k for k, v in TF_VARIABLES.items()}
+        # `cond ? [x] : []` and friends, as the SAM reader writes them.
+        m = re.fullmatch(r'\$\{var\.(\w+) == \\?"\\?" \? \[\] : \[var\.\1\]\}', s)
+        if m:
+            return f"[{{param:{rev.get(m.group(1), m.group(1))}}}] unless empty"
+        # An optional override whose default is null falls back to the other variable.
+        m = re.fullmatch(r"\$\{coalesce\(var\.(\w+), var\.(\w+)\)\}", s)
+        if m and m.group(1) in self.variables and self.variables[m.group(1)].get("default") is None:
+            s = "${var." + m.group(2) + "}"
         # arn:...:schedule-group/NAME -> arn:...:schedule/NAME (the group's schedules)
         s = re.sub(
             r"\$\{replace\(aws_scheduler_schedule_group\.\w+\.arn,\s*\\?\":schedule-group/\\?\",\s*\\?\":schedule/\\?\"\)\}",
@@ -735,7 +994,6 @@ class TfReader:
         s = re.sub(r"\$\{data\.aws_caller_identity\.\w+\.account_id\}", "{account}", s)
         s = re.sub(r"\$\{data\.aws_partition\.\w+\.partition\}", "{partition}", s)
         s = re.sub(r"\$\{data\.aws_region\.\w+\.(?:name|region|id)\}", "{region}", s)
-        rev = {v: k for k, v in TF_VARIABLES.items()}
         s = re.sub(r"\$\{var\.(\w+)\}", lambda m: f"{{param:{rev.get(m.group(1), m.group(1))}}}", s)
         s = re.sub(
             r"\$\{(aws_\w+)\.(\w+)(?:\[\d+\])?\.(\w+)\}",
@@ -771,18 +1029,23 @@ class TfReader:
             "ttl_enabled": ttl.get("enabled") is True,
             "pitr": _block(t.get("point_in_time_recovery")).get("enabled") is True,
             "sse": _block(t.get("server_side_encryption")).get("enabled") is True,
+            "deletion_protection": t.get("deletion_protection_enabled") is True,
+            "retain": _block(t.get("lifecycle")).get("prevent_destroy") is True,
         }
+        m["stack"] = "tf"
 
         rev = {v: k for k, v in TF_VARIABLES.items()}
         m["params"] = {rev.get(n, n): body.get("default") for n, body in self.variables.items()}
         m["param_ranges"] = {}
         for n, body in self.variables.items():
             for v in _as_list(body.get("validation")):
-                rm = re.fullmatch(
-                    rf"\$\{{var\.{n} >= (\d+) && var\.{n} <= (\d+)\}}", str(_block(v).get("condition"))
-                )
+                cond = str(_block(v).get("condition"))
+                rm = re.fullmatch(rf"\$\{{var\.{n} >= (-?\d+) && var\.{n} <= (\d+)\}}", cond)
                 if rm:
                     m["param_ranges"][rev.get(n, n)] = (int(rm.group(1)), int(rm.group(2)))
+                rm = re.fullmatch(rf"\$\{{var\.{n} >= (-?\d+)\}}", cond)
+                if rm:
+                    m["param_ranges"][rev.get(n, n)] = (int(rm.group(1)), None)
 
         _, f = self.one("function")
         env = _block(f.get("environment")).get("variables") or {}
@@ -799,6 +1062,7 @@ class TfReader:
             "layers": c(_as_list(f.get("layers"))),
             "dead_letter": c(_block(f.get("dead_letter_config")).get("target_arn")),
             "role": c(f.get("role")),
+            "reserved_concurrency": c(f.get("reserved_concurrent_executions")),
             "package": c(f.get("filename")),
         }
         _, layer = self.one("layer")
@@ -870,6 +1134,10 @@ class TfReader:
         }
 
         m["roles"] = self._roles()
+        m["names"], m["unknown_types"] = self._names()
+        m["alarms"] = self._alarms()
+        _, cp = self.one("caller_policy")
+        m["caller"] = {"statements": self._caller_statements(self._policy_doc(cp.get("policy")))}
 
         outs: dict[str, Any] = {}
         rev_out = {v: k for k, v in TF_OUTPUTS.items()}
@@ -884,8 +1152,67 @@ class TfReader:
         m["outputs"] = outs
         return m
 
-    def _statements(self, doc: dict | None) -> list[tuple]:
+    def _names(self) -> tuple[list, list]:
+        out, unknown = [], []
+        for (rtype, name), body in self.resources.items():
+            if rtype in TF_UNNAMED:
+                continue
+            if rtype not in TF_NAME_PROPS:
+                unknown.append(rtype)
+                continue
+            out.append((self.kinds.get((rtype, name), f"{rtype}.{name}"), self.canon(body.get(TF_NAME_PROPS[rtype])), None))
+        return out, unknown
+
+    def _alarms(self) -> dict:
+        out = {}
+        for (rtype, _name), a in self.resources.items():
+            if rtype != "aws_cloudwatch_metric_alarm":
+                continue
+            series, expression, ids = [], None, []
+            if a.get("metric_query"):
+                for q in _as_list(a.get("metric_query")):
+                    if q.get("expression"):
+                        expression = q["expression"] if q.get("return_data", False) else f"(not returned) {q['expression']}"
+                        continue
+                    met = _block(q.get("metric"))
+                    ids.append(q.get("id"))
+                    series.append(self._series(met.get("namespace"), met.get("metric_name"), met.get("dimensions"), met.get("stat"), met.get("period")))
+            else:
+                series.append(self._series(a.get("namespace"), a.get("metric_name"), a.get("dimensions"), a.get("statistic"), a.get("period")))
+            out[str(self.canon(a.get("alarm_name")))] = {
+                "series": sorted(series),
+                "expression": _sum_of(expression, ids),
+                "evaluation_periods": a.get("evaluation_periods"),
+                "datapoints": a.get("datapoints_to_alarm"),
+                "threshold": a.get("threshold"),
+                "comparison": a.get("comparison_operator"),
+                "treat_missing": a.get("treat_missing_data", "missing"),
+                "actions_enabled": a.get("actions_enabled", True),
+                "actions": self.canon(a.get("alarm_actions")),
+                "ok_actions": self.canon(a.get("ok_actions")),
+            }
+        return out
+
+    def _series(self, ns: Any, metric: Any, dims: Any, stat: Any, period: Any) -> tuple:
+        d = tuple(sorted((k, str(self.canon(v))) for k, v in (dims or {}).items()))
+        return (ns, metric, d, stat, period)
+
+    def _caller_statements(self, doc: dict | None) -> list[tuple]:
+        out = [s + ("",) for s in self._statements(doc, dynamic_ok=True)]
+        rev = {v: k for k, v in TF_VARIABLES.items()}
+        for dyn in _as_list((doc or {}).get("dynamic")):
+            body = dyn.get("statement")
+            if not body:
+                continue
+            fm = re.fullmatch(r"\$\{var\.(\w+) \? \[1\] : \[\]\}", str(body.get("for_each")))
+            when = f"{{param:{rev.get(fm.group(1), fm.group(1))}}} == true" if fm else f"for_each {body.get('for_each')}"
+            out += [s + (when,) for s in self._statements({"statement": _as_list(body.get("content"))})]
+        return out
+
+    def _statements(self, doc: dict | None, dynamic_ok: bool = False) -> list[tuple]:
         out = []
+        if (doc or {}).get("dynamic") and not dynamic_ok:
+            self.p.add("policy document has dynamic statements; the test cannot see them")
         for st in _as_list((doc or {}).get("statement")):
             for bad in ("not_actions", "not_resources", "not_principals"):
                 if bad in st:
@@ -941,6 +1268,8 @@ class TfReader:
                 roles[by_addr[rm.group(1)]]["statements"] += self._statements(self._policy_doc(body.get("policy")))
             elif rtype in ("aws_iam_role_policy_attachment", "aws_iam_policy_attachment", "aws_iam_policy", "aws_iam_role_policies_exclusive"):
                 rm = re.search(r"aws_iam_role\.(\w+)", json.dumps(body))
+                if rtype == "aws_iam_policy" and not rm:
+                    continue  # the callers' policy, attached to nothing (checked on its own)
                 if rm and rm.group(1) in by_addr:
                     roles[by_addr[rm.group(1)]]["managed"].append(f"{rtype}.{name}")
                 else:
@@ -969,6 +1298,8 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
     eq("table TTL enabled", t.get("ttl_enabled"), True)
     eq("table point-in-time recovery", t.get("pitr"), c["pitr"])
     eq("table server-side encryption", t.get("sse"), c["sse"])
+    eq("table deletion protection", t.get("deletion_protection"), c["deletion_protection"])
+    eq("table kept by the stack (SAM DeletionPolicy/UpdateReplacePolicy Retain, Terraform prevent_destroy)", t.get("retain"), True)
     gsis = t.get("gsis", {})
     eq("table GSI names", sorted(gsis), sorted(c["gsis"]))
     for name, want in c["gsis"].items():
@@ -981,6 +1312,8 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
     if missing_params:
         p.add(f"parameters: missing {missing_params}")
     for name, default in c["params"].items():
+        if m.get("stack") == "tf":
+            default = c["tf_param_defaults"].get(name, default)
         if name in m.get("params", {}):
             eq(f"parameter {name} default", m["params"][name], default)
     for name, want_range in c["param_ranges"].items():
@@ -1000,6 +1333,7 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
     eq("layer architectures", m.get("layer", {}).get("architectures"), [c["architecture"]])
     eq("function role", f.get("role"), "{function_role.arn}")
     eq("function dead-letter queue", f.get("dead_letter"), "{dlq.arn}")
+    eq("function reserved concurrency", f.get("reserved_concurrency"), f"{{param:{c['reserved_concurrency_param']}}}")
     eq("function environment names", sorted(f.get("env", {})), sorted(c["env"]))
     # Values the contract gives in words.
     referenced = {
@@ -1063,6 +1397,12 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
         eq("output SchedulerDeadLetterQueueUrl", outs["SchedulerDeadLetterQueueUrl"], "{scheduler_dlq.url}")
     if "SchedulerDeadLetterQueueArn" in outs:
         eq("output SchedulerDeadLetterQueueArn", outs["SchedulerDeadLetterQueueArn"], "{scheduler_dlq.arn}")
+    if c["caller_output"] in outs:
+        eq(f"output {c['caller_output']}", outs[c["caller_output"]], "{caller_policy.arn}")
+
+    check_names(m, c, p)
+    check_alarms(m, c, p)
+    check_caller(m, c, iam, p)
 
     roles = m.get("roles", {})
     eq("IAM roles", sorted(roles), sorted(["function_role", "scheduler_role"]))
@@ -1072,6 +1412,94 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
         eq("function role trust", roles["function_role"]["trust"], ["lambda.amazonaws.com"])
     for principal, role_kind in (("function", "function_role"), ("scheduler_role", "scheduler_role")):
         check_iam(principal, roles.get(role_kind), iam, p)
+    if c["alarm_param"] not in c["params"] or c["name_param"] not in c["params"]:
+        p.add("contract: the alarm topic or name prefix parameter is not in the parameter table")
+
+
+def check_names(m: dict, c: dict, p: Problems) -> None:
+    """Every named resource takes its name from the prefix (CONTRACT.md, "Names")."""
+    for t in m.get("unknown_types", []):
+        p.add(f"names: resource type {t} is unknown to the name check; add it to drift.py's NAME_PROPS (and name it from the prefix)")
+    alarm_names = {c["names"]["alarm"].replace("{alarm}", a) for a in c["alarms"]}
+    seen: dict[str, int] = {}
+    for kind, name, unprefixed in m.get("names", []):
+        seen[kind] = seen.get(kind, 0) + 1
+        if kind == "alarm":
+            if name not in alarm_names:
+                p.add(f"names: alarm named {name!r}, not the prefix and an alarm of the contract ({sorted(alarm_names)})")
+        elif kind not in c["names"]:
+            p.add(f"names: a {kind} resource, which CONTRACT.md's Names table does not list")
+        elif name != c["names"][kind]:
+            p.add(f"names: {kind} is named {name!r}, contract says {c['names'][kind]!r}")
+        if m.get("stack") == "sam" and unprefixed is not None and not (kind == "layer" and unprefixed == "{logical id}"):
+            p.add(f"names: {kind} without a prefix is named {unprefixed!r}; CloudFormation must name it (AWS::NoValue)")
+    for kind in c["names"]:
+        if kind != "alarm" and seen.get(kind, 0) != 1:
+            p.add(f"names: expected one named {kind}, found {seen.get(kind, 0)}")
+
+
+def expected_alarm(a: dict, c: dict) -> dict:
+    """One alarm of CONTRACT.md's Alarms table, in the model's shape."""
+    series = []
+    for metric in a["metrics"]:
+        for ds in a["dimsets"]:
+            for gsi in sorted(c["gsis"]) if ds["each_gsi"] else [None]:
+                dims = {}
+                for d in ds["dims"]:
+                    if d == "QueueName":
+                        dims[d] = f"{{{ds['queue']}.name}}"
+                    elif d == "GlobalSecondaryIndexName":
+                        dims[d] = gsi
+                    else:
+                        dims[d] = ALARM_DIMENSIONS.get(d, f"{{unknown dimension {d}}}")
+                series.append((a["namespace"], metric, tuple(sorted(dims.items())), a["statistic"], a["period"]))
+    topic = f"[{{param:{c['alarm_param']}}}] unless empty"
+    return {
+        "series": sorted(series),
+        "expression": "SUM(all series)" if len(series) > 1 else None,
+        "evaluation_periods": a["periods"],
+        "datapoints": a["periods"],
+        "threshold": a["threshold"],
+        "comparison": c["alarm_comparison"],
+        "treat_missing": c["alarm_missing"],
+        "actions_enabled": True,
+        "actions": topic,
+        "ok_actions": topic,
+    }
+
+
+def check_alarms(m: dict, c: dict, p: Problems) -> None:
+    have = m.get("alarms", {})
+    want = {c["names"]["alarm"].replace("{alarm}", name): expected_alarm(a, c) for name, a in c["alarms"].items()}
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    if missing:
+        p.add(f"alarms: missing {missing}")
+    if extra:
+        p.add(f"alarms: not in the contract {extra}")
+    for name in sorted(set(want) & set(have)):
+        for k, v in want[name].items():
+            got = have[name].get(k)
+            if k == "series":
+                got = sorted(tuple(tuple(x) if isinstance(x, list) else x for x in s) for s in got or [])
+            if got != v:
+                p.add(f"alarm {name} {k}: has {got!r}, contract says {v!r}")
+
+
+def check_caller(m: dict, c: dict, iam: dict, p: Problems) -> None:
+    """The callers' policy: exactly iam-actions.json["caller"]; the URL only when it is on, only for AWS_IAM."""
+    stmts = m.get("caller", {}).get("statements", [])
+    check_iam("caller", {"statements": [s[:4] for s in stmts], "managed": []}, iam, p)
+    group_of = {a: g for g, acts in iam["caller"].items() for a in acts}
+    url_cond = json.dumps(c["caller_url_condition"], sort_keys=True)
+    for _effect, actions, _resources, cond, when in stmts:
+        for action in actions:
+            if group_of.get(action) == CALLER_URL_GROUP:
+                if when != URL_ON:
+                    p.add(f"IAM caller: {action} granted {'always' if not when else 'when ' + when}, contract says only when {URL_ON}")
+                if cond != url_cond:
+                    p.add(f"IAM caller: {action} with condition {cond or 'none'}, contract says {url_cond}")
+            elif action in group_of and when:
+                p.add(f"IAM caller: {action} granted only when {when}; callers need it always")
 
 
 def check_iam(principal: str, role: dict | None, iam: dict, p: Problems) -> None:
@@ -1129,11 +1557,20 @@ COMPARED = [
     ("sweep",),
     ("url",),
     ("outputs",),
+    ("function", "reserved_concurrency"),
+    ("alarms",),
+    ("caller",),
 ]
 
 
-def check_same(sam: dict, tf: dict, p: Problems) -> None:
+def check_same(sam: dict, tf: dict, p: Problems, contract: dict | None = None) -> None:
     """The two stacks describe the same deployment."""
+    # Parameters whose defaults the contract sets apart (NamePrefix) are not compared.
+    apart = set((contract or load_contract())["tf_param_defaults"])
+    na = sorted((k, n) for k, n, _ in sam.get("names", []))
+    nb = sorted((k, n) for k, n, _ in tf.get("names", []))
+    if na != nb:
+        p.add(f"names differ: only in SAM {sorted(set(na) - set(nb))}, only in Terraform {sorted(set(nb) - set(na))}")
     for path in COMPARED:
         a, b = sam, tf
         for k in path:
@@ -1146,8 +1583,8 @@ def check_same(sam: dict, tf: dict, p: Problems) -> None:
                         p.add(f"{'.'.join(path)}.{k} differs: SAM {a.get(k)!r} vs Terraform {b.get(k)!r}")
             else:
                 p.add(f"{'.'.join(path)} differs: SAM {a!r} vs Terraform {b!r}")
-    pa = {k: v for k, v in sam.get("params", {}).items() if k in TF_VARIABLES}
-    pb = {k: v for k, v in tf.get("params", {}).items() if k in TF_VARIABLES}
+    pa = {k: v for k, v in sam.get("params", {}).items() if k in TF_VARIABLES and k not in apart}
+    pb = {k: v for k, v in tf.get("params", {}).items() if k in TF_VARIABLES and k not in apart}
     if pa != pb:
         p.add(f"parameters differ: SAM {pa!r} vs Terraform {pb!r}")
     ra = {k: v for k, v in sam.get("param_ranges", {}).items() if k in TF_VARIABLES}
@@ -1214,7 +1651,7 @@ def run(sam_path: Path = SAM_TEMPLATE, tf_dir: Path = TF_MODULE) -> dict[str, Pr
         check_tf_only(tf, out["Terraform"])
     out["SAM vs Terraform"] = Problems()
     if sam is not None and tf is not None:
-        check_same(sam, tf, out["SAM vs Terraform"])
+        check_same(sam, tf, out["SAM vs Terraform"], contract)
     return out
 
 

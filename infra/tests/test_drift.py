@@ -60,12 +60,48 @@ def test_contract_page_parses(contract):
         "InboxGraceSeconds": 60,
         "BatchConcurrency": 8,
         "ParallelizationFactor": 2,
+        "NamePrefix": "",
+        "ReservedConcurrency": -1,
+        "AlarmTopicArn": "",
     }
+    # SAM's empty prefix keeps CloudFormation's generated names; Terraform's keeps "cairn".
+    assert contract["tf_param_defaults"] == {"NamePrefix": "cairn"}
     assert contract["param_ranges"]["ParallelizationFactor"] == (1, 10)
+    assert contract["param_ranges"]["ReservedConcurrency"] == (-1, None)
+    assert contract["reserved_concurrency_param"] == "ReservedConcurrency"
+    assert contract["deletion_protection"] is True
     assert contract["sweep_param"] == "SweepRate" and contract["parallelization_param"] == "ParallelizationFactor"
     assert contract["schedule_retry_policy"] == (86400, 185)
     assert contract["scheduler_dlq_encrypted"] and contract["on_failure_encrypted"]
     assert contract["max_retries"] == 10  # the stream mapping's, not the schedules' 185
+
+
+def test_contract_alarms_names_and_caller_parse(contract):
+    assert set(contract["alarms"]) == {
+        "stream-iterator-age",
+        "function-errors",
+        "function-throttles",
+        "dead-letter",
+        "scheduler-dead-letter",
+        "table-throttles",
+        "scheduler-target-errors",
+        "scheduler-dropped",
+    }
+    a = contract["alarms"]
+    assert (a["stream-iterator-age"]["namespace"], a["stream-iterator-age"]["metrics"]) == ("AWS/Lambda", ["IteratorAge"])
+    assert a["scheduler-dropped"]["namespace"] == "AWS/Scheduler"
+    assert a["scheduler-dropped"]["metrics"] == ["InvocationDroppedCount"]
+    assert a["scheduler-target-errors"]["metrics"] == ["TargetErrorCount"]
+    assert [d["queue"] for d in a["dead-letter"]["dimsets"]] == ["dlq"]
+    assert [d["queue"] for d in a["scheduler-dead-letter"]["dimsets"]] == ["scheduler_dlq"]
+    # The table alarm covers reads and writes of the table and of each GSI.
+    table = drift.expected_alarm(a["table-throttles"], contract)
+    assert len(table["series"]) == 2 * (1 + len(contract["gsis"])) and table["expression"] == "SUM(all series)"
+    assert contract["alarm_missing"] == "notBreaching" and contract["alarm_param"] == "AlarmTopicArn"
+    assert contract["name_param"] == "NamePrefix"
+    assert contract["names"]["dlq"] == "{param:NamePrefix}-dead-letter"
+    assert contract["caller_url_condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
+    assert contract["caller_output"] in contract["outputs"]
 
 
 def test_contract_names_the_terraform_variables(contract):
@@ -110,6 +146,17 @@ def test_granted_actions_equal_the_list_exactly(models, iam):
         for principal, role in (("function", "function_role"), ("scheduler_role", "scheduler_role")):
             granted = {a for _e, actions, _r, _c in model["roles"][role]["statements"] for a in actions}
             assert granted == {a for g in iam[principal].values() for a in g}, (kind, principal)
+        granted = {a for _e, actions, _r, _c, _w in model["caller"]["statements"] for a in actions}
+        assert granted == {a for g in iam["caller"].values() for a in g}, (kind, "caller")
+
+
+def test_every_name_is_prefixed(models, contract):
+    # Each stack names every resource it has from the prefix, and both name the same resources.
+    for kind, model in models.items():
+        assert not model["unknown_types"], (kind, model["unknown_types"])
+        names = {k for k, _n, _u in model["names"]}
+        assert names == set(contract["names"]), kind
+        assert all(n.startswith("{param:NamePrefix}") or n.startswith("/aws/lambda/{param:NamePrefix}") for _k, n, _u in model["names"])
 
 
 # The checker itself: a change in the model must show up as a problem.
@@ -155,6 +202,42 @@ def test_granted_actions_equal_the_list_exactly(models, iam):
             "sqs:SendMessage on '{dlq.arn}'",
         ),
         (lambda m: m["roles"]["function_role"]["managed"].append("arn:aws:iam::aws:policy/AdministratorAccess"), "managed"),
+        (lambda m: m["table"].update(deletion_protection=False), "table deletion protection"),
+        (lambda m: m["table"].update(retain=False), "table kept by the stack"),
+        (lambda m: m["function"].update(reserved_concurrency=None), "function reserved concurrency"),
+        (lambda m: m["params"].update(NamePrefix=""), "parameter NamePrefix default"),
+        (lambda m: m["params"].pop("AlarmTopicArn"), "parameters: missing ['AlarmTopicArn']"),
+        (lambda m: m["param_ranges"].update(ReservedConcurrency=(0, None)), "parameter ReservedConcurrency allowed range"),
+        (lambda m: m["outputs"].pop("CallerPolicyArn"), "outputs"),
+        # alarms
+        (lambda m: m["alarms"].pop("{param:NamePrefix}-scheduler-dropped"), "alarms: missing"),
+        (lambda m: m["alarms"]["{param:NamePrefix}-function-errors"].update(threshold=50), "function-errors threshold"),
+        (lambda m: m["alarms"]["{param:NamePrefix}-dead-letter"].update(actions=[]), "dead-letter actions"),
+        (lambda m: m["alarms"]["{param:NamePrefix}-stream-iterator-age"].update(treat_missing="breaching"), "treat_missing"),
+        (
+            lambda m: m["alarms"]["{param:NamePrefix}-scheduler-target-errors"].update(
+                series=[("AWS/Events", "FailedInvocations", (("ScheduleGroup", "{schedule_group.name}"),), "Sum", 300)]
+            ),
+            "scheduler-target-errors series",
+        ),
+        (
+            # the schedule DLQ alarm watching the other queue
+            lambda m: m["alarms"]["{param:NamePrefix}-scheduler-dead-letter"].update(
+                series=[("AWS/SQS", "ApproximateNumberOfMessagesVisible", (("QueueName", "{dlq.name}"),), "Maximum", 300)]
+            ),
+            "scheduler-dead-letter series",
+        ),
+        (lambda m: m["alarms"]["{param:NamePrefix}-table-throttles"]["series"].pop(), "table-throttles series"),
+        # names
+        (lambda m: m["names"].append(("dlq", "cairn-dead-letter-2", None)), "names: dlq is named"),
+        (lambda m: m["names"].append(("alarm", "{param:NamePrefix}-extra", None)), "names: alarm named"),
+        (lambda m: m["unknown_types"].append("aws_sns_topic"), "unknown to the name check"),
+        # the callers' policy
+        (lambda m: m["caller"]["statements"].pop(), "actions of infra/iam-actions.json not granted: ['lambda:InvokeFunctionUrl']"),
+        (lambda m: m["caller"]["statements"].append(("Allow", ("lambda:GetFunction",), ("{function.arn}",), "", "")), "actions not in infra/iam-actions.json"),
+        (lambda m: m["caller"]["statements"].append(("Allow", ("lambda:InvokeFunction",), ("*",), "", "")), "lambda:InvokeFunction on '*'"),
+        (lambda m: m["caller"]["statements"].__setitem__(1, m["caller"]["statements"][1][:4] + ("",)), "granted always"),
+        (lambda m: m["caller"]["statements"].__setitem__(1, m["caller"]["statements"][1][:3] + ("", drift.URL_ON)), "with condition none"),
     ],
 )
 def test_checker_notices(mutate, expect, models, contract, iam):
@@ -162,4 +245,29 @@ def test_checker_notices(mutate, expect, models, contract, iam):
     mutate(model)
     p = drift.Problems()
     drift.check_contract(model, contract, iam, p)
+    assert any(expect in msg for msg in p), list(p)
+
+
+def test_checker_notices_a_sam_name_set_without_the_prefix(models, contract, iam):
+    model = copy.deepcopy(models["sam"])
+    model["names"] = [(k, n, "cairn-dlq" if k == "dlq" else u) for k, n, u in model["names"]]
+    p = drift.Problems()
+    drift.check_contract(model, contract, iam, p)
+    assert any("CloudFormation must name it" in msg for msg in p), list(p)
+
+
+@pytest.mark.parametrize(
+    "mutate, expect",
+    [
+        (lambda m: m["alarms"]["{param:NamePrefix}-function-throttles"].update(threshold=11), "alarms.{param:NamePrefix}-function-throttles differs"),
+        (lambda m: m["function"].update(reserved_concurrency=5), "function.reserved_concurrency differs"),
+        (lambda m: m["names"].append(("caller_policy", "{param:NamePrefix}-caller2", None)), "names differ"),
+        (lambda m: m["caller"]["statements"].pop(), "caller.statements differs"),
+    ],
+)
+def test_stack_comparison_notices(mutate, expect, models, contract):
+    tf = copy.deepcopy(models["tf"])
+    mutate(tf)
+    p = drift.Problems()
+    drift.check_same(models["sam"], tf, p, contract)
     assert any(expect in msg for msg in p), list(p)

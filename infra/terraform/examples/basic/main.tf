@@ -21,9 +21,11 @@ provider "aws" {
 module "cairn" {
   source = "../../modules/cairn"
 
-  name                = var.name
-  table_name          = var.table_name
-  lambda_zip_path     = var.lambda_zip_path
-  layer_zip_path      = var.layer_zip_path
-  enable_function_url = var.enable_function_url
+  name_prefix          = var.name_prefix
+  table_name           = var.table_name
+  lambda_zip_path      = var.lambda_zip_path
+  layer_zip_path       = var.layer_zip_path
+  enable_function_url  = var.enable_function_url
+  reserved_concurrency = var.reserved_concurrency
+  alarm_topic_arn      = var.alarm_topic_arn
 }

@@ -22,3 +22,8 @@ output "scheduler_dead_letter_queue_arn" {
   description = "The schedule dead-letter queue."
   value       = module.cairn.scheduler_dead_letter_queue_arn
 }
+
+output "caller_policy_arn" {
+  description = "The managed policy to attach to applications that call Cairn."
+  value       = module.cairn.caller_policy_arn
+}

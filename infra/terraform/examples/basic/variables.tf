@@ -4,16 +4,16 @@ variable "region" {
   default     = "us-east-1"
 }
 
-variable "name" {
-  description = "Prefix for the function, roles, log group, queue and schedule group."
+variable "name_prefix" {
+  description = "Prefix of every resource name; one per environment in an account and region."
   type        = string
   default     = "cairn"
 }
 
 variable "table_name" {
-  description = "Name of the DynamoDB table."
+  description = "Name of the DynamoDB table; null: name_prefix."
   type        = string
-  default     = "cairn"
+  default     = null
 }
 
 variable "lambda_zip_path" {
@@ -32,4 +32,16 @@ variable "enable_function_url" {
   description = "Create a Function URL (AuthType AWS_IAM)."
   type        = bool
   default     = false
+}
+
+variable "reserved_concurrency" {
+  description = "Concurrent executions reserved for the function; -1: unreserved."
+  type        = number
+  default     = -1
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic the alarms notify; empty: no notifications."
+  type        = string
+  default     = ""
 }

@@ -1,6 +1,7 @@
 # Cairn durable workflow runtime: the journal table (DynamoDB), the Lambda
 # that drives executions, its stream trigger, EventBridge Scheduler wakes
-# (with their dead-letter queue) and the periodic sweep. The same stack as
+# (with their dead-letter queue) and the periodic sweep; a managed policy for
+# callers and CloudWatch alarms. The same stack as
 # infra/sam/template.yaml; follows infra/CONTRACT.md, and IAM grants exactly
 # infra/iam-actions.json (both checked by scripts/check-infra).
 
@@ -23,6 +24,13 @@ locals {
   # One-time schedules the function creates live in the group:
   # arn:...:schedule-group/NAME -> arn:...:schedule/NAME/*
   schedules_arn = "${replace(aws_scheduler_schedule_group.this.arn, ":schedule-group/", ":schedule/")}/*"
+
+  # The table is named by the prefix unless table_name overrides it (an
+  # existing deployment whose table name differs from its prefix).
+  table_name = coalesce(var.table_name, var.name_prefix)
+
+  # Alarm notifications: none unless an SNS topic is given.
+  alarm_actions = var.alarm_topic_arn == "" ? [] : [var.alarm_topic_arn]
 }
 
 data "aws_caller_identity" "current" {}
@@ -30,10 +38,15 @@ data "aws_caller_identity" "current" {}
 # -- storage -------------------------------------------------------------------
 
 resource "aws_dynamodb_table" "this" {
-  name         = var.table_name
+  name         = local.table_name
   billing_mode = "PAY_PER_REQUEST"
-  hash_key     = "pk"
-  range_key    = "sk"
+
+  # The journals are the system of record: DynamoDB refuses DeleteTable while
+  # deletion protection is on, and Terraform refuses any plan that would
+  # destroy or replace the table (see infra/README.md to really delete it).
+  deletion_protection_enabled = true
+  hash_key                    = "pk"
+  range_key                   = "sk"
 
   attribute {
     name = "pk"
@@ -98,12 +111,16 @@ resource "aws_dynamodb_table" "this" {
   }
 
   tags = var.tags
+
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 # Stream records that keep failing, and async invocations (scheduler wakes,
 # the sweep) that keep failing, end up here.
 resource "aws_sqs_queue" "dead_letter" {
-  name                      = "${var.name}-dead-letter"
+  name                      = "${var.name_prefix}-dead-letter"
   sqs_managed_sse_enabled   = true
   message_retention_seconds = 1209600 # 14 days, the maximum
 
@@ -114,7 +131,7 @@ resource "aws_sqs_queue" "dead_letter" {
 # retry policy the function gives its schedules (185 attempts over 24 h). The
 # function passes it to every schedule it creates (CAIRN_SCHEDULER_DLQ_ARN).
 resource "aws_sqs_queue" "scheduler_dead_letter" {
-  name                      = "${var.name}-scheduler-dead-letter"
+  name                      = "${var.name_prefix}-scheduler-dead-letter"
   sqs_managed_sse_enabled   = true
   message_retention_seconds = 1209600 # 14 days, the maximum
 
@@ -122,7 +139,7 @@ resource "aws_sqs_queue" "scheduler_dead_letter" {
 }
 
 resource "aws_cloudwatch_log_group" "function" {
-  name              = "/aws/lambda/${var.name}"
+  name              = "/aws/lambda/${var.name_prefix}"
   retention_in_days = var.log_retention_days
 
   tags = var.tags
@@ -135,7 +152,7 @@ resource "aws_cloudwatch_log_group" "function" {
 # components/. The table holds every registered component and decides which
 # one new executions start on; one the layer lacks is loaded from it.
 resource "aws_lambda_layer_version" "components" {
-  layer_name               = "${var.name}-components"
+  layer_name               = "${var.name_prefix}-components"
   description              = "Cairn workflow components precompiled for arm64, by content hash (a cache of the table)."
   filename                 = var.layer_zip_path
   source_code_hash         = filebase64sha256(var.layer_zip_path)
@@ -149,7 +166,7 @@ resource "aws_lambda_layer_version" "components" {
 }
 
 resource "aws_lambda_function" "this" {
-  function_name    = var.name
+  function_name    = var.name_prefix
   description      = "Cairn driver (stream inbox inserts, scheduler wakes, sweep)."
   role             = aws_iam_role.function.arn
   filename         = var.lambda_zip_path
@@ -159,7 +176,10 @@ resource "aws_lambda_function" "this" {
   architectures    = ["arm64"]
   memory_size      = var.memory_size
   timeout          = var.timeout
-  layers           = [aws_lambda_layer_version.components.arn]
+
+  # -1: unreserved; 0 stops every invocation.
+  reserved_concurrent_executions = var.reserved_concurrency
+  layers                         = [aws_lambda_layer_version.components.arn]
 
   environment {
     variables = {
@@ -202,7 +222,7 @@ data "aws_iam_policy_document" "lambda_assume" {
 }
 
 resource "aws_iam_role" "function" {
-  name               = "${var.name}-function"
+  name               = "${var.name_prefix}-function"
   description        = "Cairn function role; exactly the \"function\" actions of infra/iam-actions.json."
   assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
 
@@ -324,7 +344,7 @@ resource "aws_lambda_event_source_mapping" "inbox" {
 # -- EventBridge Scheduler -------------------------------------------------------------
 
 resource "aws_scheduler_schedule_group" "this" {
-  name = var.name
+  name = var.name_prefix
 
   tags = var.tags
 }
@@ -348,7 +368,7 @@ data "aws_iam_policy_document" "scheduler_assume" {
 }
 
 resource "aws_iam_role" "scheduler" {
-  name               = "${var.name}-scheduler"
+  name               = "${var.name_prefix}-scheduler"
   description        = "Assumed by EventBridge Scheduler to invoke the Cairn function."
   assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
 
@@ -382,7 +402,7 @@ resource "aws_iam_role_policy" "scheduler" {
 }
 
 resource "aws_scheduler_schedule" "sweep" {
-  name        = "${var.name}-sweep"
+  name        = "${var.name_prefix}-sweep"
   description = "Cairn sweep (due timers, expired leases, inbox inserts the stream did not deliver)."
   group_name  = aws_scheduler_schedule_group.this.name
   state       = "ENABLED"
@@ -409,4 +429,322 @@ resource "aws_lambda_function_url" "this" {
 
   function_name      = aws_lambda_function.this.function_name
   authorization_type = "AWS_IAM"
+}
+
+# -- callers' permissions ------------------------------------------------------------
+
+# What an application needs to call Cairn (direct invoke, and the Function URL
+# when it is on): attach it to the application's role. Exactly the "caller"
+# actions of infra/iam-actions.json.
+data "aws_iam_policy_document" "caller" {
+  statement {
+    sid       = "InvokeFunction"
+    effect    = "Allow"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.this.arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.enable_function_url ? [1] : []
+
+    content {
+      sid       = "InvokeFunctionUrl"
+      effect    = "Allow"
+      actions   = ["lambda:InvokeFunctionUrl"]
+      resources = [aws_lambda_function.this.arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "lambda:FunctionUrlAuthType"
+        values   = ["AWS_IAM"]
+      }
+    }
+  }
+}
+
+resource "aws_iam_policy" "caller" {
+  name        = "${var.name_prefix}-caller"
+  description = "Invoke the Cairn function (and its Function URL when enabled); attach to the roles of applications that call Cairn."
+  policy      = data.aws_iam_policy_document.caller.json
+
+  tags = var.tags
+}
+
+# -- alarms (infra/CONTRACT.md "Alarms"; what to do: infra/README.md "Runbook") ---------
+# All: >= threshold, missing data not breaching (most metrics are only published
+# when something happens); actions only when alarm_topic_arn is set.
+
+resource "aws_cloudwatch_metric_alarm" "stream_iterator_age" {
+  alarm_name          = "${var.name_prefix}-stream-iterator-age"
+  alarm_description   = "The stream mapping is more than 5 minutes behind the table's stream (IteratorAge maximum, 5 minutes running); records expire from the stream after 24 h. Runbook: infra/README.md, \"stream-iterator-age\"."
+  namespace           = "AWS/Lambda"
+  metric_name         = "IteratorAge"
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 5
+  threshold           = 300000
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  dimensions = {
+    FunctionName = aws_lambda_function.this.function_name
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "function_errors" {
+  alarm_name          = "${var.name_prefix}-function-errors"
+  alarm_description   = "5 or more invocations of the Cairn function failed (crash, timeout, error result) within 5 minutes. Runbook: infra/README.md, \"function-errors\"."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 5
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  dimensions = {
+    FunctionName = aws_lambda_function.this.function_name
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "function_throttles" {
+  alarm_name          = "${var.name_prefix}-function-throttles"
+  alarm_description   = "10 or more invocations of the Cairn function were throttled within 5 minutes: it is at its concurrency limit. Runbook: infra/README.md, \"function-throttles\"."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 10
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  dimensions = {
+    FunctionName = aws_lambda_function.this.function_name
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "dead_letter" {
+  alarm_name          = "${var.name_prefix}-dead-letter"
+  alarm_description   = "The dead-letter queue holds messages: stream records or async invocations failed every retry. Runbook: infra/README.md, \"dead-letter\"."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  dimensions = {
+    QueueName = aws_sqs_queue.dead_letter.name
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "scheduler_dead_letter" {
+  alarm_name          = "${var.name_prefix}-scheduler-dead-letter"
+  alarm_description   = "The schedule dead-letter queue holds messages: timer wakes Scheduler could not deliver for 24 hours. Runbook: infra/README.md, \"scheduler-dead-letter\"."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  dimensions = {
+    QueueName = aws_sqs_queue.scheduler_dead_letter.name
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "table_throttles" {
+  alarm_name          = "${var.name_prefix}-table-throttles"
+  alarm_description   = "10 or more read or write events on the table or its indexes were throttled within 5 minutes (every throttled request counts at least one). Runbook: infra/README.md, \"table-throttles\"."
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 10
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "throttles"
+    label       = "Read and write throttle events, table and indexes"
+    expression  = "SUM([table_read, table_write, status_read, status_write, wake_read, wake_write])"
+    return_data = true
+  }
+
+  metric_query {
+    id          = "table_read"
+    return_data = false
+
+    metric {
+      namespace   = "AWS/DynamoDB"
+      metric_name = "ReadThrottleEvents"
+      period      = 300
+      stat        = "Sum"
+
+      dimensions = {
+        TableName = aws_dynamodb_table.this.name
+      }
+    }
+  }
+
+  metric_query {
+    id          = "table_write"
+    return_data = false
+
+    metric {
+      namespace   = "AWS/DynamoDB"
+      metric_name = "WriteThrottleEvents"
+      period      = 300
+      stat        = "Sum"
+
+      dimensions = {
+        TableName = aws_dynamodb_table.this.name
+      }
+    }
+  }
+
+  metric_query {
+    id          = "status_read"
+    return_data = false
+
+    metric {
+      namespace   = "AWS/DynamoDB"
+      metric_name = "ReadThrottleEvents"
+      period      = 300
+      stat        = "Sum"
+
+      dimensions = {
+        TableName                = aws_dynamodb_table.this.name
+        GlobalSecondaryIndexName = "by-status"
+      }
+    }
+  }
+
+  metric_query {
+    id          = "status_write"
+    return_data = false
+
+    metric {
+      namespace   = "AWS/DynamoDB"
+      metric_name = "WriteThrottleEvents"
+      period      = 300
+      stat        = "Sum"
+
+      dimensions = {
+        TableName                = aws_dynamodb_table.this.name
+        GlobalSecondaryIndexName = "by-status"
+      }
+    }
+  }
+
+  metric_query {
+    id          = "wake_read"
+    return_data = false
+
+    metric {
+      namespace   = "AWS/DynamoDB"
+      metric_name = "ReadThrottleEvents"
+      period      = 300
+      stat        = "Sum"
+
+      dimensions = {
+        TableName                = aws_dynamodb_table.this.name
+        GlobalSecondaryIndexName = "by-wake"
+      }
+    }
+  }
+
+  metric_query {
+    id          = "wake_write"
+    return_data = false
+
+    metric {
+      namespace   = "AWS/DynamoDB"
+      metric_name = "WriteThrottleEvents"
+      period      = 300
+      stat        = "Sum"
+
+      dimensions = {
+        TableName                = aws_dynamodb_table.this.name
+        GlobalSecondaryIndexName = "by-wake"
+      }
+    }
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "scheduler_target_errors" {
+  alarm_name          = "${var.name_prefix}-scheduler-target-errors"
+  alarm_description   = "EventBridge Scheduler failed to invoke the function 5 or more times within 5 minutes (timer wakes or the sweep; it retries for 24 h). Runbook: infra/README.md, \"scheduler-target-errors\"."
+  namespace           = "AWS/Scheduler"
+  metric_name         = "TargetErrorCount"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 5
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  dimensions = {
+    ScheduleGroup = aws_scheduler_schedule_group.this.name
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "scheduler_dropped" {
+  alarm_name          = "${var.name_prefix}-scheduler-dropped"
+  alarm_description   = "EventBridge Scheduler gave up on an invocation of the function (its retry policy is exhausted). Runbook: infra/README.md, \"scheduler-dropped\"."
+  namespace           = "AWS/Scheduler"
+  metric_name         = "InvocationDroppedCount"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  dimensions = {
+    ScheduleGroup = aws_scheduler_schedule_group.this.name
+  }
+
+  tags = var.tags
 }

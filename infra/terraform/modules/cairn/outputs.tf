@@ -22,3 +22,8 @@ output "scheduler_dead_letter_queue_arn" {
   description = "The schedule dead-letter queue (CAIRN_SCHEDULER_DLQ_ARN)."
   value       = aws_sqs_queue.scheduler_dead_letter.arn
 }
+
+output "caller_policy_arn" {
+  description = "The managed policy to attach to applications that call Cairn (invoke the function, and its URL when enabled)."
+  value       = aws_iam_policy.caller.arn
+}

@@ -1,13 +1,18 @@
-variable "name" {
-  description = "Prefix for the function, its roles, log group, queue and schedule group."
+variable "name_prefix" {
+  description = "Prefix of every resource name (function, table, log group, layer, roles, queues, schedule group, sweep schedule, caller policy, alarms), so two environments coexist in one account and region. Changing it on a deployed stack replaces every named resource (see infra/README.md)."
   type        = string
   default     = "cairn"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}$", var.name_prefix))
+    error_message = "name_prefix must be 1-32 letters, digits, '-' or '_', starting with a letter or digit."
+  }
 }
 
 variable "table_name" {
-  description = "Name of the DynamoDB table (CAIRN_TABLE)."
+  description = "Name of the DynamoDB table (CAIRN_TABLE); null (the default): name_prefix. Set it only to keep an existing table whose name differs from the prefix."
   type        = string
-  default     = "cairn"
+  default     = null
 }
 
 variable "memory_size" {
@@ -101,6 +106,28 @@ variable "parallelization_factor" {
   validation {
     condition     = var.parallelization_factor >= 1 && var.parallelization_factor <= 10
     error_message = "parallelization_factor must be between 1 and 10."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Concurrent executions reserved for the function; -1 (the default) leaves it unreserved, 0 stops every invocation (an emergency brake)."
+  type        = number
+  default     = -1
+
+  validation {
+    condition     = var.reserved_concurrency >= -1
+    error_message = "reserved_concurrency must be -1 (unreserved) or a number of executions (0 or more)."
+  }
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic the alarms notify (on ALARM and back to OK). Empty (the default): the alarms are created without actions."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^(arn:aws[a-zA-Z-]*:sns:[a-z0-9-]+:[0-9]{12}:[a-zA-Z0-9_.-]+)?$", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn must be an SNS topic ARN or empty."
   }
 }
 

@@ -31,8 +31,42 @@ impl ActivityCtx {
     }
 }
 
+/// An activity function: `fn(&ActivityCtx, I) -> Result<O, Failure>`, or
+/// `async fn(ActivityCtx, I) -> Result<O, Failure>` (run to completion on
+/// [`wstd`]'s event loop, so it can await HTTP calls and timers). `M` tells
+/// the two apart.
 #[doc(hidden)]
-pub fn run_activity<I, O, F>(
+pub trait ActivityFn<I, O, M> {
+    fn call(self, ctx: ActivityCtx, input: I) -> Result<O, Failure>;
+}
+
+#[doc(hidden)]
+pub struct SyncActivity;
+
+#[doc(hidden)]
+pub struct AsyncActivity;
+
+impl<F, I, O> ActivityFn<I, O, SyncActivity> for F
+where
+    F: FnOnce(&ActivityCtx, I) -> Result<O, Failure>,
+{
+    fn call(self, ctx: ActivityCtx, input: I) -> Result<O, Failure> {
+        self(&ctx, input)
+    }
+}
+
+impl<F, Fut, I, O> ActivityFn<I, O, AsyncActivity> for F
+where
+    F: FnOnce(ActivityCtx, I) -> Fut,
+    Fut: std::future::Future<Output = Result<O, Failure>>,
+{
+    fn call(self, ctx: ActivityCtx, input: I) -> Result<O, Failure> {
+        wstd::runtime::block_on(self(ctx, input))
+    }
+}
+
+#[doc(hidden)]
+pub fn run_activity<I, O, M, F>(
     name: &str,
     input: Vec<u8>,
     info: ActivityInfo,
@@ -41,7 +75,7 @@ pub fn run_activity<I, O, F>(
 where
     I: DeserializeOwned,
     O: Serialize,
-    F: FnOnce(&ActivityCtx, I) -> Result<O, Failure>,
+    F: ActivityFn<I, O, M>,
 {
     let input: I = serde_json::from_slice(&input).map_err(|e| {
         Failure::non_retryable(format!(
@@ -50,7 +84,7 @@ where
         ))
     })?;
     let ctx = ActivityCtx { info };
-    let output = f(&ctx, input)?;
+    let output = f.call(ctx, input)?;
     serde_json::to_vec(&output).map_err(|e| {
         Failure::non_retryable(format!(
             "activity '{name}' output cannot be serialized: {e}"

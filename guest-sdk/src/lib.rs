@@ -19,9 +19,10 @@
 //!     Ok(format!("{receipt} shipped={ok:?}"))
 //! }
 //!
-//! fn charge(ctx: &ActivityCtx, order: Order) -> Result<String, Failure> {
-//!     // Real IO is allowed here. Use ctx.idempotency_key() to make it safe to retry.
-//!     Ok(format!("charged {} ({})", order.amount, ctx.idempotency_key()))
+//! async fn charge(ctx: ActivityCtx, order: Order) -> Result<String, Failure> {
+//!     // Real IO is allowed here. The request carries `Idempotency-Key:
+//!     // ctx.idempotency_key()`, the same on every retry of this call.
+//!     ctx.http().post_json("https://pay.example/charges", &order).await
 //! }
 //!
 //! cairn_sdk::component! {
@@ -37,17 +38,29 @@
 //! system clock and random sources (the host answers those deterministically
 //! anyway), and do IO only in activities: in workflow mode the filesystem and
 //! the network are denied.
+//!
+//! ## Activities
+//!
+//! An activity is a plain `fn(&ActivityCtx, I) -> Result<O, Failure>`, or an
+//! `async fn(ActivityCtx, I) -> Result<O, Failure>` that awaits IO: HTTP
+//! through [`ActivityCtx::http`] (see [`http`]: the operator allows hosts
+//! with `--allow-http`), timers and streams of [`wstd`], which the SDK
+//! re-exports.
 
 extern crate self as cairn_sdk;
 
 mod activity;
 mod combinators;
 mod failure;
+pub mod http;
 mod ops;
 mod runtime;
 mod saga;
 
 pub use activity::ActivityCtx;
+/// The async runtime async activities run on (Bytecode Alliance's `wstd`):
+/// its timers, streams and raw `wasi:http` client.
+pub use wstd;
 pub use combinators::{Either, join, join_all, select, select_all};
 pub use failure::{Failure, FailureKind};
 pub use ops::{Activity, Child, RetryPolicy, Signal, SignalWithTimeout, Timer};
@@ -112,7 +125,9 @@ pub mod __private {
 /// to the Cairn host. Names are the functions' names.
 ///
 /// - a workflow: `async fn name(ctx: Ctx, input: I) -> Result<O, Failure>`
-/// - an activity: `fn name(ctx: &ActivityCtx, input: I) -> Result<O, Failure>`
+/// - an activity: `fn name(ctx: &ActivityCtx, input: I) -> Result<O, Failure>`,
+///   or `async fn name(ctx: ActivityCtx, input: I) -> Result<O, Failure>`
+///   to await IO such as [`http`] calls
 ///
 /// where `I: Deserialize` and `O: Serialize` (JSON on the wire).
 #[macro_export]

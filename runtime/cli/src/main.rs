@@ -16,7 +16,7 @@ use cairn_core::{
 use cairn_engine::{
     Advance, AdvanceOptions, Engine, EngineConfig, EngineError, StartRequest, SystemClock,
 };
-use cairn_host::{ComponentBytes, Sandbox, SandboxConfig};
+use cairn_host::{ComponentBytes, HttpAllowList, Sandbox, SandboxConfig};
 use cairn_store_sqlite::SqliteStore;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -70,6 +70,24 @@ struct ActivityArgs {
     /// Give activities an environment variable: KEY=VALUE.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     envs: Vec<String>,
+    /// Let activities send HTTP requests (wasi:http) to HOST[:PORT]
+    /// (repeatable or comma-separated; `*.example.com` for subdomains, `*`
+    /// for any host). Other hosts are refused.
+    #[arg(
+        long = "allow-http",
+        value_name = "HOST[:PORT]",
+        env = "CAIRN_ALLOW_HTTP",
+        value_delimiter = ','
+    )]
+    allow_http: Vec<String>,
+    /// Trust the root certificates of this PEM file for activities' HTTPS
+    /// requests, besides the system's (a private CA; repeatable).
+    #[arg(
+        long = "http-extra-roots",
+        value_name = "PEM",
+        env = "CAIRN_HTTP_EXTRA_ROOTS"
+    )]
+    http_extra_roots: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -420,6 +438,9 @@ async fn build(global: &Global, skip_time: bool, activities: &ActivityArgs) -> R
         })?;
         config.activity_env.push((k.into(), v.into()));
     }
+    config.http_allow = HttpAllowList::parse(&activities.allow_http)
+        .map_err(|e| anyhow!("{} {e}", cairn_core::ErrorCode::BadInput))?;
+    config.http_roots = activities.http_extra_roots.clone();
     let sandbox = Arc::new(Sandbox::new(config)?);
     let clock: Arc<dyn Clock> = if skip_time {
         Arc::new(SimClock::new(Timestamp::now_system()))

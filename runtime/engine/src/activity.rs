@@ -108,6 +108,11 @@ impl ActivityTask {
                     FailureKind::Timeout,
                     format!("attempt {attempt} timed out after {ms} ms"),
                 ),
+                // Retrying cannot change the operator's allow-list.
+                Err(HostError::Guest(g @ GuestError::HttpDenied { .. })) => Failure::new(
+                    FailureKind::NonRetryable,
+                    format!("attempt {attempt} failed: {g}"),
+                ),
                 Err(HostError::Guest(g)) => Failure::new(
                     FailureKind::Application,
                     format!("attempt {attempt} failed: {g}"),

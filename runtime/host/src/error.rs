@@ -61,6 +61,12 @@ pub enum GuestError {
         /// The denied import (`wasi:filesystem/preopens#get-directories`).
         call: String,
     },
+    /// An activity sent an HTTP request to a host not on the allow-list.
+    #[error("the activity sent an HTTP request to {target}, which is not on the allow-list: allow it with `--allow-http {target}` (in Lambda: add it to CAIRN_ALLOW_HTTP); not retried")]
+    HttpDenied {
+        /// `host:port` of the refused request.
+        target: String,
+    },
     /// The activity attempt ran out of time.
     #[error("activity attempt timed out after {ms} ms")]
     Timeout {
@@ -73,7 +79,9 @@ impl GuestError {
     /// The stable code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Trap { .. } | Self::Timeout { .. } => ErrorCode::GuestTrap,
+            Self::Trap { .. } | Self::Timeout { .. } | Self::HttpDenied { .. } => {
+                ErrorCode::GuestTrap
+            }
             Self::FuelExhausted { .. } => ErrorCode::FuelExhausted,
             Self::MemoryLimit { .. } => ErrorCode::MemoryLimit,
             Self::Denied { .. } => ErrorCode::DeniedInWorkflow,

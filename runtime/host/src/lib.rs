@@ -18,13 +18,16 @@
 //!     `cairn:workflow/host` imports go to a [`WorkflowCalls`] implementation
 //!     (the engine's driver);
 //!   - *activity mode*: real WASI (clocks, random, network, the directories
-//!     the operator grants), a per-attempt timeout.
+//!     the operator grants), `wasi:http` to the hosts the operator allows
+//!     (see the `http` module: TLS by the host, an allow-list), a
+//!     per-attempt timeout.
 //!
 //! This crate knows nothing of journals or stores: the driver
 //! (`cairn-engine`) answers the workflow's calls.
 
 mod bindings;
 mod error;
+mod http;
 mod limits;
 mod precompile;
 mod sandbox;
@@ -35,6 +38,7 @@ pub use bindings::types::{
     FailureKind as WitFailureKind, LogLevel, QueryRequest, RetryPolicy, Wake,
 };
 pub use error::{GuestError, HostError, Interrupt};
+pub use http::HttpAllowList;
 pub use limits::MemoryBudget;
 pub use precompile::{Precompiler, engine_tag, file_name as precompiled_file_name, host_target};
 pub use sandbox::{

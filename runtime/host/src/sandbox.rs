@@ -6,6 +6,7 @@ use crate::bindings::types::{
 };
 use crate::bindings::{Component as Bindings, ComponentPre};
 use crate::error::{GuestError, HostError, Interrupt};
+use crate::http::{ActivityHttp, HttpAllowList, HttpClient};
 use crate::limits::Limits;
 use crate::wasi::{JournalMonotonicClock, JournalTime, JournalWallClock, SeededRng};
 use cairn_core::ComponentHash;
@@ -22,6 +23,7 @@ use wasmtime::{
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The WIT package this host implements.
 pub const WIT_PACKAGE: &str = "cairn:workflow@0.1.0";
@@ -59,6 +61,11 @@ pub struct SandboxConfig {
     pub activity_env: Vec<(String, String)>,
     /// Whether activities may open network connections.
     pub activity_network: bool,
+    /// Hosts activities may send `wasi:http` requests to (none by default).
+    pub http_allow: HttpAllowList,
+    /// PEM files of root certificates activities' HTTPS requests trust
+    /// besides the system's (a private CA).
+    pub http_roots: Vec<PathBuf>,
     /// Per-attempt timeout of activities that do not set one.
     pub default_activity_timeout: Duration,
     /// Keep activity instances between calls (see
@@ -78,6 +85,8 @@ impl Default for SandboxConfig {
             activity_dirs: Vec::new(),
             activity_env: Vec::new(),
             activity_network: true,
+            http_allow: HttpAllowList::default(),
+            http_roots: Vec::new(),
             default_activity_timeout: Duration::from_secs(300),
             reuse_activity_instances: true,
         }
@@ -266,6 +275,8 @@ pub struct GuestState {
     refuel: bool,
     interrupt: Option<Interrupt>,
     output: Option<MemoryOutputPipe>,
+    http_ctx: WasiHttpCtx,
+    http: ActivityHttp,
 }
 
 impl WasiView for GuestState {
@@ -273,6 +284,17 @@ impl WasiView for GuestState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+/// Linked in activity mode only: workflow mode denies `wasi:http`.
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
         }
     }
 }
@@ -402,6 +424,7 @@ pub struct Sandbox {
     engine_tag: String,
     components: Mutex<HashMap<ComponentHash, Arc<LoadedComponent>>>,
     budget: Option<Arc<crate::MemoryBudget>>,
+    http: Arc<HttpClient>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -442,6 +465,10 @@ impl Sandbox {
 
         let mut activity_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut activity_linker).map_err(internal)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut activity_linker)
+            .map_err(internal)?;
+        let http = HttpClient::new(config.http_allow.clone(), &config.http_roots)
+            .map_err(HostError::Internal)?;
         Bindings::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut activity_linker, |s| s)
             .map_err(internal)?;
 
@@ -457,6 +484,7 @@ impl Sandbox {
             engine_tag,
             components: Mutex::new(HashMap::new()),
             budget: config.memory_budget_bytes.map(crate::MemoryBudget::new),
+            http: Arc::new(http),
             config,
         })
     }
@@ -629,6 +657,8 @@ impl Sandbox {
             rng: SeededRng::new(0),
             refuel: false,
             interrupt: None,
+            http_ctx: WasiHttpCtx::new(),
+            http: ActivityHttp::new(self.http.clone()),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -677,6 +707,8 @@ impl Sandbox {
             refuel: false,
             interrupt: None,
             output: Some(out),
+            http_ctx: WasiHttpCtx::new(),
+            http: ActivityHttp::new(self.http.clone()),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -778,6 +810,13 @@ impl Sandbox {
             .chars()
             .take(4096)
             .collect();
+        // A refused request fails the attempt whatever the guest made of
+        // the error: the operator's allow-list, not the guest, decides.
+        if let Some(target) = store.data().http.denied.clone()
+            && r.is_ok()
+        {
+            return Err(GuestError::HttpDenied { target }.into());
+        }
         match r {
             Err(_) => Err(GuestError::Timeout {
                 ms: timeout.as_millis() as u64,

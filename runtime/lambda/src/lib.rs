@@ -26,7 +26,7 @@ pub use schedule::Scheduler;
 
 use cairn_core::{ExecutionId, Payload, Timestamp};
 use cairn_engine::{Advance, AdvanceOptions, Engine, EngineConfig, StartRequest, SystemClock};
-use cairn_host::{Sandbox, SandboxConfig};
+use cairn_host::{HttpAllowList, Sandbox, SandboxConfig};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -65,6 +65,13 @@ pub struct Settings {
     /// `CAIRN_ACTIVITY_DIRS`: `host=guest` pairs (comma-separated) granted
     /// to activities, as `cairn --dir` does locally.
     pub activity_dirs: Vec<(PathBuf, String)>,
+    /// `CAIRN_ALLOW_HTTP`: hosts activities may send HTTP requests to,
+    /// comma-separated `HOST[:PORT]` (`*` for any), as `cairn --allow-http`.
+    pub http_allow: HttpAllowList,
+    /// `CAIRN_HTTP_EXTRA_ROOTS`: PEM files (comma-separated) of root
+    /// certificates trusted besides the system's, as
+    /// `cairn --http-extra-roots`.
+    pub http_extra_roots: Vec<PathBuf>,
 }
 
 /// Memory left to the host (runtime, SDK clients, compiled code, buffers)
@@ -107,6 +114,8 @@ impl Settings {
             batch_concurrency: 8,
             function_memory_mb: None,
             activity_dirs: Vec::new(),
+            http_allow: HttpAllowList::default(),
+            http_extra_roots: Vec::new(),
         }
     }
 
@@ -152,6 +161,15 @@ impl Settings {
                     .collect::<Result<_, _>>()?,
                 Err(_) => Vec::new(),
             },
+            http_allow: HttpAllowList::parse(std::env::var("CAIRN_ALLOW_HTTP").ok())
+                .map_err(|e| HandlerError::config(format!("CAIRN_ALLOW_HTTP: {e}")))?,
+            http_extra_roots: std::env::var("CAIRN_HTTP_EXTRA_ROOTS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
             ..defaults
         })
     }
@@ -215,6 +233,8 @@ impl App {
             sandbox.memory_limit_bytes = sandbox.memory_limit_bytes.min(guest_memory_budget(mb));
         }
         sandbox.activity_dirs = settings.activity_dirs.clone();
+        sandbox.http_allow = settings.http_allow.clone();
+        sandbox.http_roots = settings.http_extra_roots.clone();
         // Inbox writes push through the table's stream, parents included.
         // The lease keeps racing invocations apart and lets the sweep find
         // the executions of a container that died.

@@ -40,9 +40,9 @@ use crate::{ActivityCtx, Failure};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
-use wstd::http::body::util::combinators::UnsyncBoxBody;
 use wstd::http::BodyExt;
 use wstd::http::body::Bytes;
+use wstd::http::body::util::combinators::UnsyncBoxBody;
 use wstd::http::{Body, Client, HeaderValue, Method, Request};
 
 pub use wstd::http::{HeaderMap, StatusCode};

@@ -58,14 +58,14 @@ mod runtime;
 mod saga;
 
 pub use activity::ActivityCtx;
-/// The async runtime async activities run on (Bytecode Alliance's `wstd`):
-/// its timers, streams and raw `wasi:http` client.
-pub use wstd;
 pub use combinators::{Either, join, join_all, select, select_all};
 pub use failure::{Failure, FailureKind};
 pub use ops::{Activity, Child, RetryPolicy, Signal, SignalWithTimeout, Timer};
 pub use runtime::{Ctx, LogLevel};
 pub use saga::{Saga, SagaReport};
+/// The async runtime async activities run on (Bytecode Alliance's `wstd`):
+/// its timers, streams and raw `wasi:http` client.
+pub use wstd;
 
 /// Everything a workflow crate usually needs.
 pub mod prelude {

@@ -61,6 +61,7 @@ fn main() {
             "background-check",
             "provision",
             "cairn-testkit",
+            "cairn-httpkit",
         ],
         &[],
     );
@@ -71,6 +72,7 @@ fn main() {
         ("BACKGROUND_CHECK", "background_check"),
         ("PROVISION", "provision"),
         ("TESTKIT", "cairn_testkit"),
+        ("HTTPKIT", "cairn_httpkit"),
     ] {
         let dest = out.join(format!("{file}.wasm"));
         std::fs::copy(wasm.join(format!("{file}.wasm")), &dest).expect("copy guest");

@@ -62,7 +62,9 @@ pub enum GuestError {
         call: String,
     },
     /// An activity sent an HTTP request to a host not on the allow-list.
-    #[error("the activity sent an HTTP request to {target}, which is not on the allow-list: allow it with `--allow-http {target}` (in Lambda: add it to CAIRN_ALLOW_HTTP); not retried")]
+    #[error(
+        "the activity sent an HTTP request to {target}, which is not on the allow-list: allow it with `--allow-http {target}` (in Lambda: add it to CAIRN_ALLOW_HTTP); not retried"
+    )]
     HttpDenied {
         /// `host:port` of the refused request.
         target: String,

@@ -55,7 +55,12 @@ impl HttpAllowList {
     pub fn parse<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Result<Self, String> {
         let mut list = Self::default();
         for item in items {
-            for raw in item.as_ref().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            for raw in item
+                .as_ref()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 list.add(raw)?;
             }
         }
@@ -94,7 +99,10 @@ impl HttpAllowList {
             },
         };
         let port = match port {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| bad("the port is not a number"))?),
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number"))?,
+            ),
             None => None,
         };
         let name = host.strip_prefix("*.").unwrap_or(&host);
@@ -166,7 +174,10 @@ impl HttpClient {
         let mut roots = Vec::new();
         for path in extra_roots {
             let pem = std::fs::read(path).map_err(|e| {
-                format!("cannot read the extra root certificates {}: {e}", path.display())
+                format!(
+                    "cannot read the extra root certificates {}: {e}",
+                    path.display()
+                )
             })?;
             let certs = CertificateDer::pem_slice_iter(&pem)
                 .collect::<Result<Vec<_>, _>>()
@@ -180,7 +191,10 @@ impl HttpClient {
             let mut store = rustls::RootCertStore::empty();
             for c in &certs {
                 store.add(c.clone()).map_err(|e| {
-                    format!("{}: a certificate is not a usable root: {e}", path.display())
+                    format!(
+                        "{}: a certificate is not a usable root: {e}",
+                        path.display()
+                    )
                 })?;
             }
             roots.extend(certs);
@@ -282,8 +296,7 @@ fn classify(e: hyper_util::client::legacy::Error, https: bool) -> HttpError {
     let tls = tls
         || (https
             && e.is_connect()
-            && (io_kind == Some(std::io::ErrorKind::InvalidData)
-                || text.contains("certificate")));
+            && (io_kind == Some(std::io::ErrorKind::InvalidData) || text.contains("certificate")));
     if tls {
         return HttpError::InternalError(Some(format!(
             "TLS: {text} (a private CA? give its PEM file to the host: --http-extra-roots FILE, CAIRN_HTTP_EXTRA_ROOTS)"
@@ -323,9 +336,8 @@ impl WasiHttpHooks for ActivityHttp {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ) -> Box<
-        dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send,
-    > {
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>
+    {
         let uri = request.uri();
         let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
         let host = uri.host().unwrap_or_default();

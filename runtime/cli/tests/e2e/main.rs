@@ -10,6 +10,8 @@ mod crash;
 mod dynamodb;
 mod features;
 mod hostile;
+mod http;
+mod http_server;
 mod nondeterminism;
 mod precompile;
 mod signals;

@@ -9,13 +9,16 @@
 //! - **errors with stable codes** ([`ErrorCode`], [`Nondeterminism`]);
 //! - the **[`Store`] trait** every store implements (SQLite, DynamoDB, and the
 //!   [`MemoryStore`] used in tests), and the [`Clock`] trait with a simulated
-//!   clock ([`SimClock`]) that lets tests and `--skip-time` jump ahead.
+//!   clock ([`SimClock`]) that lets tests and `--skip-time` jump ahead;
+//! - the **client API** ([`api`]): the versioned JSON requests and answers
+//!   a deployment serves and `cairn-client` sends (`docs/api.md`).
 //!
 //! Nothing here does IO or depends on an async runtime: the store and clock
 //! traits return boxed futures that their implementations (in other crates)
 //! drive. With the `test-suite` feature, [`store_suite`] holds the shared
 //! test suite every store must pass.
 
+pub mod api;
 pub mod clock;
 pub mod entry;
 pub mod error;

@@ -2,62 +2,18 @@
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use base64::Engine as _;
+use cairn_core::api::{self, ApiError};
 use cairn_core::{ErrorCode, ExecutionId};
 use cairn_engine::EngineError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// A direct request (invoke, Function URL body, scheduler wake).
+/// A push that is not part of the client API: a scheduler's wake, the
+/// periodic sweep. Its errors are function errors, so that the scheduler
+/// retries a wake that failed.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Request {
-    /// Create an execution and advance it.
-    Start {
-        /// Workflow name.
-        workflow: String,
-        /// Execution id (generated when absent).
-        id: Option<String>,
-        /// Input (JSON).
-        #[serde(default)]
-        input: Value,
-        /// Component hash (default: the one packaged for the workflow).
-        component: Option<String>,
-    },
-    /// Write a signal to the inbox (the stream pushes the advance).
-    Signal {
-        /// Execution id.
-        id: String,
-        /// Signal name.
-        name: String,
-        /// Payload (JSON).
-        #[serde(default)]
-        payload: Value,
-        /// Caller-chosen key: the same signal sent again with the same key
-        /// (a retry after a lost reply) is delivered once.
-        idempotency_key: Option<String>,
-    },
-    /// Write a cancel request to the inbox.
-    Cancel {
-        /// Execution id.
-        id: String,
-        /// Why.
-        reason: Option<String>,
-    },
-    /// The execution's status.
-    Status {
-        /// Execution id.
-        id: String,
-    },
-    /// Ask the workflow a query (nothing is written).
-    Query {
-        /// Execution id.
-        id: String,
-        /// Query name.
-        name: String,
-        /// Arguments (JSON).
-        #[serde(default)]
-        args: Value,
-    },
+pub enum Internal {
     /// A timer is due, or a continuation.
     Wake {
         /// Execution id.
@@ -81,10 +37,15 @@ pub struct StreamItem {
 /// What an invocation carries.
 #[derive(Debug)]
 pub enum Decoded {
-    /// A direct request.
-    Request(Request),
-    /// A request through a Function URL (answer with an HTTP response).
-    Http(Request),
+    /// A client API request by direct invoke (an object with `action` or
+    /// `v`), or why it is not one: answered in the payload, never as a
+    /// function error (a caller's mistake is not the function's).
+    Api(Result<api::Request, ApiError>),
+    /// A client API request through a Function URL, or why it is not one:
+    /// answered with an HTTP response.
+    Http(Result<api::Request, ApiError>),
+    /// A scheduler's wake or the sweep.
+    Internal(Internal),
     /// A DynamoDB stream batch.
     Stream(Vec<StreamItem>),
 }
@@ -167,67 +128,116 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-const SHAPES: &str = r#"expected {"action": "start"|"signal"|"cancel"|"status"|"query"|"wake"|"sweep", ...}, a DynamoDB stream batch, or a Function URL request carrying one"#;
+const SHAPES: &str = r#"expected a client API request {"v": 1, "action": "start"|"signal"|"query"|"cancel"|"describe"|"history"|"list", ...} (docs/api.md), a scheduler's {"action": "wake"|"sweep"}, a DynamoDB stream batch, or a Function URL request carrying an API request"#;
 
-/// Recognizes the payload's shape.
+/// Recognizes the payload's shape. An error is an event that is none of
+/// the known shapes (a misrouted event source): a function error.
 pub fn decode(payload: Value) -> Result<Decoded, HandlerError> {
     if payload.get("Records").is_some() {
-        let event: StreamEvent = serde_json::from_value(payload)
-            .map_err(|e| HandlerError::bad_request(format!("not a DynamoDB stream batch: {e}")))?;
-        let mut items = Vec::new();
-        for r in event.records {
-            let seq = r.change.sequence_number.clone().unwrap_or_default();
-            let pk = match r.change.keys.get("pk") {
-                Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
-                _ => {
-                    return Err(HandlerError::bad_request(format!(
-                        "stream record {seq} has no pk key: is the event source Cairn's table?"
-                    )));
-                }
-            };
-            let Some(id) = pk.strip_prefix("exec#") else {
-                continue;
-            };
-            let execution = ExecutionId::new(id)
-                .map_err(|e| HandlerError::bad_request(format!("stream record {seq}: {e}")))?;
-            items.push(StreamItem {
-                execution,
-                sequence_number: seq,
-            });
-        }
-        return Ok(Decoded::Stream(items));
+        return stream_batch(payload).map(Decoded::Stream);
     }
     if is_function_url(&payload) {
-        let body = payload.get("body").and_then(Value::as_str).unwrap_or("");
-        let encoded = payload
-            .get("isBase64Encoded")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let body = if encoded {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .map_err(|e| HandlerError::bad_request(format!("body is not base64: {e}")))?;
-            String::from_utf8(bytes)
-                .map_err(|e| HandlerError::bad_request(format!("body is not UTF-8: {e}")))?
-        } else {
-            body.to_string()
-        };
-        let v: Value = serde_json::from_str(&body).map_err(|e| {
-            HandlerError::bad_request(format!("the request body is not JSON ({e}); {SHAPES}"))
-        })?;
-        return request(v).map(Decoded::Http);
+        return Ok(Decoded::Http(http_request(&payload)));
     }
-    request(payload).map(Decoded::Request)
+    match payload.get("action").and_then(Value::as_str) {
+        Some("wake" | "sweep") => serde_json::from_value(payload)
+            .map(Decoded::Internal)
+            .map_err(|e| HandlerError::bad_request(format!("bad request: {e}; {SHAPES}"))),
+        _ if payload.get("action").is_some() || payload.get("v").is_some() => {
+            Ok(Decoded::Api(api_request(payload)))
+        }
+        _ => Err(HandlerError::bad_request(format!(
+            "unrecognized event: {SHAPES}"
+        ))),
+    }
 }
 
-fn request(v: Value) -> Result<Request, HandlerError> {
-    if !v.is_object() || v.get("action").is_none() {
-        return Err(HandlerError::bad_request(format!(
-            "unrecognized event: {SHAPES}"
-        )));
+fn stream_batch(payload: Value) -> Result<Vec<StreamItem>, HandlerError> {
+    let event: StreamEvent = serde_json::from_value(payload)
+        .map_err(|e| HandlerError::bad_request(format!("not a DynamoDB stream batch: {e}")))?;
+    let mut items = Vec::new();
+    for r in event.records {
+        let seq = r.change.sequence_number.clone().unwrap_or_default();
+        let pk = match r.change.keys.get("pk") {
+            Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
+            _ => {
+                return Err(HandlerError::bad_request(format!(
+                    "stream record {seq} has no pk key: is the event source Cairn's table?"
+                )));
+            }
+        };
+        let Some(id) = pk.strip_prefix("exec#") else {
+            continue;
+        };
+        let execution = ExecutionId::new(id)
+            .map_err(|e| HandlerError::bad_request(format!("stream record {seq}: {e}")))?;
+        items.push(StreamItem {
+            execution,
+            sequence_number: seq,
+        });
     }
-    serde_json::from_value(v)
-        .map_err(|e| HandlerError::bad_request(format!("bad request: {e}; {SHAPES}")))
+    Ok(items)
+}
+
+/// A direct invoke's API request: at most [`api::MAX_REQUEST_BYTES`].
+fn api_request(payload: Value) -> Result<api::Request, ApiError> {
+    let size = payload.to_string().len();
+    if size > api::MAX_REQUEST_BYTES {
+        return Err(too_large(size));
+    }
+    api::Request::from_wire(payload)
+}
+
+fn too_large(size: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::TooLarge,
+        format!(
+            "the request is {size} bytes; the API accepts at most {} (and an input or payload must fit the store's item limit): pass large data by reference (e.g. an object-store key)",
+            api::MAX_REQUEST_BYTES
+        ),
+    )
+}
+
+/// The API request in a Function URL event: a POST whose body (plain or
+/// base64) is the request's JSON.
+fn http_request(payload: &Value) -> Result<api::Request, ApiError> {
+    let method = payload
+        .pointer("/requestContext/http/method")
+        .and_then(Value::as_str)
+        .unwrap_or("POST");
+    if !method.eq_ignore_ascii_case("POST") {
+        let mut e = ApiError::bad_request(format!(
+            "{method} is not served: POST the request as a JSON body (docs/api.md)"
+        ));
+        e.status = 405;
+        return Err(e);
+    }
+    let body = payload.get("body").and_then(Value::as_str).unwrap_or("");
+    let encoded = payload
+        .get("isBase64Encoded")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if body.len() > api::MAX_REQUEST_BYTES * 4 / 3 + 4 {
+        return Err(too_large(body.len()));
+    }
+    let body = if encoded {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not base64: {e}")))?;
+        String::from_utf8(bytes)
+            .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?
+    } else {
+        body.to_string()
+    };
+    if body.len() > api::MAX_REQUEST_BYTES {
+        return Err(too_large(body.len()));
+    }
+    let v: Value = serde_json::from_str(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body is not JSON ({e}); send {{\"v\": 1, \"action\": ...}} (docs/api.md)"
+        ))
+    })?;
+    api::Request::from_wire(v)
 }
 
 /// Whether the payload is a Function URL (HTTP) request.
@@ -235,14 +245,12 @@ pub fn is_function_url(payload: &Value) -> bool {
     payload.get("requestContext").is_some() && payload.get("rawPath").is_some()
 }
 
-/// Wraps a result as a Function URL response.
-pub fn http_response(r: Result<Value, HandlerError>) -> Value {
+/// Wraps an API answer as a Function URL response: 200 and the answer, or
+/// the error's HTTP status and `{"error": {...}}`.
+pub fn http_response(r: Result<Value, ApiError>) -> Value {
     let (status, body) = match r {
         Ok(v) => (200, v),
-        Err(e) => (
-            e.http_status,
-            json!({"errorType": e.error_type, "errorMessage": e.message}),
-        ),
+        Err(e) => (e.status, e.to_wire()),
     };
     json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": body.to_string()})
 }

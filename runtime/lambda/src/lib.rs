@@ -5,27 +5,32 @@
 //!
 //! | event | what happens |
 //! |---|---|
-//! | direct invoke / Function URL: `{"action": "start", "workflow", "id", "input"}` | create the execution (idempotent) and advance it until it waits |
-//! | `{"action": "signal", "id", "name", "payload"}`, `{"action": "cancel", "id", "reason"}` | write the inbox; the table's stream pushes the advance |
-//! | `{"action": "status", "id"}` | the execution's status |
-//! | `{"action": "query", "id", "name", "args"}` | the workflow's answer to a query (nothing is written) |
+//! | direct invoke / Function URL: the client API `{"v": 1, "action": ...}` (`docs/api.md`, `cairn_core::api`) | see below; a failure is answered as `{"error": {"code", "type", "status", "message"}}` (through a Function URL with that HTTP status), never as a function error |
+//! | `start` | create the execution (idempotent by id) and advance it until it waits; with `wait_ms`, wait for its end |
+//! | `signal`, `cancel` | write the inbox; the table's stream pushes the advance |
+//! | `query`, `describe` (alias `status`), `history`, `list` | read; nothing is written |
 //! | DynamoDB stream batch (inbox inserts) | advance each execution once; `batchItemFailures` names the records of the ones that failed |
 //! | `{"action": "wake", "id", "at"}` from EventBridge Scheduler | a timer is due (or a continuation): advance |
 //! | `{"action": "sweep"}` (periodic) | advance due executions whose wake was lost, and interrupted ones |
+//!
+//! A wake, a sweep or an event of no known shape that fails is a function
+//! error (`errorType` `CRN…`), so that the scheduler retries a wake and a
+//! misrouted event source shows in the function's Errors.
 //!
 //! After an advance that suspends on a timer, the host creates a one-time
 //! schedule `at(...)` that invokes the function with a wake; a replaced
 //! timer's schedule is deleted. Near the invocation's deadline the driver
 //! stops at a step boundary and a continuation is scheduled.
 
+mod api;
 pub mod events;
 mod schedule;
 
-pub use events::{HandlerError, Request};
+pub use events::{Decoded, HandlerError, Internal};
 pub use schedule::Scheduler;
 
-use cairn_core::{ExecutionId, Payload, Timestamp};
-use cairn_engine::{Advance, AdvanceOptions, Engine, EngineConfig, StartRequest, SystemClock};
+use cairn_core::{ExecutionId, Timestamp};
+use cairn_engine::{Advance, AdvanceOptions, Engine, EngineConfig, EngineError, SystemClock};
 use cairn_host::{HttpAllowList, Sandbox, SandboxConfig};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -333,140 +338,34 @@ impl App {
             }),
             component: None,
         };
-        let from_url = events::is_function_url(&payload);
-        let decoded = match events::decode(payload) {
-            Err(e) if from_url => return Ok(events::http_response(Err(e))),
-            d => d?,
-        };
-        match decoded {
-            events::Decoded::Request(req) => self.request(req, function_arn, &opts).await,
-            events::Decoded::Http(req) => Ok(events::http_response(
-                self.request(req, function_arn, &opts).await,
-            )),
-            events::Decoded::Stream(records) => Ok(self.stream(records, function_arn, &opts).await),
+        match events::decode(payload)? {
+            // A caller's failure is answered, not raised as a function
+            // error: it is not the function's (and must not set off its
+            // Errors alarm).
+            Decoded::Api(req) => Ok(match req {
+                // Boxed: the API's futures are deep (the start's advance).
+                Ok(req) => Box::pin(self.api(req, function_arn, &opts)).await,
+                Err(e) => Err(e),
+            }
+            .unwrap_or_else(|e| e.to_wire())),
+            Decoded::Http(req) => Ok(events::http_response(match req {
+                Ok(req) => Box::pin(self.api(req, function_arn, &opts)).await,
+                Err(e) => Err(e),
+            })),
+            Decoded::Internal(req) => self.internal(req, function_arn, &opts).await,
+            Decoded::Stream(records) => Ok(self.stream(records, function_arn, &opts).await),
         }
     }
 
-    async fn request(
+    /// A scheduler's wake or the sweep.
+    async fn internal(
         &self,
-        req: Request,
+        req: Internal,
         arn: &str,
         opts: &AdvanceOptions,
     ) -> Result<Value, HandlerError> {
         match req {
-            Request::Start {
-                workflow,
-                id,
-                input,
-                component,
-            } => {
-                let component = match component {
-                    Some(h) => Some(
-                        cairn_core::ComponentHash::parse(&h).map_err(HandlerError::bad_request)?,
-                    ),
-                    // The table's pointer (`cairn register`): one source of truth.
-                    None => self.engine.store().workflow_component(&workflow).await?,
-                };
-                let Some(component) = component else {
-                    return Err(cairn_engine::EngineError::NoComponentFor(workflow).into());
-                };
-                let id = match id {
-                    Some(id) => ExecutionId::new(id)
-                        .map_err(|e| HandlerError::bad_request(e.to_string()))?,
-                    None => ExecutionId::generate(
-                        &workflow,
-                        Timestamp::now_system(),
-                        self.started.elapsed().as_nanos() as u64,
-                    ),
-                };
-                let input = Payload::json(&input);
-                let before = self.requests();
-                let t_component = Instant::now();
-                let precompiled = self.engine.component(&component).await?.from_cache;
-                let component_ms = t_component.elapsed().as_secs_f64() * 1e3;
-                let started = self
-                    .engine
-                    .start(StartRequest {
-                        workflow,
-                        id: id.clone(),
-                        input,
-                        component: Some(component),
-                        parent: None,
-                    })
-                    .await?;
-                let created_ms = self.started.elapsed().as_secs_f64() * 1e3;
-                let wire_ms = self.store_wire_ms();
-                let t = Instant::now();
-                let outcome = self.advance(&id, arn, opts, None).await?;
-                let mut v = self.status(&id).await?;
-                v["created"] = json!(started.created);
-                v["outcome"] = json!(outcome_name(&outcome));
-                v["timing"] = json!({
-                    "first_write_since_process_start_ms": created_ms,
-                    "store_wire_since_process_start_at_first_write_ms": wire_ms,
-                    "component_ms": component_ms,
-                    // Deserialized from a .cwasm (packaged or cached), not compiled.
-                    "component_precompiled": precompiled,
-                    "advance_ms": t.elapsed().as_secs_f64() * 1e3,
-                    "since_process_start_ms": self.started.elapsed().as_secs_f64() * 1e3,
-                });
-                v["requests"] = requests_delta(&before, &self.requests());
-                Ok(v)
-            }
-            Request::Signal {
-                id,
-                name,
-                payload,
-                idempotency_key,
-            } => {
-                let id =
-                    ExecutionId::new(id).map_err(|e| HandlerError::bad_request(e.to_string()))?;
-                match idempotency_key {
-                    Some(key) => {
-                        let item = self
-                            .engine
-                            .signal_once(&id, &name, Payload::json(&payload), &key)
-                            .await?;
-                        Ok(
-                            json!({"id": id, "delivered": format!("signal.{key}"), "duplicate": item.is_none()}),
-                        )
-                    }
-                    None => {
-                        let item = self
-                            .engine
-                            .signal(&id, &name, Payload::json(&payload))
-                            .await?;
-                        Ok(json!({"id": id, "delivered": item.id}))
-                    }
-                }
-            }
-            Request::Cancel { id, reason } => {
-                let id =
-                    ExecutionId::new(id).map_err(|e| HandlerError::bad_request(e.to_string()))?;
-                let item = self
-                    .engine
-                    .cancel(&id, reason.as_deref().unwrap_or("cancelled"))
-                    .await?;
-                Ok(json!({"id": id, "delivered": item.id}))
-            }
-            Request::Status { id } => {
-                let id =
-                    ExecutionId::new(id).map_err(|e| HandlerError::bad_request(e.to_string()))?;
-                self.status(&id).await
-            }
-            Request::Query { id, name, args } => {
-                let id =
-                    ExecutionId::new(id).map_err(|e| HandlerError::bad_request(e.to_string()))?;
-                match self.engine.query(&id, &name, Payload::json(&args)).await? {
-                    Ok(answer) => {
-                        Ok(json!({"id": id, "query": name, "answer": answer.to_json_value()}))
-                    }
-                    Err(failure) => Ok(
-                        json!({"id": id, "query": name, "failure": serde_json::to_value(&failure).unwrap_or_default()}),
-                    ),
-                }
-            }
-            Request::Wake { id, at } => {
+            Internal::Wake { id, at } => {
                 let id =
                     ExecutionId::new(id).map_err(|e| HandlerError::bad_request(e.to_string()))?;
                 let before = self.requests();
@@ -479,7 +378,7 @@ impl App {
                     json!({"id": id, "outcome": outcome_name(&outcome), "advance_ms": ms, "requests": requests_delta(&before, &self.requests())}),
                 )
             }
-            Request::Sweep {} => self.sweep(arn, opts).await,
+            Internal::Sweep {} => self.sweep(arn, opts).await,
         }
     }
 
@@ -491,7 +390,7 @@ impl App {
         arn: &str,
         opts: &AdvanceOptions,
         fired: Option<Timestamp>,
-    ) -> Result<Advance, HandlerError> {
+    ) -> Result<Advance, EngineError> {
         let (outcome, loaded_wake) = self.engine.advance_reporting_wake(id, opts.clone()).await?;
         let Some(scheduler) = &self.scheduler else {
             return Ok(outcome);
@@ -519,29 +418,6 @@ impl App {
             tracing::error!(execution = %id, "{e}; the sweep will advance it once due");
         }
         Ok(outcome)
-    }
-
-    async fn status(&self, id: &ExecutionId) -> Result<Value, HandlerError> {
-        let ex = self.engine.load(id).await?;
-        let m = &ex.meta;
-        let mut v = json!({"id": m.id, "workflow": m.workflow, "status": m.status, "component": m.component, "journal_len": ex.journal.len()});
-        if let Some(w) = &m.waiting_on {
-            v["waiting_on"] = json!(w);
-        }
-        if let Some(t) = m.wake_at {
-            v["wake_at"] = json!(t.to_rfc3339());
-        }
-        match ex.journal.last().map(|e| &e.event) {
-            Some(cairn_core::Event::Completed { output }) => v["output"] = output.to_json_value(),
-            Some(cairn_core::Event::Failed { failure }) => {
-                v["failure"] = serde_json::to_value(failure).unwrap_or_default()
-            }
-            _ => {}
-        }
-        if let Some(p) = &m.parked {
-            v["parked"] = serde_json::to_value(p).unwrap_or_default();
-        }
-        Ok(v)
     }
 
     /// Advances each execution named by the batch once; failures are

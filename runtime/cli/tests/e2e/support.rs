@@ -134,7 +134,7 @@ impl Dynamo {
     pub fn new() -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
         let endpoint = std::env::var("CAIRN_TEST_DYNAMODB_ENDPOINT")
-            .expect("CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts a DynamoDB emulator (moto)");
+            .expect("CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts DynamoDB Local");
         let table = format!(
             "cairn-cli-{}-{}",
             std::process::id(),

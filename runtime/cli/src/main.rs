@@ -448,13 +448,7 @@ async fn build(global: &Global, skip_time: bool, activities: &ActivityArgs) -> R
         Arc::new(SystemClock)
     };
     let printer = Arc::new(render::Printer::new(global.quiet));
-    let config = EngineConfig {
-        // Test hook (see EngineConfig::crash_before_append).
-        crash_before_append: std::env::var("CAIRN_TEST_CRASH_BEFORE_APPEND")
-            .ok()
-            .and_then(|v| v.parse().ok()),
-        ..EngineConfig::default()
-    };
+    let config = EngineConfig::default();
     let engine = Engine::new(sandbox, store, clock, config).with_observer(printer.clone());
     Ok(Ctx {
         global: global.clone(),

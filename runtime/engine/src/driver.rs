@@ -385,16 +385,13 @@ async fn conclude(
     }
 }
 
-fn engine_crash_point(engine: &Engine) -> Option<u32> {
-    engine.inner.config.crash_before_append
-}
-
 async fn park(
     engine: &Engine,
     id: &ExecutionId,
     n: Nondeterminism,
 ) -> Result<Advance, EngineError> {
     tracing::error!(execution = %id, "parked: {n}");
+    crate::crash::point(crate::crash::CrashPoint::Park);
     engine
         .inner
         .store
@@ -416,6 +413,7 @@ async fn notify_parent(engine: &Engine, id: &ExecutionId, parent: &ParentRef, ev
         result,
     };
     let key = format!("child.{id}");
+    crate::crash::point(crate::crash::CrashPoint::Deliver);
     match engine
         .inner
         .store
@@ -596,10 +594,7 @@ impl Driver {
                 }
             };
         }
-        if engine_crash_point(&self.engine) == Some(entry.index) {
-            tracing::error!(execution = %self.id, index = entry.index, "test hook: crashing before the append");
-            std::process::abort();
-        }
+        crate::crash::point(crate::crash::CrashPoint::Append(entry.index));
         let (engine, id, run) = (&self.engine, &self.id, self.run);
         let r = retrying(engine, || {
             engine.inner.store.append(
@@ -697,6 +692,7 @@ impl Driver {
             run: self.run,
         };
         let (engine, id) = (&self.engine, &self.id);
+        crate::crash::point(crate::crash::CrashPoint::ContinueAsNew);
         match retrying(engine, || engine.inner.store.continue_as_new(id, c.clone())).await {
             Ok(()) => {
                 tracing::info!(execution = %self.id, run = self.run + 1, "continued as new");
@@ -1127,6 +1123,7 @@ impl Driver {
             at: self.now(),
         };
         let (engine, id) = (&self.engine, &self.id);
+        crate::crash::point(crate::crash::CrashPoint::Suspend);
         match retrying(engine, || engine.inner.store.suspend(id, s.clone())).await {
             Ok(()) => {
                 tracing::debug!(execution = %self.id, ?wake_at, %waiting_on, "suspended");

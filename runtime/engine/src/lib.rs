@@ -18,6 +18,7 @@
 
 mod activity;
 mod components;
+mod crash;
 mod driver;
 mod error;
 mod events;
@@ -78,9 +79,6 @@ pub struct EngineConfig {
     /// off where something else pushes on inbox writes (the Lambda host's
     /// table stream).
     pub push_parents: bool,
-    /// Test hook: abort the process right before appending the entry with
-    /// this index (after its effect happened), like a `kill -9` there.
-    pub crash_before_append: Option<u32>,
     /// Hold a lease of this length on each execution while advancing it
     /// (the push host, where many invocations may race): a second driver
     /// stands back while it is valid, and a driver that died leaves an
@@ -102,7 +100,6 @@ impl Default for EngineConfig {
                 maximum_attempts: 0,
             },
             store_retries: 3,
-            crash_before_append: None,
             history_warn_at: 10_000,
             push_parents: true,
             component_dirs: Vec::new(),

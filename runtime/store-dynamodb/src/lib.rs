@@ -27,7 +27,8 @@
 //!   with a condition check that the next journal entry does not exist yet.
 //!
 //! A conditional failure is never retried: it means another driver won.
-//! Throttling and transient errors are retried by the SDK's retry config.
+//! Throttling, 5xx and connection errors are retried by the SDK under the
+//! store's [`retry_config`]; what still fails is [`StoreError::Unavailable`].
 //! Items over DynamoDB's 400 KB limit are refused before the call, naming
 //! the execution, the item and the size.
 
@@ -60,6 +61,33 @@ const LOAD_PAGE_ITEMS: i32 = 500;
 
 /// How long consumed inbox items are kept (for audit) before TTL removes them.
 const CONSUMED_RETENTION_SECS: u64 = 7 * 86_400;
+
+/// Attempts per request (the first and its retries) under the store's own
+/// retry policy.
+pub const RETRY_ATTEMPTS: u32 = 5;
+
+/// The store's retry policy, unless the SDK configuration chose one: the
+/// SDK's standard retries (throttling, 5xx, connection errors and timeouts;
+/// never a refused condition), [`RETRY_ATTEMPTS`] attempts, jittered
+/// exponential backoff from 50 ms up to 2 s. The SDK's default (3 attempts,
+/// from 1 s) gives up sooner and waits longer; DynamoDB's throttling passes
+/// in milliseconds to seconds (AWS's other SDKs retry DynamoDB from 25 ms,
+/// up to 10 times). What the retries cannot get through is
+/// [`StoreError::Unavailable`], which the engine retries in turn.
+///
+/// The SDK also bounds retries by a quota per process and service (500
+/// tokens; a retry takes 5 after throttling, 10 after a transient error
+/// such as a 5xx or a lost connection; a retry that succeeds gives its
+/// tokens back, a first attempt that succeeds adds one): during an outage
+/// it stops retrying after a few dozen failed calls, so that a fleet does
+/// not multiply the load of a struggling table. Calls then fail at once, as
+/// `Unavailable`, until successes refill it.
+pub fn retry_config() -> aws_sdk_dynamodb::config::retry::RetryConfig {
+    aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+        .with_max_attempts(RETRY_ATTEMPTS)
+        .with_initial_backoff(std::time::Duration::from_millis(50))
+        .with_max_backoff(std::time::Duration::from_secs(2))
+}
 
 /// The DynamoDB store.
 #[derive(Clone)]
@@ -96,12 +124,20 @@ impl DynamoStore {
         Self::from_sdk_config(&sdk, table)
     }
 
-    /// A store on `table` from an SDK configuration.
+    /// A store on `table` from an SDK configuration. Unless the
+    /// configuration chose a retry policy (in code, or `AWS_MAX_ATTEMPTS` /
+    /// `AWS_RETRY_MODE`), the store's own applies: see [`retry_config`].
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig, table: &str) -> Self {
         let stats = Arc::new(RequestStats::default());
-        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
-            .interceptor(requests::Counter(stats.clone()))
-            .build();
+        let mut config = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(requests::Counter(stats.clone()));
+        let chosen = sdk.get_origin("retry_config").is_client_config()
+            || std::env::var_os("AWS_MAX_ATTEMPTS").is_some()
+            || std::env::var_os("AWS_RETRY_MODE").is_some();
+        if !chosen {
+            config = config.retry_config(retry_config());
+        }
+        let config = config.build();
         Self {
             client: Client::from_conf(config),
             table: table.to_owned(),
@@ -109,6 +145,16 @@ impl DynamoStore {
             ulids: Arc::new(Mutex::new(ulid::Generator::new())),
             inbox_grace: None,
         }
+    }
+
+    /// The same store with its SDK client's configuration adjusted by `f`
+    /// (its retry partition, timeouts, another interceptor...).
+    pub fn configure_client(
+        mut self,
+        f: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+    ) -> Self {
+        self.client = Client::from_conf(f(self.client.config().to_builder()).build());
+        self
     }
 
     /// Every inbox write also sets the meta's wake time to `grace` after

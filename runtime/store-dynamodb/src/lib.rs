@@ -26,9 +26,14 @@
 //! - **suspend** updates the meta only if the inbox version is the one loaded,
 //!   with a condition check that the next journal entry does not exist yet.
 //!
-//! A conditional failure is never retried: it means another driver won.
-//! Throttling, 5xx and connection errors are retried by the SDK under the
-//! store's [`retry_config`]; what still fails is [`StoreError::Unavailable`].
+//! A conditional failure is never retried: it means another driver won,
+//! unless the entry it met is the caller's own, written by an attempt whose
+//! reply was lost (the SDK retries a put it sent; the caller may retry after
+//! the SDK gave up): then the write is done, not a conflict. Transactions
+//! carry an idempotency token, so the SDK's retry of one already applied is
+//! answered as done. Throttling, 5xx and connection errors are retried by
+//! the SDK under the store's [`retry_config`]; what still fails is
+//! [`StoreError::Unavailable`].
 //! Items over DynamoDB's 400 KB limit are refused before the call, naming
 //! the execution, the item and the size.
 
@@ -261,6 +266,9 @@ impl DynamoStore {
     }
 }
 
+/// A conditional put in a transaction; if its condition fails, the
+/// cancellation reason carries the item it found (to tell a write of our own
+/// from another driver's: see [`is_own_entry`]).
 fn put(table: &str, item: HashMap<String, AttributeValue>, condition: &str) -> TransactWriteItem {
     TransactWriteItem::builder()
         .put(
@@ -268,10 +276,25 @@ fn put(table: &str, item: HashMap<String, AttributeValue>, condition: &str) -> T
                 .table_name(table)
                 .set_item(Some(item))
                 .condition_expression(condition)
+                .return_values_on_condition_check_failure(
+                    aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .build()
                 .expect("put has table and item"),
         )
         .build()
+}
+
+/// Whether `found`, the journal entry a refused put met, is the one this
+/// call writes (the same encoded body: same index, event and time). It can
+/// be only when an earlier attempt of the same write was applied and its
+/// reply lost: the SDK retried it (a conditional put is not idempotent), or
+/// the caller retried after the SDK gave up. The write is done, once: not a
+/// conflict. (Another driver's entry differs at least by its time; were it
+/// byte for byte the same, the journal would hold exactly what this caller
+/// meant to write.)
+fn is_own_entry(found: Option<&HashMap<String, AttributeValue>>, body: &str) -> bool {
+    found.and_then(|item| get_s(item, "body")).as_deref() == Some(body)
 }
 
 impl cairn_core::Store for DynamoStore {
@@ -299,7 +322,7 @@ impl cairn_core::Store for DynamoStore {
             ];
             match self.transact(items).await {
                 Ok(()) => Ok(Created::New),
-                Err(TransactError::Cancelled(_)) => {
+                Err(TransactError::Cancelled(..)) => {
                     let existing =
                         self.get_meta(&id)
                             .await?
@@ -386,7 +409,7 @@ impl cairn_core::Store for DynamoStore {
             let body = String::from_utf8(cairn_core::entry::encode(&append.entry))
                 .expect("entries are JSON");
             self.check_size(id, || format!("journal entry {index}"), body.len())?;
-            let entry = entry_item(id, append.run, index, body);
+            let entry = entry_item(id, append.run, index, body.clone());
             let finish = append.entry.event.final_status();
             let at = append.entry.at;
             if finish.is_none() && append.consume.is_none() {
@@ -397,20 +420,27 @@ impl cairn_core::Store for DynamoStore {
                     .table_name(&self.table)
                     .set_item(Some(entry))
                     .condition_expression("attribute_not_exists(pk)")
+                    .return_values_on_condition_check_failure(
+                        aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
                     .send()
                     .await;
+                use aws_sdk_dynamodb::operation::put_item::PutItemError;
                 return match r {
                     Ok(_) => Ok(()),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                    {
-                        Err(StoreError::Conflict {
-                            id: id.clone(),
-                            reason: format!("journal entry {index} already exists"),
-                        })
-                    }
-                    Err(e) => Err(sdk_error(&self.table, e)),
+                    Err(e) => match e.as_service_error() {
+                        Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                            if is_own_entry(c.item.as_ref(), &body) {
+                                Ok(())
+                            } else {
+                                Err(StoreError::Conflict {
+                                    id: id.clone(),
+                                    reason: format!("journal entry {index} already exists"),
+                                })
+                            }
+                        }
+                        _ => Err(sdk_error(&self.table, e)),
+                    },
                 };
             }
             let mut items = vec![put(&self.table, entry, "attribute_not_exists(pk)")];
@@ -461,7 +491,13 @@ impl cairn_core::Store for DynamoStore {
             }
             match self.transact(items).await {
                 Ok(()) => Ok(()),
-                Err(TransactError::Cancelled(reasons)) => {
+                // Our own entry: this very transaction was applied before.
+                Err(TransactError::Cancelled(_, found))
+                    if is_own_entry(found.first().and_then(Option::as_ref), &body) =>
+                {
+                    Ok(())
+                }
+                Err(TransactError::Cancelled(reasons, _)) => {
                     let what =
                         if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") {
                             format!("journal entry {index} already exists")
@@ -521,7 +557,7 @@ impl cairn_core::Store for DynamoStore {
             ];
             match self.transact(items).await {
                 Ok(()) => Ok(()),
-                Err(TransactError::Cancelled(reasons)) => {
+                Err(TransactError::Cancelled(reasons, _)) => {
                     let reason = if reasons.get(1).map(String::as_str)
                         == Some("ConditionalCheckFailed")
                     {
@@ -649,7 +685,7 @@ impl cairn_core::Store for DynamoStore {
             )?;
             self.check_size(id, || format!("the input of run {}", c.run + 1), next.len())?;
             let items = vec![
-                put(&self.table, entry_item(id, c.run, c.closing.index, closing), "attribute_not_exists(pk)"),
+                put(&self.table, entry_item(id, c.run, c.closing.index, closing.clone()), "attribute_not_exists(pk)"),
                 put(&self.table, entry_item(id, c.run + 1, 0, next), "attribute_not_exists(pk)"),
                 TransactWriteItem::builder()
                     .update(
@@ -674,7 +710,13 @@ impl cairn_core::Store for DynamoStore {
             ];
             match self.transact(items).await {
                 Ok(()) => Ok(()),
-                Err(TransactError::Cancelled(_)) => Err(self
+                // Our own closing entry: this continue-as-new was applied before.
+                Err(TransactError::Cancelled(_, found))
+                    if is_own_entry(found.first().and_then(Option::as_ref), &closing) =>
+                {
+                    Ok(())
+                }
+                Err(TransactError::Cancelled(..)) => Err(self
                     .explain(id, &format!("run {} has moved on", c.run))
                     .await),
                 Err(TransactError::Other(e)) => Err(e),
@@ -1140,12 +1182,12 @@ impl DynamoStore {
                 at,
                 message,
             })),
-            Err(TransactError::Cancelled(reasons))
+            Err(TransactError::Cancelled(reasons, _))
                 if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
             {
                 Ok(None)
             }
-            Err(TransactError::Cancelled(_)) => Err(self.explain(id, "cannot deliver").await),
+            Err(TransactError::Cancelled(..)) => Err(self.explain(id, "cannot deliver").await),
             Err(TransactError::Other(e)) => Err(e),
         }
     }
@@ -1309,8 +1351,9 @@ impl DynamoStore {
 
 /// How a transaction failed.
 enum TransactError {
-    /// A condition failed: the cancellation reason code of each item.
-    Cancelled(Vec<String>),
+    /// A condition failed: the cancellation reason code of each item, and
+    /// the item a refused condition found (puts ask for it).
+    Cancelled(Vec<String>, Vec<Option<HashMap<String, AttributeValue>>>),
     /// Anything else.
     Other(StoreError),
 }
@@ -1330,7 +1373,12 @@ where
             .map(|r| r.code().unwrap_or("None").to_string())
             .collect();
         if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
-            return TransactError::Cancelled(reasons);
+            let found = t
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.item().cloned())
+                .collect();
+            return TransactError::Cancelled(reasons, found);
         }
         if reasons.iter().any(|r| {
             r == "TransactionConflict"

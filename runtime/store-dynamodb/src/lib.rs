@@ -1110,17 +1110,18 @@ impl cairn_core::Store for DynamoStore {
     fn delete_component<'a>(&'a self, hash: &'a ComponentHash) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let pk = format!("component#{hash}");
-            let old = self
-                .client
+            // Read first rather than ask the delete for the old item: a
+            // delete whose reply is lost is retried by the SDK, and the
+            // retry would find nothing and answer "was not stored".
+            let existed = self.get_component_meta(hash).await?.is_some();
+            self.client
                 .delete_item()
                 .table_name(&self.table)
                 .key("pk", s(&pk))
                 .key("sk", s("meta"))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
                 .send()
                 .await
                 .map_err(|e| sdk_error(&self.table, e))?;
-            let existed = old.attributes.is_some_and(|a| !a.is_empty());
             let mut start = None;
             loop {
                 let page = self

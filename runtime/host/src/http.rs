@@ -220,6 +220,7 @@ impl HttpClient {
     ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
         let client = self.client()?;
         let https = request.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
+        let (request, guest_body) = split_bodiless(request);
         let response = client.request(request);
         let response = match options.and_then(|o| o.first_byte_timeout) {
             Some(t) => tokio::time::timeout(t, response)
@@ -229,8 +230,39 @@ impl HttpClient {
         }
         .map_err(|e| classify(e, https))?;
         let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
-        Ok((response, Box::new(async { Ok(()) })))
+        Ok((
+            response,
+            Box::new(async move {
+                // Until the guest finishes the body hyper did not want.
+                if let Some(mut body) = guest_body {
+                    while let Some(Ok(_)) = body.frame().await {}
+                }
+                Ok(())
+            }),
+        ))
     }
+}
+
+/// A GET, HEAD or CONNECT without framing headers: hyper sends it with no
+/// body and drops the body at once, and a guest that then writes or
+/// finishes its (empty) body, as wstd always does, finds the stream closed
+/// (a race the guest mostly wins). Such a request goes to hyper with an
+/// empty body; the guest's body is kept, and drained, until it finishes.
+fn split_bodiless(request: http::Request<WasiBody>) -> (http::Request<WasiBody>, Option<WasiBody>) {
+    use http::{Method, header};
+    let bodiless = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::CONNECT
+    ) && !request.headers().contains_key(header::CONTENT_LENGTH)
+        && !request.headers().contains_key(header::TRANSFER_ENCODING);
+    if !bodiless {
+        return (request, None);
+    }
+    let (parts, body) = request.into_parts();
+    let empty = http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    (http::Request::from_parts(parts, empty), Some(body))
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;

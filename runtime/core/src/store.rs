@@ -6,7 +6,11 @@
 //! [`crate::store_suite`]):
 //!
 //! - [`Store::append`] writes entry `n` only if the journal has no entry `n`
-//!   yet; otherwise [`StoreError::Conflict`]. (Drivers append at the length
+//!   yet; otherwise [`StoreError::Conflict`], unless entry `n` is byte for
+//!   byte the one being appended: a store whose replies can be lost (a
+//!   network store) may then report the write done, as it is the caller's
+//!   own, applied before its reply was lost (likewise the closing entry of
+//!   [`Store::continue_as_new`]). (Drivers append at the length
 //!   of the journal they loaded, so a stale driver always collides; no store
 //!   needs to check for gaps, nor the status: a driver appends only to a
 //!   journal it loaded unfinished, and a finished journal's next index is

@@ -94,6 +94,14 @@ pub fn retry_config() -> aws_sdk_dynamodb::config::retry::RetryConfig {
         .with_max_backoff(std::time::Duration::from_secs(2))
 }
 
+/// How long one attempt may wait for DynamoDB's reply (unless the SDK
+/// configuration sets an attempt timeout): past it the attempt is
+/// abandoned and retried like a lost connection. The SDK sets none, so a
+/// request whose reply never came (a half-open connection) waited forever.
+/// DynamoDB answers in milliseconds; a 1 MB query page or a 100-item
+/// transaction well within this.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The DynamoDB store.
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -131,7 +139,8 @@ impl DynamoStore {
 
     /// A store on `table` from an SDK configuration. Unless the
     /// configuration chose a retry policy (in code, or `AWS_MAX_ATTEMPTS` /
-    /// `AWS_RETRY_MODE`), the store's own applies: see [`retry_config`].
+    /// `AWS_RETRY_MODE`), the store's own applies: see [`retry_config`];
+    /// unless it chose an attempt timeout, [`ATTEMPT_TIMEOUT`].
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig, table: &str) -> Self {
         let stats = Arc::new(RequestStats::default());
         let mut config = aws_sdk_dynamodb::config::Builder::from(sdk)
@@ -141,6 +150,18 @@ impl DynamoStore {
             || std::env::var_os("AWS_RETRY_MODE").is_some();
         if !chosen {
             config = config.retry_config(retry_config());
+        }
+        let timeouts = sdk
+            .timeout_config()
+            .cloned()
+            .unwrap_or_else(|| aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder().build());
+        if timeouts.operation_attempt_timeout().is_none() {
+            config = config.timeout_config(
+                timeouts
+                    .to_builder()
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .build(),
+            );
         }
         let config = config.build();
         Self {

@@ -816,6 +816,76 @@ fn retries_run_out_as_a_clear_unavailable() {
     });
 }
 
+/// A reply slower than the attempt timeout: the SDK abandons the attempt
+/// and retries; the first attempt still reaches DynamoDB, later. Each write
+/// stands once and is reported done.
+#[test]
+fn a_reply_slower_than_the_attempt_timeout_is_retried_and_applied_once() {
+    run(async {
+        let rig = Rig::new(8).await;
+        let store = Rig::through(&rig.proxy, rig.direct.table())
+            .await
+            .configure_client(|c| {
+                c.timeout_config(
+                    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                        .operation_attempt_timeout(std::time::Duration::from_millis(300))
+                        .build(),
+                )
+            });
+        rig.proxy.set_latency(1_000, 1_001);
+        let id = fresh_id("slow");
+        rig.direct
+            .create(new_execution(&id, "wf", b"1"))
+            .await
+            .unwrap();
+        // Until the held first attempt has reached DynamoDB too.
+        let proxy = &rig.proxy;
+        let settle = |n: u64| async move {
+            for _ in 0..400 {
+                if proxy.forwarded() >= n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            panic!("the held request never reached DynamoDB Local");
+        };
+        let base = rig.proxy.forwarded();
+
+        rig.proxy.arm("PutItem", Fault::Latency, 1);
+        store.append(&id, plain(1, step(1))).await.unwrap();
+        settle(base + 2).await;
+
+        rig.proxy.arm("TransactWriteItems", Fault::Latency, 1);
+        let a = store.deliver(&id, signal("a", 1), at(20)).await.unwrap();
+        settle(base + 4).await;
+
+        rig.proxy.arm("TransactWriteItems", Fault::Latency, 1);
+        store
+            .append(
+                &id,
+                Append {
+                    run: 1,
+                    entry: signal_entry(2, &a),
+                    consume: Some(a.id.clone()),
+                },
+            )
+            .await
+            .unwrap();
+        settle(base + 6).await;
+
+        let ex = rig.direct.load(&id).await.unwrap();
+        assert_eq!(
+            ex.journal.iter().map(|e| e.index).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert_eq!(ex.journal[2], signal_entry(2, &a));
+        assert!(ex.inbox.is_empty());
+        assert_eq!(ex.meta.inbox_version, 1, "delivered once");
+        assert_eq!(rig.inbox_items(&id).await, 1, "delivered once");
+        assert_eq!(rig.proxy.injected()[&Fault::Latency], 3);
+    });
+}
+
 /// A write that meets an item another transaction holds (DynamoDB's
 /// `TransactionConflict`, injected: DynamoDB Local serialises its writes
 /// and never answers it) wrote nothing: the store says so as a transient

@@ -170,6 +170,9 @@ struct Schedule {
     rng: u64,
     injected: BTreeMap<(Fault, String), u64>,
     requests: BTreeMap<String, u64>,
+    /// Requests DynamoDB Local answered (whether or not the client still
+    /// listened).
+    forwarded: u64,
 }
 
 impl Schedule {
@@ -280,6 +283,16 @@ impl Proxy {
             s.max_streak = max_streak;
             s.streak.clear();
         });
+    }
+
+    /// Holds each `Latency` request between `lo` and `hi` ms (default 20..200).
+    pub fn set_latency(&self, lo: u64, hi: u64) {
+        self.with(|s| s.latency = (lo, hi.max(lo + 1)));
+    }
+
+    /// Requests forwarded and answered by DynamoDB Local so far.
+    pub fn forwarded(&self) -> u64 {
+        self.with(|s| s.forwarded)
     }
 
     /// Injections so far, by kind.
@@ -495,6 +508,7 @@ async fn serve(mut socket: TcpStream, upstream: String, schedule: Arc<Mutex<Sche
         let Some((status, headers, body)) = forward(&upstream, &mut sender, &req).await else {
             return reset(socket);
         };
+        schedule.lock().unwrap_or_else(|e| e.into_inner()).forwarded += 1;
         if fault == Some(Fault::LostReply) {
             return reset(socket);
         }

@@ -6,7 +6,15 @@
 //! way the Lambda host does in AWS; `status`, `list` and `history` read the
 //! store; `inspect`, `register` and `precompile` handle components, and
 //! `components list`/`components gc` the ones stored.
+//!
+//! `--store dynamodb` drives executions in a DynamoDB table from this
+//! process: an operator's tool, which runs workflow and activity code on
+//! this machine. `--function NAME|ARN` instead talks to a deployed
+//! function through its client API (`cairn-client`): `start`, `signal`,
+//! `query`, `cancel`, `status`, `history` and `list` are served there and
+//! nothing runs here.
 
+mod remote;
 mod render;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -40,6 +48,12 @@ struct Global {
     /// credentials and endpoint from the AWS environment variables).
     #[arg(long, global = true, env = "CAIRN_STORE", default_value = "sqlite", value_parser = ["sqlite", "dynamodb"])]
     store: String,
+    /// A deployed Cairn function (name, ARN or alias ARN): start, signal,
+    /// query, cancel, status, history and list go through its client API,
+    /// with the AWS environment's credentials; nothing runs on this
+    /// machine. Without it, this process drives executions in --store.
+    #[arg(long, global = true, env = "CAIRN_FUNCTION", value_name = "NAME|ARN")]
+    function: Option<String>,
     /// DynamoDB table (with --store dynamodb).
     #[arg(long, global = true, env = "CAIRN_TABLE", default_value = "cairn")]
     table: String,
@@ -127,6 +141,9 @@ enum Command {
         component: Option<PathBuf>,
         #[command(flatten)]
         start: StartArgs,
+        /// With --function: wait up to this long (ms) for the result.
+        #[arg(long, value_name = "MS")]
+        wait_ms: Option<u64>,
         #[command(flatten)]
         activities: ActivityArgs,
         /// Print the outcome as JSON.
@@ -145,6 +162,10 @@ enum Command {
         /// Only write the signal to the inbox; do not advance.
         #[arg(long)]
         no_advance: bool,
+        /// Deliver it once however often it is sent with this key (a retry
+        /// after a lost reply).
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
         #[command(flatten)]
         activities: ActivityArgs,
     },
@@ -208,6 +229,13 @@ enum Command {
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only those updated at or after this time (RFC 3339 in UTC, or
+        /// epoch milliseconds).
+        #[arg(long, value_name = "TIME")]
+        updated_after: Option<String>,
+        /// Only those updated before this time.
+        #[arg(long, value_name = "TIME")]
+        updated_before: Option<String>,
         /// As JSON.
         #[arg(long)]
         json: bool,
@@ -465,6 +493,14 @@ fn read_component(path: &Path) -> Result<ComponentBytes> {
 
 async fn dispatch(cli: Cli) -> Result<u8> {
     let g = cli.global;
+    if let Some(function) = &g.function
+        && !matches!(
+            cli.command,
+            Command::Inspect { .. } | Command::Precompile { .. }
+        )
+    {
+        return remote::dispatch(function, cli.command, g.quiet).await;
+    }
     match cli.command {
         Command::Run {
             component,
@@ -481,9 +517,16 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Command::Start {
             component,
             start,
+            wait_ms,
             activities,
             json,
         } => {
+            if wait_ms.is_some() {
+                bail!(
+                    "{} --wait-ms is for --function: here the start advances the execution until it waits, in this process",
+                    cairn_core::ErrorCode::BadInput
+                );
+            }
             let ctx = build(&g, false, &activities).await?;
             let id = start_execution(&ctx, component.as_deref(), &start).await?;
             let outcome = ctx.engine.advance(&id, AdvanceOptions::default()).await?;
@@ -494,16 +537,29 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             name,
             payload,
             no_advance,
+            idempotency_key,
             activities,
         } => {
             let ctx = build(&g, false, &activities).await?;
             let id = parse_id(&id)?;
             let payload = parse_json_arg("the payload", &payload)?;
-            let item = ctx.engine.signal(&id, &name, payload).await?;
-            ctx.printer.note(&format!(
-                "signal '{name}' delivered to {id} (inbox item {})",
-                item.id
-            ));
+            match idempotency_key {
+                Some(key) => match ctx.engine.signal_once(&id, &name, payload, &key).await? {
+                    Some(_) => ctx.printer.note(&format!(
+                        "signal '{name}' delivered to {id} (inbox item signal.{key})"
+                    )),
+                    None => ctx.printer.note(&format!(
+                        "signal '{name}' was already delivered to {id} under this key: nothing sent"
+                    )),
+                },
+                None => {
+                    let item = ctx.engine.signal(&id, &name, payload).await?;
+                    ctx.printer.note(&format!(
+                        "signal '{name}' delivered to {id} (inbox item {})",
+                        item.id
+                    ));
+                }
+            }
             if no_advance {
                 return Ok(exit::OK);
             }
@@ -581,6 +637,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             status,
             workflow,
             limit,
+            updated_after,
+            updated_before,
             json,
         } => {
             let ctx = build(&g, false, &ActivityArgs::default()).await?;
@@ -588,14 +646,23 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 .iter()
                 .map(|s| Status::parse(s).ok_or_else(|| anyhow!("{} unknown status '{s}' (running, waiting, completed, failed, cancelled, parked)", cairn_core::ErrorCode::BadInput)))
                 .collect::<Result<Vec<_>>>()?;
-            let list = ctx
+            let after = remote::time_arg("--updated-after", updated_after)?;
+            let before = remote::time_arg("--updated-before", updated_before)?;
+            let timed = after.is_some() || before.is_some();
+            let mut list = ctx
                 .engine
                 .list(ListFilter {
                     status,
                     workflow,
-                    limit,
+                    // With a time filter, filter all, then take `limit`.
+                    limit: if timed { 0 } else { limit },
                 })
                 .await?;
+            list.retain(|m| {
+                after.is_none_or(|a| m.updated_at >= a.0)
+                    && before.is_none_or(|b| m.updated_at < b.0)
+            });
+            list.truncate(limit);
             render::list(&list, json);
             Ok(exit::OK)
         }

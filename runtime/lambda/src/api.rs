@@ -7,7 +7,7 @@ use cairn_core::api::{
     self, ApiError, CancelAnswer, Description, HistoryEntry, HistoryPage, ListPage, QueryAnswer,
     SignalAnswer, StartAnswer, Summary,
 };
-use cairn_core::{Event, Execution, ExecutionId, ListFilter, Payload, Timestamp};
+use cairn_core::{ExecutionId, ListFilter, Payload, Timestamp};
 use cairn_engine::{Advance, AdvanceOptions, EngineError, StartRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -79,50 +79,6 @@ fn decode_cursor<T: for<'de> Deserialize<'de>>(c: &str) -> Result<T, ApiError> {
         })
 }
 
-/// An execution as `describe` shows it.
-pub(crate) fn describe(ex: &Execution) -> Description {
-    let m = &ex.meta;
-    let (output, failure) = match ex.journal.last().map(|e| &e.event) {
-        Some(Event::Completed { output }) => (Some(output.to_json_value()), None),
-        Some(Event::Failed { failure }) => (None, Some(failure.clone())),
-        _ => (None, None),
-    };
-    Description {
-        id: m.id.to_string(),
-        workflow: m.workflow.clone(),
-        status: m.status,
-        component: m.component.to_string(),
-        run: m.run,
-        journal_len: ex.journal.len() as u32,
-        inbox: ex.inbox.len() as u32,
-        created_at: m.created_at.to_rfc3339(),
-        updated_at: m.updated_at.to_rfc3339(),
-        waiting_on: m.waiting_on.clone(),
-        wake_at: m.wake_at.map(Timestamp::to_rfc3339),
-        output,
-        failure,
-        parked: m.parked.clone(),
-    }
-}
-
-/// A journal entry as `history` shows it: index, time, kind and the
-/// entry's own fields.
-pub(crate) fn history_entry(e: &cairn_core::Entry) -> HistoryEntry {
-    let fields = match serde_json::to_value(&e.event) {
-        Ok(Value::Object(outer)) => match outer.into_iter().next() {
-            Some((_, Value::Object(fields))) => fields,
-            _ => serde_json::Map::new(),
-        },
-        _ => serde_json::Map::new(),
-    };
-    HistoryEntry {
-        index: e.index,
-        at: e.at.to_rfc3339(),
-        kind: e.event.kind().to_string(),
-        fields,
-    }
-}
-
 fn to_value<T: Serialize>(v: T) -> Value {
     serde_json::to_value(v).expect("answers always serialize")
 }
@@ -174,7 +130,7 @@ impl App {
                     .load(&execution_id(&d.id)?)
                     .await
                     .map_err(engine_error)?;
-                Ok(to_value(describe(&ex)))
+                Ok(to_value(Description::from_execution(&ex)))
             }
             api::Request::History(h) => self.history(h).await.map(to_value),
             api::Request::List(l) => self.list(l).await.map(to_value),
@@ -252,7 +208,7 @@ impl App {
         };
         let ex = self.engine.load(&id).await.map_err(engine_error)?;
         Ok(StartAnswer {
-            execution: describe(&ex),
+            execution: Description::from_execution(&ex),
             created: started.created,
             outcome: outcome_name(&outcome).to_string(),
             waited_ms,
@@ -368,7 +324,7 @@ impl App {
             .iter()
             .skip(from)
             .take(limit)
-            .map(history_entry)
+            .map(HistoryEntry::from_entry)
             .collect();
         let next = from + entries.len();
         Ok(HistoryPage {
@@ -433,16 +389,7 @@ impl App {
             if l.updated_before.is_some_and(|b| m.updated_at >= b.0) {
                 continue;
             }
-            page.push(Summary {
-                id: m.id.to_string(),
-                workflow: m.workflow.clone(),
-                status: m.status,
-                component: m.component.to_string(),
-                run: m.run,
-                created_at: m.created_at.to_rfc3339(),
-                updated_at: m.updated_at.to_rfc3339(),
-                waiting_on: m.waiting_on.clone(),
-            });
+            page.push(Summary::from_meta(m));
         }
         // A page cut by its limit, or a store listing cut by its depth
         // with the filters still matching: go on from the last one seen.

@@ -276,15 +276,51 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// One transaction. Cancelled for a `TransactionConflict` (another
+    /// transaction held one of its items, as when a delivery and a suspend
+    /// meet on the meta), it applied nothing: it is sent again, up to
+    /// [`RETRY_ATTEMPTS`] times in all, after a short jittered pause (the
+    /// SDK does not retry a cancelled transaction). Sent again, it meets
+    /// the other transaction's outcome: done, or refused by its conditions.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactError> {
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| transact_error(&self.table, e))
+        let mut attempt = 1;
+        loop {
+            let r = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match r {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < RETRY_ATTEMPTS && is_transaction_conflict(&e) => {
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos() % 20_000_000);
+                    let pause = std::time::Duration::from_millis(20 << (attempt - 1))
+                        + std::time::Duration::from_nanos(u64::from(jitter));
+                    tracing::debug!(attempt, "transaction conflict, sending again");
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(transact_error(&self.table, e)),
+            }
+        }
     }
+}
+
+/// Whether a transaction was cancelled only because another transaction
+/// held one of its items (no condition of its own failed).
+fn is_transaction_conflict<R>(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let Some(TransactWriteItemsError::TransactionCanceledException(t)) = e.as_service_error()
+    else {
+        return false;
+    };
+    let codes = || t.cancellation_reasons().iter().filter_map(|r| r.code());
+    codes().any(|c| c == "TransactionConflict") && !codes().any(|c| c == "ConditionalCheckFailed")
 }
 
 /// A conditional put in a transaction; if its condition fails, the

@@ -888,29 +888,23 @@ fn a_reply_slower_than_the_attempt_timeout_is_retried_and_applied_once() {
 
 /// A write that meets an item another transaction holds (DynamoDB's
 /// `TransactionConflict`, injected: DynamoDB Local serialises its writes
-/// and never answers it) wrote nothing: the store says so as a transient
-/// `Unavailable` naming the conflict, on the first answer (the SDK does not
-/// retry it; the engine retries transient store errors), and the caller's
-/// retry goes through.
+/// and never answers it) applied nothing. The store sends a cancelled
+/// transaction again (up to [`RETRY_ATTEMPTS`] times) and it goes through;
+/// when every attempt meets a conflict, the answer is a transient
+/// `Unavailable` naming it, nothing is written, and the caller's retry goes
+/// through. A single-item write's `TransactionConflictException` is a
+/// transient `Unavailable` at once (the SDK does not retry it; the engine
+/// retries transient store errors).
 #[test]
-fn a_transaction_conflict_is_a_transient_error_that_wrote_nothing() {
+fn a_transaction_conflict_applied_nothing_and_is_sent_again() {
+    const TWI: &str = "TransactWriteItems";
     run(async {
         let rig = Rig::new(6).await;
         let store = &rig.faulty;
+        let proxy = &rig.proxy;
         let id = fresh_id("txc");
         store.create(new_execution(&id, "wf", b"1")).await.unwrap();
-        let proxy = &rig.proxy;
-        let conflict = |op: &'static str| {
-            proxy.arm(op, Fault::TransactionConflict, 1);
-            let before = proxy.requests().get(op).copied().unwrap_or(0);
-            move |err: StoreError| {
-                let StoreError::Unavailable(msg) = &err else {
-                    panic!("{op}: expected Unavailable, got {err:?}");
-                };
-                assert!(msg.contains("TransactionConflict"), "{op}: {msg}");
-                assert_eq!(proxy.requests()[op] - before, 1, "{op}: one attempt");
-            }
-        };
+        let sent = |op: &str| proxy.requests().get(op).copied().unwrap_or(0);
         let state = || async {
             let ex = rig.direct.load(&id).await.unwrap();
             (
@@ -922,27 +916,50 @@ fn a_transaction_conflict_is_a_transient_error_that_wrote_nothing() {
                 ex.meta.lease.is_some(),
             )
         };
+        // Conflicts on `n` attempts of `op`; after the call, `op` was sent
+        // `attempts` times and the call failed with a named conflict or not.
+        let conflicts = |op: &'static str, n: u32| {
+            proxy.arm(op, Fault::TransactionConflict, u64::from(n));
+            let before = sent(op);
+            move |attempts: u32, err: Option<StoreError>| {
+                assert_eq!(sent(op) - before, u64::from(attempts), "{op}");
+                if let Some(err) = err {
+                    let StoreError::Unavailable(msg) = &err else {
+                        panic!("{op}: expected Unavailable, got {err:?}");
+                    };
+                    assert!(msg.contains("TransactionConflict"), "{op}: {msg}");
+                    assert!(err.is_transient());
+                }
+            }
+        };
 
-        let check = conflict("TransactWriteItems");
-        check(store.deliver(&id, signal("a", 1), at(1)).await.unwrap_err());
-        assert_eq!(state().await, (1, 0, 0, Status::Running, 1, false));
+        // A delivery meets one conflict: sent again, delivered once.
+        let check = conflicts(TWI, 1);
         let a = store.deliver(&id, signal("a", 1), at(1)).await.unwrap();
+        check(2, None);
+        assert_eq!(state().await, (1, 1, 1, Status::Running, 1, false));
 
-        let check = conflict("PutItem");
-        check(store.append(&id, plain(1, step(1))).await.unwrap_err());
+        // A plain append (one put): unavailable at once, nothing written.
+        let check = conflicts("PutItem", 1);
+        let err = store.append(&id, plain(1, step(1))).await.unwrap_err();
+        check(1, Some(err));
         assert_eq!(state().await, (1, 1, 1, Status::Running, 1, false));
         store.append(&id, plain(1, step(1))).await.unwrap();
 
+        // A consuming append meets a conflict on every attempt.
         let consume = Append {
             run: 1,
             entry: signal_entry(2, &a),
             consume: Some(a.id.clone()),
         };
-        let check = conflict("TransactWriteItems");
-        check(store.append(&id, consume.clone()).await.unwrap_err());
+        let check = conflicts(TWI, RETRY_ATTEMPTS);
+        let err = store.append(&id, consume.clone()).await.unwrap_err();
+        check(RETRY_ATTEMPTS, Some(err));
         assert_eq!(state().await, (2, 1, 1, Status::Running, 1, false));
         store.append(&id, consume).await.unwrap();
 
+        // A suspend meets conflicts on all but its last attempt.
+        let check = conflicts(TWI, RETRY_ATTEMPTS - 1);
         let sus = Suspend {
             run: 1,
             journal_len: 3,
@@ -951,18 +968,17 @@ fn a_transaction_conflict_is_a_transient_error_that_wrote_nothing() {
             waiting_on: "a signal".into(),
             at: at(3),
         };
-        let check = conflict("TransactWriteItems");
-        check(store.suspend(&id, sus.clone()).await.unwrap_err());
-        assert_eq!(state().await, (3, 0, 1, Status::Running, 1, false));
         store.suspend(&id, sus).await.unwrap();
+        check(RETRY_ATTEMPTS, None);
+        assert_eq!(state().await, (3, 0, 1, Status::Waiting, 1, false));
 
-        let check = conflict("UpdateItem");
-        check(
-            store
-                .acquire_lease(&id, "d", at(100), at(4))
-                .await
-                .unwrap_err(),
-        );
+        // A lease (one update): unavailable at once.
+        let check = conflicts("UpdateItem", 1);
+        let err = store
+            .acquire_lease(&id, "d", at(100), at(4))
+            .await
+            .unwrap_err();
+        check(1, Some(err));
         assert_eq!(state().await, (3, 0, 1, Status::Waiting, 1, false));
         store.acquire_lease(&id, "d", at(100), at(4)).await.unwrap();
 
@@ -987,11 +1003,14 @@ fn a_transaction_conflict_is_a_transient_error_that_wrote_nothing() {
             },
             run: 1,
         };
-        let check = conflict("TransactWriteItems");
-        check(store.continue_as_new(&id, c.clone()).await.unwrap_err());
+        let check = conflicts(TWI, RETRY_ATTEMPTS);
+        let err = store.continue_as_new(&id, c.clone()).await.unwrap_err();
+        check(RETRY_ATTEMPTS, Some(err));
         assert_eq!(state().await, (3, 0, 1, Status::Waiting, 1, true));
         store.continue_as_new(&id, c).await.unwrap();
 
+        // The final entry meets one conflict.
+        let check = conflicts(TWI, 1);
         let done = plain(
             2,
             entry(
@@ -1001,15 +1020,13 @@ fn a_transaction_conflict_is_a_transient_error_that_wrote_nothing() {
                 },
             ),
         );
-        let check = conflict("TransactWriteItems");
-        check(store.append(&id, done.clone()).await.unwrap_err());
-        assert_eq!(state().await, (1, 0, 1, Status::Running, 2, true));
         store.append(&id, done).await.unwrap();
+        check(2, None);
         assert_eq!(state().await, (2, 0, 1, Status::Completed, 2, false));
         assert_eq!(rig.inbox_items(&id).await, 1);
         println!(
             "figure: fault_injections_survived_transaction_conflict={} injections",
-            rig.proxy.injected()[&Fault::TransactionConflict]
+            proxy.injected()[&Fault::TransactionConflict]
         );
     });
 }

@@ -62,6 +62,7 @@ fn main() {
             "provision",
             "cairn-testkit",
             "cairn-httpkit",
+            "dynamodb-activity",
         ],
         &[],
     );
@@ -73,6 +74,7 @@ fn main() {
         ("PROVISION", "provision"),
         ("TESTKIT", "cairn_testkit"),
         ("HTTPKIT", "cairn_httpkit"),
+        ("DYNAMODB_ACTIVITY", "dynamodb_activity"),
     ] {
         let dest = out.join(format!("{file}.wasm"));
         std::fs::copy(wasm.join(format!("{file}.wasm")), &dest).expect("copy guest");

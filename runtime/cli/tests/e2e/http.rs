@@ -5,7 +5,7 @@
 
 use crate::http_server::TestServer;
 use crate::support::*;
-use cairn_test_artifacts::HTTPKIT;
+use cairn_test_artifacts::{DYNAMODB_ACTIVITY, HTTPKIT};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -189,4 +189,48 @@ fn a_hung_server_hits_the_per_attempt_timeout() {
     assert!(message.contains("timed out after 1000 ms"), "{message}");
     assert_eq!(activity_attempts(&c, "hang"), 2);
     assert_eq!(plain.seen("/hang").len(), 2);
+}
+
+/// The AWS SDK for Rust in an activity, over wasi:http, against the tests'
+/// DynamoDB emulator; credentials only when the operator grants them.
+#[test]
+fn an_activity_calls_dynamodb_with_the_aws_sdk() {
+    let d = Dynamo::new();
+    let host = d.endpoint.trim_start_matches("http://").to_string();
+    let input = json!(d.endpoint).to_string();
+    let run = |id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            DYNAMODB_ACTIVITY,
+            "-w",
+            "tables",
+            "-i",
+            &input,
+            "--id",
+            id,
+            "--allow-http",
+            &host,
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        let r = d.c.run(&args);
+        (r, d.c.status(id))
+    };
+    let creds = [
+        "--env",
+        "AWS_ACCESS_KEY_ID=test",
+        "--env",
+        "AWS_SECRET_ACCESS_KEY=test",
+        "--env",
+        "AWS_REGION=us-east-1",
+    ];
+    let (r, st) = run("aws", &creds);
+    assert_eq!(r.code, 0, "{r:?}");
+    let tables = st["output"].as_array().expect("a list of tables");
+    assert!(tables.contains(&json!(d.table)), "{st}");
+
+    let (r, st) = run("aws-no-creds", &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let message = st["failure"]["message"].as_str().unwrap();
+    assert!(message.contains("no AWS credentials granted"), "{message}");
 }

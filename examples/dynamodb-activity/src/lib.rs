@@ -21,8 +21,7 @@ pub async fn tables(ctx: Ctx, endpoint: String) -> Result<Vec<String>, Failure> 
 /// `ListTables` with the credentials the operator granted.
 pub async fn list_tables(_ctx: ActivityCtx, endpoint: String) -> Result<Vec<String>, Failure> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
-    else {
+    let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
         return Err(Failure::non_retryable(
             "no AWS credentials granted to activities (cairn --env AWS_ACCESS_KEY_ID=… --env AWS_SECRET_ACCESS_KEY=…)",
         ));

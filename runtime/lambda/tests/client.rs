@@ -259,6 +259,51 @@ async fn cairn_function_drives_the_swap_and_the_background_check() {
     await_status("cli-bc2", "cancelled");
     await_status("cli-bc2/county/Alameda", "cancelled");
 
+    // The same API as Function URL events and direct invokes, through the
+    // emulator: answers, and errors with their code and HTTP status.
+    let url = |body: Value| {
+        let r = invoke(
+            &aws.lambda,
+            &json!({
+                "version": "2.0", "rawPath": "/", "rawQueryString": "",
+                "headers": {"content-type": "application/json"},
+                "requestContext": {"http": {"method": "POST", "path": "/"}, "requestId": "r1"},
+                "body": body.to_string(), "isBase64Encoded": false,
+            }),
+        );
+        let body: Value =
+            serde_json::from_str(r["body"].as_str().unwrap_or_default()).unwrap_or_default();
+        (r["statusCode"].as_u64(), body)
+    };
+    let (status, d) = url(json!({"v": 1, "action": "describe", "id": "cli-swap"}));
+    assert_eq!((status, &d["output"]), (Some(200), &swap["output"]), "{d}");
+    let (status, page) = url(json!({"v": 1, "action": "history", "id": "cli-swap", "limit": 4}));
+    assert_eq!(
+        (status, page["entries"].as_array().map(Vec::len)),
+        (Some(200), Some(4)),
+        "{page}"
+    );
+    let (status, e) = url(json!({"v": 1, "action": "describe", "id": "nobody"}));
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (Some(404), &json!("CRN201")),
+        "{e}"
+    );
+    let (status, e) = url(json!({"v": 1, "action": "explode"}));
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (Some(400), &json!("CRN401")),
+        "{e}"
+    );
+    let e = invoke(
+        &aws.lambda,
+        &json!({"v": 1, "action": "start", "workflow": "swap", "id": "cli-swap", "input": 1}),
+    );
+    assert_eq!(
+        e["error"]["code"], "CRN202",
+        "a direct invoke answers the error: {e}"
+    );
+
     // Commands that would run code here are refused, not run.
     let out = cairn(&["resume", "cli-bc2"]);
     assert_eq!(out.status.code(), Some(2));

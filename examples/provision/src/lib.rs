@@ -7,8 +7,11 @@
 //! execution is cancelled meanwhile (`cairn cancel ID`), the resource is
 //! cleaned up (deleted) before the execution ends cancelled.
 //!
-//! The external system is simulated: a resource named `slow-*` needs 6 polls,
-//! others 2.
+//! The external system is an HTTP "cloud API" when the input names one
+//! (`api`: `POST /resources` with the create's idempotency key, `GET
+//! /resources/{id}` until its `status` is `ready`, `DELETE /resources/{id}`;
+//! run with `--allow-http` for its host), and simulated in-process
+//! otherwise: a resource named `slow-*` needs 6 polls, others 2.
 
 use cairn_sdk::prelude::*;
 
@@ -19,6 +22,9 @@ pub struct ProvisionInput {
     pub name: String,
     /// Resource kind (`vm`, `db`...).
     pub kind: String,
+    /// Base URL of the cloud API (`http://127.0.0.1:8080`); none: simulated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 /// A created resource.
@@ -28,6 +34,9 @@ pub struct Resource {
     pub id: String,
     /// Its name.
     pub name: String,
+    /// The cloud API that holds it (none: simulated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 /// The outcome.
@@ -72,19 +81,46 @@ pub async fn provision(ctx: Ctx, input: ProvisionInput) -> Result<Provisioned, F
     }
 }
 
-/// Creates the resource (simulated: the id derives from the idempotency key,
-/// so a retried create returns the same resource).
-pub fn create_resource(ctx: &ActivityCtx, input: ProvisionInput) -> Result<Resource, Failure> {
+/// What the cloud API says about a resource.
+#[derive(Debug, Deserialize)]
+struct CloudResource {
+    id: String,
+    status: String,
+}
+
+/// Creates the resource. The cloud API gets the call's idempotency key
+/// (`Idempotency-Key`), so a retried create returns the same resource; the
+/// simulated id derives from it for the same reason.
+pub async fn create_resource(ctx: ActivityCtx, input: ProvisionInput) -> Result<Resource, Failure> {
+    let id = match &input.api {
+        Some(api) => {
+            let body = serde_json::json!({"name": input.name, "kind": input.kind});
+            let created: CloudResource = ctx
+                .http()
+                .post_json(&format!("{api}/resources"), &body)
+                .await?;
+            created.id
+        }
+        None => format!("{}-{}", input.kind, ctx.idempotency_key().replace('/', "-")),
+    };
     Ok(Resource {
-        id: format!("{}-{}", input.kind, ctx.idempotency_key().replace('/', "-")),
+        id,
         name: input.name,
+        api: input.api,
     })
 }
 
 /// Checks readiness: fails (retryably) until the resource is built.
-pub fn wait_ready(ctx: &ActivityCtx, r: Resource) -> Result<u32, Failure> {
-    let needed = if r.name.starts_with("slow-") { 6 } else { 2 };
-    if ctx.attempt() < needed {
+pub async fn wait_ready(ctx: ActivityCtx, r: Resource) -> Result<u32, Failure> {
+    let ready = match &r.api {
+        Some(api) => {
+            let url = format!("{api}/resources/{}", r.id);
+            let now: CloudResource = ctx.http().get_json(&url).await?;
+            now.status == "ready"
+        }
+        None => ctx.attempt() >= if r.name.starts_with("slow-") { 6 } else { 2 },
+    };
+    if !ready {
         return Err(Failure::retryable(format!(
             "{} is still being built (poll {})",
             r.id,
@@ -94,8 +130,15 @@ pub fn wait_ready(ctx: &ActivityCtx, r: Resource) -> Result<u32, Failure> {
     Ok(ctx.attempt())
 }
 
-/// Deletes the resource (simulated; idempotent).
-pub fn delete_resource(_ctx: &ActivityCtx, r: Resource) -> Result<(), Failure> {
+/// Deletes the resource (idempotent: gone already is fine).
+pub async fn delete_resource(ctx: ActivityCtx, r: Resource) -> Result<(), Failure> {
+    if let Some(api) = &r.api {
+        let url = format!("{api}/resources/{}", r.id);
+        let response = ctx.http().delete(&url).send().await?;
+        if response.status() != 404 {
+            response.check().await?;
+        }
+    }
     eprintln!("deleted {}", r.id);
     Ok(())
 }

@@ -234,3 +234,77 @@ fn an_activity_calls_dynamodb_with_the_aws_sdk() {
     let message = st["failure"]["message"].as_str().unwrap();
     assert!(message.contains("no AWS credentials granted"), "{message}");
 }
+
+/// The provision example against an HTTP "cloud API": create (with the
+/// call's idempotency key), poll with durable backoff until ready, and
+/// delete when the execution is cancelled.
+#[test]
+fn provision_drives_an_http_cloud_api() {
+    use cairn_test_artifacts::PROVISION;
+    let c = Cairn::new();
+    let cloud = TestServer::http();
+    let allow = cloud.host_port();
+    let input = json!({"name": "slow-db", "kind": "db", "api": cloud.url("")}).to_string();
+    let r = c.run(&[
+        "run",
+        PROVISION,
+        "-w",
+        "provision",
+        "-i",
+        &input,
+        "--id",
+        "pd",
+        "--skip-time",
+        "-q",
+        "--allow-http",
+        &allow,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let out: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(out["polls"], 6);
+    assert_eq!(out["resource"]["id"], "db-1");
+    let created = cloud.seen("/resources");
+    assert_eq!(created.iter().filter(|s| s.method == "POST").count(), 1);
+    assert_eq!(created[0].headers["idempotency-key"], "pd/1");
+    assert_eq!(created.iter().filter(|s| s.method == "GET").count(), 6);
+    let h = c.history("pd");
+    assert!(
+        h.iter().any(|x| x["kind"] == "activity-retrying"),
+        "long backoffs are durable"
+    );
+
+    // Cancelled while it waits between polls: the resource is deleted.
+    let input = json!({"name": "slow-vm", "kind": "vm", "api": cloud.url("")}).to_string();
+    let r = c.run(&[
+        "start",
+        PROVISION,
+        "-w",
+        "provision",
+        "-i",
+        &input,
+        "--id",
+        "pv",
+        "--allow-http",
+        &allow,
+    ]);
+    assert!(r.stdout.contains("retry of activity 'wait_ready'"), "{r:?}");
+    let r = c.run(&[
+        "cancel",
+        "pv",
+        "--reason",
+        "not needed",
+        "--allow-http",
+        &allow,
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let st = c.status("pv");
+    assert_eq!(st["status"], "cancelled");
+    assert!(
+        st["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("compensated: delete vm-2"),
+        "{st}"
+    );
+    assert_eq!(cloud.deleted(), vec!["vm-2"]);
+}

@@ -10,6 +10,10 @@
 //! - `GET /hang`: never answers
 //! - `GET /big?bytes=N`: N bytes, byte i = i % 251, in 64 KiB writes
 //! - `GET /status/<code>`: that status
+//! - a "cloud API" for the provision example: `POST /resources` (`{name,
+//!   kind}`; the same Idempotency-Key gives the same resource), `GET
+//!   /resources/<id>` (`{id, status}`: `ready` at the 6th poll for `slow-*`
+//!   names, the 2nd for others), `DELETE /resources/<id>`
 //!
 //! Also used by the tests crate (`#[path]`), so it needs nothing but std,
 //! rustls and rcgen.
@@ -37,6 +41,17 @@ pub struct Seen {
 struct State {
     seen: Mutex<Vec<Seen>>,
     counts: Mutex<HashMap<String, u32>>,
+    cloud: Mutex<Cloud>,
+}
+
+/// The resources of the "cloud API".
+#[derive(Default)]
+struct Cloud {
+    by_key: HashMap<String, String>,
+    /// id -> (name, polls so far)
+    resources: HashMap<String, (String, u32)>,
+    created: u32,
+    deleted: Vec<String>,
 }
 
 /// The running server (its threads end with the test process).
@@ -131,6 +146,11 @@ impl TestServer {
             true => format!("localhost:{}", self.port),
             false => format!("127.0.0.1:{}", self.port),
         }
+    }
+
+    /// The ids the cloud API deleted, in order.
+    pub fn deleted(&self) -> Vec<String> {
+        self.state.cloud.lock().unwrap().deleted.clone()
     }
 
     /// The requests whose path starts with `prefix`, in arrival order.
@@ -264,6 +284,62 @@ fn serve<S: Read + Write>(stream: S, state: &State) {
                 sent += chunk.len();
             }
             let _ = out.flush();
+        }
+        ("POST", "/resources") => {
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let key = headers.get("idempotency-key").cloned().unwrap_or_default();
+            let mut cloud = state.cloud.lock().unwrap();
+            let id = match cloud.by_key.get(&key) {
+                Some(id) => id.clone(),
+                None => {
+                    cloud.created += 1;
+                    let id = format!("{}-{}", req["kind"].as_str().unwrap_or("r"), cloud.created);
+                    let name = req["name"].as_str().unwrap_or("").to_string();
+                    cloud.by_key.insert(key, id.clone());
+                    cloud.resources.insert(id.clone(), (name, 0));
+                    id
+                }
+            };
+            drop(cloud);
+            json(
+                &mut out,
+                201,
+                serde_json::json!({"id": id, "status": "creating"}),
+            )
+        }
+        ("GET", r) if r.starts_with("/resources/") => {
+            let id = &r["/resources/".len()..];
+            let mut cloud = state.cloud.lock().unwrap();
+            let Some((name, polls)) = cloud.resources.get_mut(id) else {
+                drop(cloud);
+                return respond(&mut out, 404, "text/plain", b"no such resource");
+            };
+            *polls += 1;
+            let needed = if name.starts_with("slow-") { 6 } else { 2 };
+            let status = if *polls >= needed {
+                "ready"
+            } else {
+                "creating"
+            };
+            drop(cloud);
+            json(
+                &mut out,
+                200,
+                serde_json::json!({"id": id, "status": status}),
+            )
+        }
+        ("DELETE", r) if r.starts_with("/resources/") => {
+            let id = &r["/resources/".len()..];
+            let mut cloud = state.cloud.lock().unwrap();
+            let found = cloud.resources.remove(id).is_some();
+            if found {
+                cloud.deleted.push(id.to_string());
+            }
+            drop(cloud);
+            match found {
+                true => respond(&mut out, 204, "text/plain", b""),
+                false => respond(&mut out, 404, "text/plain", b"no such resource"),
+            }
         }
         ("GET", r) if r.starts_with("/status/") => {
             let code = r["/status/".len()..].parse().unwrap_or(500);

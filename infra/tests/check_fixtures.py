@@ -189,6 +189,30 @@ CASES = [
         "new": '              - lambda:InvokeFunction\n            Resource: "*"\n          - !If',
         "caught_by": {"drift": "IAM caller: lambda:InvokeFunction on '*'"},
     },
+    {
+        "name": "sam-allow-http-fixed",
+        "stack": "sam",
+        "broken": "CAIRN_ALLOW_HTTP is \"*\" (every host) instead of the AllowHttp parameter",
+        "old": "          CAIRN_ALLOW_HTTP: !Ref AllowHttp\n",
+        "new": '          CAIRN_ALLOW_HTTP: "*"\n',
+        "caught_by": {"drift": "environment variable CAIRN_ALLOW_HTTP"},
+    },
+    {
+        "name": "tf-allow-http-not-joined",
+        "stack": "terraform",
+        "broken": "CAIRN_ALLOW_HTTP is the allow_http list itself, not joined with \",\"",
+        "old": 'join(",", var.allow_http)',
+        "new": "var.allow_http",
+        "caught_by": {"drift": "environment variable CAIRN_ALLOW_HTTP"},
+    },
+    {
+        "name": "tf-missing-extra-roots-env",
+        "stack": "terraform",
+        "broken": "the function lacks CAIRN_HTTP_EXTRA_ROOTS (the http_extra_roots variable feeds nothing)",
+        "old": '      CAIRN_HTTP_EXTRA_ROOTS    = join(",", var.http_extra_roots)\n',
+        "new": "",
+        "caught_by": {"drift": "function environment names"},
+    },
 ]
 
 

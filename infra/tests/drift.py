@@ -124,6 +124,8 @@ def load_contract(path: Path = CONTRACT) -> dict:
     def value(v: str) -> Any:
         if v == '""':
             return ""
+        if v == "[]":
+            return []
         return {"true": True, "false": False}.get(v, int(v) if re.fullmatch(r"-?\d+", v) else v)
 
     # A default cell is `X`, or `X` (SAM), `Y` (Terraform) when the stacks differ.
@@ -263,6 +265,8 @@ TF_VARIABLES = {
     "InboxGraceSeconds": "inbox_grace_seconds",
     "BatchConcurrency": "batch_concurrency",
     "ParallelizationFactor": "parallelization_factor",
+    "AllowHttp": "allow_http",
+    "HttpExtraRoots": "http_extra_roots",
 }
 TF_OUTPUTS = {
     "TableName": "table_name",
@@ -275,6 +279,11 @@ TF_OUTPUTS = {
 # The environment variable that names the schedule dead-letter queue: the
 # queue it points at is read as `scheduler_dlq`, any other queue as `dlq`.
 SCHEDULER_DLQ_ENV = "CAIRN_SCHEDULER_DLQ_ARN"
+# An environment variable is a string: a list parameter (SAM
+# CommaDelimitedList, Terraform list(string)) feeds one joined with this
+# separator, which reads as the parameter itself (`{param:X}`); used bare it
+# reads as `{param:X} as a list`, joined otherwise as the join.
+LIST_SEPARATOR = ","
 
 
 # ---------------------------------------------------------------------------
@@ -480,6 +489,8 @@ class SamReader:
         if name in PSEUDO:
             return PSEUDO[name]
         if name in self.params:
+            if str(self.params[name].get("Type", "")).startswith(("CommaDelimitedList", "List<")):
+                return f"{{param:{name}}} as a list"
             return f"{{param:{name}}}"
         if name in self.resources:
             kind = self.kinds.get(name, name)
@@ -518,6 +529,12 @@ class SamReader:
             if set(v) == {"Fn::If"}:
                 cond, a, b = v["Fn::If"]
                 return {"if": cond, "then": self.canon(a), "else": self.canon(b)}
+            if set(v) == {"Fn::Join"} and isinstance(v["Fn::Join"], list) and len(v["Fn::Join"]) == 2:
+                sep, items = v["Fn::Join"][0], self.canon(v["Fn::Join"][1])
+                m = re.fullmatch(r"(\{param:\w+\}) as a list", items) if isinstance(items, str) else None
+                if m and sep == LIST_SEPARATOR:
+                    return m.group(1)
+                return {"join": sep, "items": items}
             return {k: self.canon(x) for k, x in v.items()}
         if isinstance(v, list):
             return [self.canon(x) for x in v]
@@ -958,6 +975,11 @@ class TfReader:
 
     # canonical references ---------------------------------------------------
 
+    def _is_list(self, var: str) -> bool:
+        """A variable declared list(...), set(...) or tuple(...)."""
+        ty = str((self.variables.get(var) or {}).get("type", ""))
+        return bool(re.fullmatch(r"(\$\{)?\s*(list|set|tuple)\b.*", ty))
+
     def _addr(self, rtype: str, name: str, attr: str) -> str:
         kind = self.kinds.get((rtype, name), f"{rtype}.{name}")
         return f"{{{kind}.{TF_ATTR.get(attr, attr)}}}"
@@ -977,6 +999,14 @@ class TfReader:
         if m:
             return self.canon(self.locals.get(m.group(1)))
         rev = {v: k for k, v in TF_VARIABLES.items()}
+        # A list variable: joined with LIST_SEPARATOR it is the parameter, bare a list.
+        m = re.fullmatch(r'\$\{join\(\\?"(.*?)\\?",\s*var\.(\w+)\)\}', s)
+        if m and self._is_list(m.group(2)):
+            param = f"{{param:{rev.get(m.group(2), m.group(2))}}}"
+            return param if m.group(1) == LIST_SEPARATOR else {"join": m.group(1), "items": f"{param} as a list"}
+        m = re.fullmatch(r"\$\{var\.(\w+)\}", s)
+        if m and self._is_list(m.group(1)):
+            return f"{{param:{rev.get(m.group(1), m.group(1))}}} as a list"
         # `cond ? [x] : []` and friends, as the SAM reader writes them.
         m = re.fullmatch(r'\$\{var\.(\w+) == \\?"\\?" \? \[\] : \[var\.\1\]\}', s)
         if m:

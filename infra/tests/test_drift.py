@@ -44,11 +44,15 @@ def test_contract_page_parses(contract):
         "CAIRN_LEASE_SECONDS",
         "CAIRN_INBOX_GRACE_SECONDS",
         "CAIRN_BATCH_CONCURRENCY",
+        "CAIRN_ALLOW_HTTP",
+        "CAIRN_HTTP_EXTRA_ROOTS",
     }
     assert contract["env_params"] == {
         "CAIRN_LEASE_SECONDS": "LeaseSeconds",
         "CAIRN_INBOX_GRACE_SECONDS": "InboxGraceSeconds",
         "CAIRN_BATCH_CONCURRENCY": "BatchConcurrency",
+        "CAIRN_ALLOW_HTTP": "AllowHttp",
+        "CAIRN_HTTP_EXTRA_ROOTS": "HttpExtraRoots",
     }
     assert contract["params"] == {
         "MemorySize": 512,
@@ -63,9 +67,12 @@ def test_contract_page_parses(contract):
         "NamePrefix": "",
         "ReservedConcurrency": -1,
         "AlarmTopicArn": "",
+        "AllowHttp": "",
+        "HttpExtraRoots": "",
     }
     # SAM's empty prefix keeps CloudFormation's generated names; Terraform's keeps "cairn".
-    assert contract["tf_param_defaults"] == {"NamePrefix": "cairn"}
+    # The HTTP lists: SAM an empty string, Terraform an empty list (joined: "").
+    assert contract["tf_param_defaults"] == {"NamePrefix": "cairn", "AllowHttp": [], "HttpExtraRoots": []}
     assert contract["param_ranges"]["ParallelizationFactor"] == (1, 10)
     assert contract["param_ranges"]["ReservedConcurrency"] == (-1, None)
     assert contract["reserved_concurrency_param"] == "ReservedConcurrency"
@@ -179,6 +186,13 @@ def test_every_name_is_prefixed(models, contract):
         (lambda m: m["function"]["env"].pop("CAIRN_LEASE_SECONDS"), "function environment names"),
         (lambda m: m["function"]["env"].update(CAIRN_BATCH_CONCURRENCY="8"), "environment variable CAIRN_BATCH_CONCURRENCY"),
         (lambda m: m["function"]["env"].update(CAIRN_SCHEDULER_DLQ_ARN="{dlq.arn}"), "environment variable CAIRN_SCHEDULER_DLQ_ARN"),
+        (lambda m: m["function"]["env"].pop("CAIRN_ALLOW_HTTP"), "function environment names"),
+        (lambda m: m["function"]["env"].pop("CAIRN_HTTP_EXTRA_ROOTS"), "function environment names"),
+        (lambda m: m["function"]["env"].update(CAIRN_ALLOW_HTTP="*"), "environment variable CAIRN_ALLOW_HTTP"),
+        (lambda m: m["function"]["env"].update(CAIRN_HTTP_EXTRA_ROOTS=""), "environment variable CAIRN_HTTP_EXTRA_ROOTS"),
+        (lambda m: m["function"]["env"].update(CAIRN_ALLOW_HTTP="{param:AllowHttp} as a list"), "environment variable CAIRN_ALLOW_HTTP"),
+        (lambda m: m["params"].pop("AllowHttp"), "parameters: missing ['AllowHttp']"),
+        (lambda m: m["params"].update(HttpExtraRoots=["/opt/ca.pem"]), "parameter HttpExtraRoots default"),
         (lambda m: m["esm"].update(parallelization=None), "stream mapping parallelization factor"),
         (lambda m: m["scheduler_queue"].update(encrypted=False), "schedule dead-letter queue encrypted"),
         (lambda m: m["outputs"].pop("SchedulerDeadLetterQueueUrl"), "outputs"),
@@ -246,6 +260,77 @@ def test_checker_notices(mutate, expect, models, contract, iam):
     p = drift.Problems()
     drift.check_contract(model, contract, iam, p)
     assert any(expect in msg for msg in p), list(p)
+
+
+# How each stack turns a list parameter into an environment string.
+
+
+def _tf_env(tmp_path, allow_http_value: str, allow_http_type: str = "list(string)"):
+    """The Terraform module with CAIRN_ALLOW_HTTP set to `allow_http_value`, read into the model."""
+    found = {"value": 0, "type": 0}
+    for src in sorted(drift.TF_MODULE.glob("*.tf")):
+        text = src.read_text()
+        found["value"] += text.count('join(",", var.allow_http)')
+        text = text.replace('join(",", var.allow_http)', allow_http_value)
+        head, sep, rest = text.partition('variable "allow_http" {\n')
+        if sep:
+            found["type"] += 1
+            rest = rest.replace("type        = list(string)", f"type        = {allow_http_type}", 1)
+            text = head + sep + rest
+        (tmp_path / src.name).write_text(text)
+    assert found == {"value": 1, "type": 1}, f"the module changed; update this test ({found})"
+    model, problems = drift.read_stack("tf", tmp_path)
+    assert model is not None, problems
+    return model["function"]["env"]["CAIRN_ALLOW_HTTP"]
+
+
+def test_terraform_list_variable_feeds_env_joined_with_commas(tmp_path):
+    assert _tf_env(tmp_path, 'join(",", var.allow_http)') == "{param:AllowHttp}"
+
+
+@pytest.mark.parametrize(
+    "value, want",
+    [
+        ("var.allow_http", "{param:AllowHttp} as a list"),  # not joined (and not a string)
+        ('join(";", var.allow_http)', {"join": ";", "items": "{param:AllowHttp} as a list"}),
+    ],
+)
+def test_terraform_list_variable_not_joined_with_commas_is_noticed(tmp_path, value, want, contract, iam):
+    assert _tf_env(tmp_path, value) == want
+    # ... which the contract check reports.
+    model, _ = drift.read_stack("tf", tmp_path)
+    p = drift.Problems()
+    drift.check_contract(model, contract, iam, p)
+    assert any("environment variable CAIRN_ALLOW_HTTP" in msg for msg in p), list(p)
+
+
+def test_terraform_string_variable_is_not_read_as_a_list(tmp_path):
+    # A string variable used bare is the parameter itself.
+    assert _tf_env(tmp_path, "var.allow_http", "string") == "{param:AllowHttp}"
+
+
+def _sam_env(tmp_path, param_type: str, value: str):
+    text = drift.SAM_TEMPLATE.read_text()
+    text = text.replace("  AllowHttp:\n    Type: String\n", f"  AllowHttp:\n    Type: {param_type}\n", 1)
+    text = text.replace("          CAIRN_ALLOW_HTTP: !Ref AllowHttp\n", f"          CAIRN_ALLOW_HTTP: {value}\n", 1)
+    path = tmp_path / "template.yaml"
+    path.write_text(text)
+    model, problems = drift.read_stack("sam", path)
+    assert model is not None, problems
+    return model["function"]["env"]["CAIRN_ALLOW_HTTP"]
+
+
+@pytest.mark.parametrize(
+    "param_type, value, want",
+    [
+        ("String", "!Ref AllowHttp", "{param:AllowHttp}"),
+        ("CommaDelimitedList", '!Join [",", !Ref AllowHttp]', "{param:AllowHttp}"),
+        ("CommaDelimitedList", "!Ref AllowHttp", "{param:AllowHttp} as a list"),
+        ("CommaDelimitedList", '!Join [" ", !Ref AllowHttp]', {"join": " ", "items": "{param:AllowHttp} as a list"}),
+    ],
+)
+def test_sam_list_parameter_feeds_env_joined_with_commas(tmp_path, param_type, value, want):
+    assert _sam_env(tmp_path, param_type, value) == want
 
 
 def test_checker_notices_a_sam_name_set_without_the_prefix(models, contract, iam):

@@ -28,4 +28,6 @@ module "cairn" {
   enable_function_url  = var.enable_function_url
   reserved_concurrency = var.reserved_concurrency
   alarm_topic_arn      = var.alarm_topic_arn
+  allow_http           = var.allow_http
+  http_extra_roots     = var.http_extra_roots
 }

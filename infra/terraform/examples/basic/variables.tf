@@ -45,3 +45,15 @@ variable "alarm_topic_arn" {
   type        = string
   default     = ""
 }
+
+variable "allow_http" {
+  description = "Hosts activities may send HTTP requests to (\"api.example.com\", \"*.amazonaws.com\", \"*\"); empty: none."
+  type        = list(string)
+  default     = []
+}
+
+variable "http_extra_roots" {
+  description = "PEM files of extra root certificates (a private CA) in the function's filesystem; empty: the system's roots only."
+  type        = list(string)
+  default     = []
+}

@@ -191,6 +191,8 @@ resource "aws_lambda_function" "this" {
       CAIRN_LEASE_SECONDS       = var.lease_seconds
       CAIRN_INBOX_GRACE_SECONDS = var.inbox_grace_seconds
       CAIRN_BATCH_CONCURRENCY   = var.batch_concurrency
+      CAIRN_ALLOW_HTTP          = join(",", var.allow_http)
+      CAIRN_HTTP_EXTRA_ROOTS    = join(",", var.http_extra_roots)
       RUST_LOG                  = "info"
     }
   }

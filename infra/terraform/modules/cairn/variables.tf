@@ -98,6 +98,18 @@ variable "batch_concurrency" {
   }
 }
 
+variable "allow_http" {
+  description = "Hosts activities may send HTTP requests to (CAIRN_ALLOW_HTTP, joined with \",\"): \"HOST\" or \"HOST:PORT\", \"*.example.com\" for its subdomains, \"*\" for any host. Empty (the default): none; a request to a host not on the list fails the activity attempt, non-retryable."
+  type        = list(string)
+  default     = []
+}
+
+variable "http_extra_roots" {
+  description = "PEM files of root certificates (a private CA) that activities' HTTPS trusts besides the system's (CAIRN_HTTP_EXTRA_ROOTS, joined with \",\"): paths in the function's filesystem, e.g. /opt/... in a layer. Empty (the default): the system's roots only."
+  type        = list(string)
+  default     = []
+}
+
 variable "parallelization_factor" {
   description = "Batches of one stream shard processed at once (records of one execution stay in order)."
   type        = number

@@ -18,6 +18,7 @@
 
 use cairn_sdk::prelude::*;
 use std::cell::RefCell;
+use std::io::Write;
 use std::rc::Rc;
 
 /// The check's input.
@@ -189,9 +190,10 @@ pub async fn county_search(ctx: Ctx, input: CountyInput) -> Result<Finding, Fail
 
 /// Searches one database (simulated: a name containing "Fraud" has records).
 pub fn database_search(
-    _ctx: &ActivityCtx,
+    ctx: &ActivityCtx,
     (db, candidate): (String, String),
 ) -> Result<Finding, Failure> {
+    log_attempt(ctx)?;
     let records = if candidate.contains("Fraud") && db == "global_watchlist" {
         vec![format!("{db}: match for {candidate}")]
     } else {
@@ -211,6 +213,7 @@ pub fn database_search(
 
 /// Sends the records request to the county court (simulated).
 pub fn request_court_records(ctx: &ActivityCtx, input: CountyInput) -> Result<(), Failure> {
+    log_attempt(ctx)?;
     eprintln!(
         "requested records for {} in {} ({})",
         input.candidate,
@@ -222,11 +225,33 @@ pub fn request_court_records(ctx: &ActivityCtx, input: CountyInput) -> Result<()
 
 /// Sends a reminder to the county court (simulated).
 pub fn remind_court(ctx: &ActivityCtx, (input, n): (CountyInput, u32)) -> Result<(), Failure> {
+    log_attempt(ctx)?;
     eprintln!(
         "reminder {n} to {} court ({})",
         input.county,
         ctx.idempotency_key()
     );
+    Ok(())
+}
+
+/// Appends `<key> <attempt> <unix ms>` to /ledger/attempts for every
+/// attempt, when the host grants a `/ledger` directory: a test harness's
+/// own ledger of what ran.
+fn log_attempt(ctx: &ActivityCtx) -> Result<(), Failure> {
+    if !std::path::Path::new("/ledger").is_dir() {
+        return Ok(());
+    }
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/ledger/attempts")?;
+    // One write per line: a kill between two writes would tear it.
+    f.write_all(format!("{} {} {ms}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())?;
+    f.sync_all()?;
     Ok(())
 }
 

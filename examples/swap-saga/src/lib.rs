@@ -157,14 +157,35 @@ pub fn deposit(ctx: &ActivityCtx, t: Transfer) -> Result<Receipt, Failure> {
 }
 
 fn apply(ctx: &ActivityCtx, op: &str, t: &Transfer) -> Result<Receipt, Failure> {
+    let ledger = std::path::Path::new("/ledger").is_dir();
+    if ledger {
+        log_attempt(ctx)?;
+    }
     if t.fail {
         return Err(Failure::non_retryable("injected failure"));
     }
     let key = ctx.idempotency_key().to_string();
-    if std::path::Path::new("/ledger").is_dir() {
+    if ledger {
         record(&key, op, t)?;
     }
     Ok(Receipt { tx: key })
+}
+
+/// Appends `<key> <attempt> <unix ms>` to /ledger/attempts for every
+/// attempt, before any effect and whatever the deduplication below does: a
+/// test harness's own ledger of what ran.
+fn log_attempt(ctx: &ActivityCtx) -> Result<(), Failure> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/ledger/attempts")?;
+    f.write_all(format!("{} {} {ms}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())?;
+    f.sync_all()?;
+    Ok(())
 }
 
 /// Appends the effect to /ledger/ledger.jsonl unless the key is already there.

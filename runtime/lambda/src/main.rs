@@ -31,9 +31,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = cairn_lambda::deadline(event.context.deadline, Timestamp::now_system());
         let arn = event.context.invoked_function_arn.clone();
-        app.handle(event.payload, &arn, deadline)
-            .await
-            .map_err(Diagnostic::from)
+        let request = event.context.request_id.clone();
+        tracing::debug!(%request, "invocation received");
+        let r = app.handle(event.payload, &arn, deadline).await;
+        tracing::debug!(%request, ok = r.is_ok(), "invocation answered");
+        r.map_err(Diagnostic::from)
     }))
     .await
 }

@@ -14,13 +14,11 @@
 //! AWS_ENDPOINT_URL_SCHEDULER (moto), CAIRN_TABLE and CAIRN_SCHEDULER_GROUP (the function's table and
 //! schedule group).
 
-
 mod support;
 
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::*;
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_lambda_runtime_emulator() {

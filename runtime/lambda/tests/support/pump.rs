@@ -380,7 +380,10 @@ impl Lane {
         Box::pin(async move {
             while !batch.is_empty() {
                 let n = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
-                let duplicate = self.config.duplicate_every.is_some_and(|k| n % k == 0);
+                let duplicate = self
+                    .config
+                    .duplicate_every
+                    .is_some_and(|k| n.is_multiple_of(k));
                 let reply = if duplicate {
                     self.stats.lock().unwrap().duplicates += 1;
                     let (a, _b) = tokio::join!(self.invoke(&batch), self.invoke(&batch));
@@ -525,7 +528,8 @@ mod rules {
             assert_eq!(verdict(&whole, &b, true), Verdict::Whole, "{whole}");
         }
         // The lowest sequence number is the checkpoint.
-        let two = json!({"batchItemFailures": [{"itemIdentifier": "103"}, {"itemIdentifier": "101"}]});
+        let two =
+            json!({"batchItemFailures": [{"itemIdentifier": "103"}, {"itemIdentifier": "101"}]});
         assert_eq!(verdict(&two, &b, true), Verdict::Partial(1));
         // Without ReportBatchItemFailures the reply is not read.
         assert_eq!(verdict(&two, &b, false), Verdict::Success);

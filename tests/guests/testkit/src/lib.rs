@@ -76,7 +76,7 @@ pub async fn slow(ctx: Ctx, input: Slow) -> Result<Vec<String>, Failure> {
 /// Sleeps `ms`, then appends `<idempotency key> <attempt>` to `/trace/log`
 /// when that directory is granted; returns the key.
 ///
-/// Every attempt also appends `<key> <attempt>` to `/trace/attempts` when it
+/// Every attempt also appends `<key> <attempt> <unix ms>` to `/trace/attempts` when it
 /// starts, before any effect: a harness's own ledger of attempts, whatever
 /// the runtime journals or deduplicates.
 pub fn work(ctx: &ActivityCtx, input: serde_json::Value) -> Result<String, Failure> {
@@ -86,7 +86,11 @@ pub fn work(ctx: &ActivityCtx, input: serde_json::Value) -> Result<String, Failu
             .create(true)
             .append(true)
             .open("/trace/attempts")?;
-        f.write_all(format!("{} {}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())?;
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        f.write_all(format!("{} {} {ms}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())?;
         f.sync_all()?;
     }
     std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -219,6 +223,28 @@ pub async fn counter(ctx: Ctx, mut c: Counter) -> Result<u64, Failure> {
     Ok(c.done)
 }
 
+/// A child-heavy run: `n` children running `slow` (two `work` steps of
+/// `ms` each) at once, then a durable timer of `nap_ms`; returns the
+/// children's keys.
+pub async fn brood(ctx: Ctx, (n, ms, nap_ms): (u32, u64, u64)) -> Result<Vec<String>, Failure> {
+    let me = ctx.execution_id();
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            ctx.child::<Vec<String>>(
+                "slow",
+                &format!("{me}.b{i}"),
+                &serde_json::json!({"steps": 2, "ms": ms}),
+            )
+        })
+        .collect();
+    let mut keys = Vec::new();
+    for r in join_all(children).await {
+        keys.extend(r?);
+    }
+    ctx.sleep(Duration::from_millis(nap_ms)).await?;
+    Ok(keys)
+}
+
 /// Starts `count` children running `collect(1)` and returns their results.
 pub async fn family(ctx: Ctx, count: u32) -> Result<Vec<serde_json::Value>, Failure> {
     let me = ctx.execution_id();
@@ -303,6 +329,40 @@ pub async fn hog(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
     }
 }
 
+/// Calls `misbehave(kind)`: two attempts 10 ms apart, each limited to 1 s.
+pub async fn hostile_activity(ctx: Ctx, kind: String) -> Result<(), Failure> {
+    ctx.activity::<()>("misbehave", &kind)
+        .retry(RetryPolicy::attempts(2).initial_interval(Duration::from_millis(10)))
+        .timeout(Duration::from_secs(1))
+        .await
+}
+
+/// An activity that misbehaves as told: `spin` (a CPU loop), `hog`
+/// (allocates without bound), `hang` (sleeps a minute), `panic`.
+pub fn misbehave(_ctx: &ActivityCtx, kind: String) -> Result<(), Failure> {
+    match kind.as_str() {
+        "spin" => {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        "hog" => {
+            let mut keep: Vec<Vec<u8>> = Vec::new();
+            loop {
+                keep.push(vec![1u8; 16 << 20]);
+                std::hint::black_box(&keep);
+            }
+        }
+        "hang" => {
+            std::thread::sleep(Duration::from_secs(60));
+            Ok(())
+        }
+        "panic" => panic!("misbehave: the activity hit a bug"),
+        other => Err(Failure::non_retryable(format!("unknown kind {other}"))),
+    }
+}
+
 /// Panics.
 pub async fn boom(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
     panic!("boom: the workflow hit a bug");
@@ -356,6 +416,6 @@ pub fn make_big(_ctx: &ActivityCtx, n: u64) -> Result<String, Failure> {
 }
 
 cairn_sdk::component! {
-    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, counter, keyed_runs, family, ticker, reuse, environment, spin, hog, boom, recurse, read_file, connect, bad_activity, big_output],
-    activities: [work, echo, instance_calls, sometimes, explode, make_big],
+    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, counter, keyed_runs, family, brood, ticker, reuse, environment, spin, hog, boom, hostile_activity, recurse, read_file, connect, bad_activity, big_output],
+    activities: [work, echo, instance_calls, sometimes, explode, make_big, misbehave],
 }

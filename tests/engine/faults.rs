@@ -82,22 +82,26 @@ fn each_store_error(kind: Kind) {
         assert_eq!(assert_journal_sound(faults.as_ref(), &id).await.len(), 5);
 
         // A lost reply (the append happened, the driver saw an error): its
-        // retry collides with its own entry and stops; nothing is doubled.
+        // retry meets its own entry. A store that recognises it (DynamoDB:
+        // the entry found is byte for byte the one sent) reports the write
+        // done and the advance goes on; one that does not reports a
+        // conflict and the next advance goes on. Nothing is doubled.
         let id = start(&engine, &testkit, "slow", slow(2)).await;
         faults.inject(Fault::FailAfter {
             op: Op::Append,
             nth: faults.calls(Op::Append) + 1,
             error: StoreError::Unavailable("reply lost".into()),
         });
-        let r = engine
+        let mut r = engine
             .advance(&id, AdvanceOptions::default())
             .await
             .unwrap();
-        assert!(matches!(r, Advance::Conflict { .. }), "{r:?}");
-        let r = engine
-            .advance(&id, AdvanceOptions::default())
-            .await
-            .unwrap();
+        if matches!(r, Advance::Conflict { .. }) {
+            r = engine
+                .advance(&id, AdvanceOptions::default())
+                .await
+                .unwrap();
+        }
         assert!(
             matches!(
                 r,

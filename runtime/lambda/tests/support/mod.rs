@@ -30,39 +30,14 @@ pub struct Aws {
     pub scheduler: aws_sdk_scheduler::Client,
 }
 
-/// Invokes the function through the emulator's invoke endpoint.
+/// Invokes the function through the emulator's invoke endpoint; its reply,
+/// or its error reply (`errorType`, `errorMessage`). Panics when there is
+/// none (the container died, or 900 s passed).
 pub fn invoke(lambda: &str, payload: &Value) -> Value {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "900",
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "--data-binary",
-            "@-",
-        ])
-        .arg(format!(
-            // `_`: the function served by an API-only emulator.
-            "{lambda}/2015-03-31/functions/_/invocations"
-        ))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(payload.to_string().as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("curl");
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    match pump::invoke_with_timeout(lambda, payload, Duration::from_secs(900)) {
+        pump::Reply::Returned(v) | pump::Reply::Error(v) => v,
+        pump::Reply::Failed(why) => panic!("no reply to {payload}: {why}"),
+    }
 }
 
 /// A stream record as an event source mapping hands it to the function.

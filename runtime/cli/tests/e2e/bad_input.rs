@@ -164,3 +164,52 @@ fn oversized_input_is_refused_naming_the_size() {
     );
     no_executions(&c);
 }
+
+#[test]
+fn remote_only_flags_and_local_only_commands_are_refused_where_they_cannot_work() {
+    let c = Cairn::new();
+    expect_error(
+        &c,
+        &[
+            "start",
+            TESTKIT,
+            "-w",
+            "collect",
+            "-i",
+            "1",
+            "--wait-ms",
+            "1000",
+        ],
+        "CRN401",
+        &["--wait-ms is for --function"],
+    );
+    // Refused before any AWS call: `run` would execute the workflow here.
+    expect_error(
+        &c,
+        &[
+            "--function",
+            "cairn",
+            "run",
+            TESTKIT,
+            "-w",
+            "collect",
+            "-i",
+            "1",
+        ],
+        "CRN401",
+        &["not served through --function", "--store dynamodb"],
+    );
+    expect_error(
+        &c,
+        &["--function", "cairn", "start", TESTKIT, "-w", "collect"],
+        "CRN401",
+        &["registered component"],
+    );
+    expect_error(
+        &c,
+        &["list", "--updated-after", "yesterday"],
+        "CRN401",
+        &["RFC 3339"],
+    );
+    no_executions(&c);
+}

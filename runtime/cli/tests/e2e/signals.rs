@@ -116,3 +116,44 @@ fn durable_timers_survive_between_processes() {
     let slept = st["output"].as_u64().unwrap();
     assert!((86_400_000..86_460_000).contains(&slept), "{st}");
 }
+
+#[test]
+fn a_signal_sent_twice_with_one_idempotency_key_is_delivered_once() {
+    let c = Cairn::new();
+    c.run(&[
+        "start", TESTKIT, "-w", "collect", "-i", "2", "--id", "keyed",
+    ])
+    .ok();
+    for _ in 0..2 {
+        c.run(&[
+            "signal",
+            "keyed",
+            "go",
+            "1",
+            "--idempotency-key",
+            "k1",
+            "--no-advance",
+        ])
+        .ok();
+    }
+    let r = c
+        .run(&["signal", "keyed", "go", "1", "--idempotency-key", "k1"])
+        .ok();
+    assert!(r.stderr.contains("already delivered"), "{r:?}");
+    // One delivery: the workflow still waits for its second `go`.
+    assert_eq!(c.status("keyed")["status"], "waiting");
+    c.run(&["signal", "keyed", "go", "2", "--idempotency-key", "k2"])
+        .ok();
+    assert_eq!(c.status("keyed")["output"], serde_json::json!([1, 2]));
+    // Filtered by update time (RFC 3339 or epoch milliseconds).
+    let recent = c
+        .run(&["list", "--updated-after", "2020-01-01T00:00:00Z", "--json"])
+        .ok()
+        .json();
+    assert_eq!(recent.as_array().map(Vec::len), Some(1), "{recent}");
+    let none = c
+        .run(&["list", "--updated-before", "1000", "--json"])
+        .ok()
+        .json();
+    assert_eq!(none, serde_json::json!([]));
+}

@@ -15,6 +15,15 @@
 //! cairn signal bc-1/county/Alameda court_result '{"records": []}'
 //! cairn wake --skip-time     # let the days pass
 //! ```
+//!
+//! With `"court_api": "https://courts.example"` in the input, the county
+//! searches file their records requests with that court-records service
+//! (`POST /requests` with `{candidate, county, reply_to}`, where `reply_to`
+//! is the execution to signal `court_result`; reminders as `POST
+//! /requests/reminders`), each with the call's idempotency key as
+//! `Idempotency-Key`, so a retried request is filed once. Run it with
+//! `--allow-http courts.example` (in Lambda, `CAIRN_ALLOW_HTTP`). Without
+//! it the court is simulated (the requests are only logged).
 
 use cairn_sdk::prelude::*;
 use std::cell::RefCell;
@@ -28,6 +37,9 @@ pub struct CheckInput {
     pub candidate: String,
     /// Counties to search.
     pub counties: Vec<String>,
+    /// Base URL of the court-records service; none: simulated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub court_api: Option<String>,
 }
 
 /// What a search found.
@@ -96,6 +108,7 @@ pub async fn background_check(ctx: Ctx, input: CheckInput) -> Result<Report, Fai
         let req = CountyInput {
             candidate: input.candidate.clone(),
             county: county.clone(),
+            court_api: input.court_api.clone(),
         };
         async move {
             let f: Finding = ctx.child("county_search", &child_id, &req).await?;
@@ -141,6 +154,9 @@ pub struct CountyInput {
     pub candidate: String,
     /// The county.
     pub county: String,
+    /// Base URL of the court-records service; none: simulated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub court_api: Option<String>,
 }
 
 /// The court's answer.
@@ -211,26 +227,60 @@ pub fn database_search(
     })
 }
 
-/// Sends the records request to the county court (simulated).
-pub fn request_court_records(ctx: &ActivityCtx, input: CountyInput) -> Result<(), Failure> {
-    log_attempt(ctx)?;
-    eprintln!(
-        "requested records for {} in {} ({})",
-        input.candidate,
-        input.county,
-        ctx.idempotency_key()
-    );
+/// Files the records request with the county court: with the court-records
+/// service when the input names one (its answer comes later, as the signal
+/// `court_result` to `reply_to`), else simulated.
+pub async fn request_court_records(ctx: ActivityCtx, input: CountyInput) -> Result<(), Failure> {
+    log_attempt(&ctx)?;
+    match &input.court_api {
+        Some(api) => {
+            let body = serde_json::json!({
+                "candidate": input.candidate,
+                "county": input.county,
+                "reply_to": ctx.execution_id(),
+            });
+            ctx.http()
+                .post(&format!("{api}/requests"))
+                .json(&body)
+                .send()
+                .await?
+                .check()
+                .await?;
+        }
+        None => eprintln!(
+            "requested records for {} in {} ({})",
+            input.candidate,
+            input.county,
+            ctx.idempotency_key()
+        ),
+    }
     Ok(())
 }
 
-/// Sends a reminder to the county court (simulated).
-pub fn remind_court(ctx: &ActivityCtx, (input, n): (CountyInput, u32)) -> Result<(), Failure> {
-    log_attempt(ctx)?;
-    eprintln!(
-        "reminder {n} to {} court ({})",
-        input.county,
-        ctx.idempotency_key()
-    );
+/// Sends a reminder to the county court (the service, or simulated).
+pub async fn remind_court(ctx: ActivityCtx, (input, n): (CountyInput, u32)) -> Result<(), Failure> {
+    log_attempt(&ctx)?;
+    match &input.court_api {
+        Some(api) => {
+            let body = serde_json::json!({
+                "county": input.county,
+                "reply_to": ctx.execution_id(),
+                "reminder": n,
+            });
+            ctx.http()
+                .post(&format!("{api}/requests/reminders"))
+                .json(&body)
+                .send()
+                .await?
+                .check()
+                .await?;
+        }
+        None => eprintln!(
+            "reminder {n} to {} court ({})",
+            input.county,
+            ctx.idempotency_key()
+        ),
+    }
     Ok(())
 }
 

@@ -308,3 +308,85 @@ fn provision_drives_an_http_cloud_api() {
     );
     assert_eq!(cloud.deleted(), vec!["vm-2"]);
 }
+
+/// The background check against an HTTP court-records service: each county
+/// search files one records request (its body names the execution to answer;
+/// its `Idempotency-Key` is the call's), the court's answers come back as
+/// signals, and the report is made from them.
+#[test]
+fn background_check_files_its_court_requests_over_http() {
+    use cairn_test_artifacts::BACKGROUND_CHECK;
+    let c = Cairn::new();
+    let court = TestServer::http();
+    let allow = court.host_port();
+    let input = json!({"candidate": "Jane Doe", "counties": ["Alameda", "Kings"], "court_api": court.url("")})
+        .to_string();
+    let r = c.run(&[
+        "start",
+        BACKGROUND_CHECK,
+        "-w",
+        "background_check",
+        "-i",
+        &input,
+        "--id",
+        "bch",
+        "--allow-http",
+        &allow,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let filed = court.seen("/requests");
+    assert_eq!(filed.len(), 2, "one request per county: {filed:?}");
+    let mut keys: Vec<&str> = filed
+        .iter()
+        .map(|s| s.headers["idempotency-key"].as_str())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["bch/county/Alameda/1", "bch/county/Kings/1"]);
+    for s in &filed {
+        let body: Value = serde_json::from_slice(&s.body).unwrap();
+        let key = &s.headers["idempotency-key"];
+        assert_eq!(
+            body["reply_to"].as_str(),
+            key.strip_suffix("/1"),
+            "the court is told whom to answer"
+        );
+    }
+    for county in ["Alameda", "Kings"] {
+        let r = c.run(&[
+            "signal",
+            &format!("bch/county/{county}"),
+            "court_result",
+            r#"{"records": []}"#,
+            "--allow-http",
+            &allow,
+        ]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let st = c.status("bch");
+    assert_eq!(
+        (st["status"].as_str(), st["output"]["status"].as_str()),
+        (Some("completed"), Some("clear")),
+        "{st}"
+    );
+
+    // Not on the allow-list: the request fails at once, naming the flag.
+    c.run(&[
+        "start",
+        BACKGROUND_CHECK,
+        "-w",
+        "background_check",
+        "-i",
+        &input,
+        "--id",
+        "bch-denied",
+    ]);
+    let st = c.status("bch-denied/county/Kings");
+    assert_eq!(st["status"], "failed", "{st}");
+    assert!(
+        st["failure"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--allow-http"),
+        "{st}"
+    );
+}

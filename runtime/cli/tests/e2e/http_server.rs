@@ -341,6 +341,12 @@ fn serve<S: Read + Write>(stream: S, state: &State) {
                 false => respond(&mut out, 404, "text/plain", b"no such resource"),
             }
         }
+        // The court-records service of the background check: requests and
+        // reminders are filed (and recorded in `seen`); answers come later,
+        // as signals.
+        ("POST", "/requests") | ("POST", "/requests/reminders") => {
+            json(&mut out, 202, serde_json::json!({"filed": true}))
+        }
         ("GET", r) if r.starts_with("/status/") => {
             let code = r["/status/".len()..].parse().unwrap_or(500);
             respond(&mut out, code, "text/plain", b"as you asked")

@@ -39,6 +39,29 @@ pub(crate) fn entry_sk(run: u32, index: u32) -> String {
     format!("h#{run:06}#{index:010}")
 }
 
+/// The key of `run`'s first entry: `sk >= ` it holds the run, the inbox and
+/// the meta, and no older run.
+pub(crate) fn run_floor_sk(run: u32) -> String {
+    entry_sk(run, 0)
+}
+
+/// An item's size as DynamoDB counts it (close enough for figures):
+/// attribute names plus values, numbers at about one byte per two digits.
+pub(crate) fn item_bytes(item: &Item) -> usize {
+    item.iter()
+        .map(|(k, v)| {
+            k.len()
+                + match v {
+                    AttributeValue::S(s) => s.len(),
+                    AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+                    AttributeValue::B(b) => b.as_ref().len(),
+                    AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+                    _ => 0,
+                }
+        })
+        .sum()
+}
+
 /// `h#000002#0000000007` -> (2, 7).
 pub(crate) fn parse_entry_sk(sk: &str) -> Option<(u32, u32)> {
     let rest = sk.strip_prefix("h#")?;

@@ -15,8 +15,14 @@
 //!
 //! - **load** is one consistent `Query` on the execution's partition, read
 //!   in descending key order: `meta`, then the inbox (`in#`), then the
-//!   current run's entries; it stops at the first entry of an older run
-//!   (runs closed by continue-as-new are never read back), paged past 1 MB;
+//!   current run's entries. When the store knows the current run (it saw
+//!   the meta: the lease it just acquired, an earlier load, the create or
+//!   continue-as-new it wrote) the key condition starts at that run's first
+//!   entry (`sk >= h#<run>#`): one page holds the whole run up to
+//!   DynamoDB's 1 MB page, and older runs (closed by continue-as-new) are
+//!   never read. Otherwise the first page stops at 500 items (so it reads
+//!   little of an older run) and the pages after it, the run now known
+//!   from the meta, are bounded to the run;
 //! - **append** is one conditional `PutItem` (`attribute_not_exists`): the
 //!   first writer of an index wins. When two items must change together it is
 //!   one `TransactWriteItems`: a final entry with the meta's status; a signal
@@ -60,9 +66,15 @@ pub const MAX_ITEM_BYTES: usize = 400_000;
 /// Component bytes are stored in chunks of this size.
 const CHUNK_BYTES: usize = 350_000;
 
-/// Items per page of a load: enough for a typical execution in one request,
-/// small enough that reading past the current run wastes little.
-const LOAD_PAGE_ITEMS: i32 = 500;
+/// Items in the first page of a load when the store does not know the
+/// current run (see [`DynamoStore::load`]): enough for a typical execution
+/// in one request, small enough that reading past the current run into an
+/// older one wastes little. Pages bounded to a known run have no item cap.
+const COLD_FIRST_PAGE_ITEMS: i32 = 500;
+
+/// Executions whose current run the store remembers (a few bytes each);
+/// past it the memory starts over.
+const RUN_HINTS: usize = 10_000;
 
 /// How long consumed inbox items are kept (for audit) before TTL removes them.
 const CONSUMED_RETENTION_SECS: u64 = 7 * 86_400;
@@ -110,6 +122,9 @@ pub struct DynamoStore {
     stats: Arc<RequestStats>,
     ulids: Arc<Mutex<ulid::Generator>>,
     inbox_grace: Option<std::time::Duration>,
+    /// The current run of executions whose meta the store saw: the lower
+    /// bound of a load's key condition.
+    run_hints: Arc<Mutex<HashMap<ExecutionId, u32>>>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -170,6 +185,7 @@ impl DynamoStore {
             stats,
             ulids: Arc::new(Mutex::new(ulid::Generator::new())),
             inbox_grace: None,
+            run_hints: Arc::default(),
         }
     }
 
@@ -227,6 +243,122 @@ impl DynamoStore {
         g.generate()
             .map(|u| u.to_string())
             .map_err(|e| StoreError::Unavailable(format!("cannot make an inbox id: {e}")))
+    }
+
+    /// The run the store last saw as `id`'s current run.
+    fn run_hint(&self, id: &ExecutionId) -> Option<u32> {
+        self.run_hints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied()
+    }
+
+    /// Remembers `run` as `id`'s current run (runs only grow: a lower one
+    /// does not replace a higher one).
+    fn note_run(&self, id: &ExecutionId, run: u32) {
+        let mut hints = self.run_hints.lock().unwrap_or_else(|e| e.into_inner());
+        if hints.len() >= RUN_HINTS && !hints.contains_key(id) {
+            hints.clear();
+        }
+        let hint = hints.entry(id.clone()).or_insert(run);
+        *hint = (*hint).max(run);
+    }
+
+    fn forget_run(&self, id: &ExecutionId) {
+        self.run_hints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// One load from `floor`, the lowest run it reads (`None`: unknown, the
+    /// first page capped at [`COLD_FIRST_PAGE_ITEMS`]). `None` when the
+    /// meta's run is below the floor (a hint from an execution of the same
+    /// id that no longer exists): the caller loads again without it.
+    async fn load_from(
+        &self,
+        id: &ExecutionId,
+        mut floor: Option<u32>,
+    ) -> Result<Option<Execution>, StoreError> {
+        let hint = floor;
+        let mut meta: Option<ExecutionMeta> = None;
+        let mut journal = Vec::new();
+        let mut inbox = Vec::new();
+        let mut start = None;
+        'pages: loop {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", s(exec_pk(id)))
+                .consistent_read(true)
+                .scan_index_forward(false)
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start);
+            // Descending, `meta` and `in#` sort above every entry: a floor
+            // at the run's first entry keeps them and drops older runs.
+            let query = match floor {
+                Some(run) => query
+                    .key_condition_expression("pk = :pk AND sk >= :floor")
+                    .expression_attribute_values(":floor", s(run_floor_sk(run))),
+                None => query
+                    .key_condition_expression("pk = :pk")
+                    .limit(COLD_FIRST_PAGE_ITEMS),
+            };
+            let out = query.send().await.map_err(|e| sdk_error(&self.table, e))?;
+            let items = out.items.unwrap_or_default();
+            self.stats.add_read(
+                out.consumed_capacity
+                    .as_ref()
+                    .and_then(|c| c.capacity_units),
+                items.len() as u64,
+                items.iter().map(item_bytes).sum::<usize>() as u64,
+            );
+            for item in items {
+                let sk = get_s(&item, "sk").unwrap_or_default();
+                if sk == "meta" {
+                    let m = meta_from_item(id, &item)?;
+                    if hint.is_some_and(|h| m.run < h) {
+                        return Ok(None);
+                    }
+                    meta = Some(m);
+                } else if let Some(ulid) = sk.strip_prefix("in#") {
+                    // Consumed items stay (with a TTL) so keyed
+                    // deliveries remain idempotent; they are not pending.
+                    let consumed = item.contains_key("consumed_at");
+                    if !consumed {
+                        inbox.push(inbox_from_item(id, ulid, &item)?);
+                    }
+                } else if let Some((run, index)) = parse_entry_sk(&sk) {
+                    let current = meta
+                        .as_ref()
+                        .map(|m| m.run)
+                        .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+                    if run < current {
+                        break 'pages; // An earlier run: not part of this load.
+                    }
+                    journal.push(entry_from_item(id, index, &item)?);
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+            // The next page starts within the run (or above it): bound it
+            // to the run, now known from the meta, and lift the item cap.
+            if let Some(m) = &meta {
+                floor = Some(m.run);
+            }
+        }
+        let meta = meta.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        journal.reverse();
+        inbox.reverse();
+        Ok(Some(Execution {
+            meta,
+            journal,
+            inbox,
+        }))
     }
 
     async fn get_meta(&self, id: &ExecutionId) -> Result<Option<ExecutionMeta>, StoreError> {
@@ -378,7 +510,10 @@ impl cairn_core::Store for DynamoStore {
                 ),
             ];
             match self.transact(items).await {
-                Ok(()) => Ok(Created::New),
+                Ok(()) => {
+                    self.note_run(&id, 1); // entry 0 is run 1's
+                    Ok(Created::New)
+                }
                 Err(TransactError::Cancelled(..)) => {
                     let existing =
                         self.get_meta(&id)
@@ -396,59 +531,23 @@ impl cairn_core::Store for DynamoStore {
 
     fn load<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Execution> {
         Box::pin(async move {
-            let mut meta: Option<ExecutionMeta> = None;
-            let mut journal = Vec::new();
-            let mut inbox = Vec::new();
-            let mut start = None;
-            'pages: loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", s(exec_pk(id)))
-                    .consistent_read(true)
-                    .scan_index_forward(false)
-                    .limit(LOAD_PAGE_ITEMS)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&self.table, e))?;
-                for item in out.items.unwrap_or_default() {
-                    let sk = get_s(&item, "sk").unwrap_or_default();
-                    if sk == "meta" {
-                        meta = Some(meta_from_item(id, &item)?);
-                    } else if let Some(ulid) = sk.strip_prefix("in#") {
-                        // Consumed items stay (with a TTL) so keyed
-                        // deliveries remain idempotent; they are not pending.
-                        let consumed = item.contains_key("consumed_at");
-                        if !consumed {
-                            inbox.push(inbox_from_item(id, ulid, &item)?);
-                        }
-                    } else if let Some((run, index)) = parse_entry_sk(&sk) {
-                        let current = meta
-                            .as_ref()
-                            .map(|m| m.run)
-                            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-                        if run < current {
-                            break 'pages; // An earlier run: not part of this load.
-                        }
-                        journal.push(entry_from_item(id, index, &item)?);
+            let ex = match self.load_from(id, self.run_hint(id)).await {
+                Ok(Some(ex)) => ex,
+                Ok(None) => {
+                    self.forget_run(id);
+                    self.load_from(id, None)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(id.clone()))?
+                }
+                Err(e) => {
+                    if matches!(e, StoreError::NotFound(_)) {
+                        self.forget_run(id);
                     }
+                    return Err(e);
                 }
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
-            }
-            let meta = meta.ok_or_else(|| StoreError::NotFound(id.clone()))?;
-            journal.reverse();
-            inbox.reverse();
-            Ok(Execution {
-                meta,
-                journal,
-                inbox,
-            })
+            };
+            self.note_run(id, ex.meta.run);
+            Ok(ex)
         })
     }
 
@@ -766,11 +865,15 @@ impl cairn_core::Store for DynamoStore {
                     .build(),
             ];
             match self.transact(items).await {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    self.note_run(id, c.run + 1);
+                    Ok(())
+                }
                 // Our own closing entry: this continue-as-new was applied before.
                 Err(TransactError::Cancelled(_, found))
                     if is_own_entry(found.first().and_then(Option::as_ref), &closing) =>
                 {
+                    self.note_run(id, c.run + 1);
                     Ok(())
                 }
                 Err(TransactError::Cancelled(..)) => Err(self
@@ -1305,7 +1408,10 @@ impl DynamoStore {
             .expression_attribute_values(":x", s("cancelled"))
             .return_values_on_condition_check_failure(
                 aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-            );
+            )
+            // The meta as written (no read units: the write reads it
+            // anyway): its run bounds the load that follows.
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         update = match now {
             // Acquire: free, expired, or ours.
             Some(now) => update
@@ -1317,7 +1423,12 @@ impl DynamoStore {
             ),
         };
         match update.send().await {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                if let Some(run) = out.attributes.as_ref().and_then(|a| get_n(a, "run")) {
+                    self.note_run(id, run as u32);
+                }
+                Ok(())
+            }
             Err(e) => {
                 let old = e
                     .as_service_error()

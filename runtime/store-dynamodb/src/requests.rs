@@ -19,6 +19,13 @@ pub struct RequestStats {
     counts: Mutex<BTreeMap<String, u64>>,
     /// Time between a request leaving and its response arriving, summed.
     wire_ns: AtomicU64,
+    /// Read capacity units consumed by loads, in thousandths, as DynamoDB
+    /// reports them (`ReturnConsumedCapacity`).
+    read_milliunits: AtomicU64,
+    /// Items and bytes (attribute names and values) the loads' queries
+    /// returned.
+    items_read: AtomicU64,
+    bytes_read: AtomicU64,
 }
 
 impl RequestStats {
@@ -40,6 +47,32 @@ impl RequestStats {
     /// (for concurrent requests, the sum exceeds the wall time).
     pub fn wire_time(&self) -> Duration {
         Duration::from_nanos(self.wire_ns.load(Ordering::Relaxed))
+    }
+
+    /// Read capacity units consumed by loads (their `Query` requests), as
+    /// DynamoDB reports them; 0 from an endpoint that reports none.
+    pub fn read_units(&self) -> f64 {
+        self.read_milliunits.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// Items the loads' queries returned.
+    pub fn items_read(&self) -> u64 {
+        self.items_read.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the loads' queries returned (attribute names and values, as
+    /// DynamoDB sizes items).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_read(&self, units: Option<f64>, items: u64, bytes: u64) {
+        if let Some(u) = units {
+            self.read_milliunits
+                .fetch_add((u * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+        self.items_read.fetch_add(items, Ordering::Relaxed);
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
     }
 
     fn count(&self, op: &str) {

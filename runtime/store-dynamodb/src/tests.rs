@@ -214,6 +214,157 @@ fn a_plain_step_is_one_put_and_a_load_is_one_query() {
     });
 }
 
+/// Appends timer entries `from..to` to `run`.
+async fn append_steps(store: &DynamoStore, id: &ExecutionId, run: u32, from: u32, to: u32) {
+    for index in from..to {
+        let entry = cairn_core::Entry {
+            index,
+            at: Timestamp::from_millis(u64::from(index)),
+            event: cairn_core::Event::TimerFired {
+                seq: index,
+                duration_ms: 5,
+            },
+        };
+        store
+            .append(
+                id,
+                Append {
+                    run,
+                    entry,
+                    consume: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Queries, items read and read units of one load.
+async fn measured_load(store: &DynamoStore, id: &ExecutionId) -> (Execution, u64, u64, f64) {
+    let stats = store.stats();
+    let (q0, i0, u0) = (
+        stats.snapshot().get("Query").copied().unwrap_or(0),
+        stats.items_read(),
+        stats.read_units(),
+    );
+    let ex = store.load(id).await.unwrap();
+    (
+        ex,
+        stats.snapshot().get("Query").copied().unwrap_or(0) - q0,
+        stats.items_read() - i0,
+        stats.read_units() - u0,
+    )
+}
+
+/// A 1,000-entry journal loads in one Query, also after a continue-as-new
+/// with a longer older run, which the load never reads: the store knows
+/// the run (it wrote it, loaded it, or acquired the lease). A store that
+/// knows nothing reads at most 500 items before it learns the run.
+#[test]
+fn a_long_journal_loads_in_one_query_and_older_runs_are_never_read() {
+    run(async {
+        let ((), store) = fresh_store().await;
+        let id = cairn_core::store_suite::fresh_id("long");
+        store
+            .create(cairn_core::store_suite::new_execution(&id, "wf", b"1"))
+            .await
+            .unwrap();
+        append_steps(&store, &id, 1, 1, 1000).await;
+        let (ex, queries, items, _) = measured_load(&store, &id).await;
+        assert_eq!(ex.journal.len(), 1000);
+        assert!(
+            ex.journal
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.index as usize == i)
+        );
+        assert_eq!(
+            (queries, items),
+            (1, 1001),
+            "meta + 1,000 entries, one page"
+        );
+
+        // A longer run 1, then run 2 with 1,000 entries.
+        append_steps(&store, &id, 1, 1000, 1500).await;
+        let started = ex.journal[0].clone();
+        store
+            .continue_as_new(
+                &id,
+                ContinueAsNew {
+                    closing: cairn_core::Entry {
+                        index: 1500,
+                        at: Timestamp::from_millis(2000),
+                        event: cairn_core::Event::ContinuedAsNew {
+                            input: cairn_core::Payload::from("2"),
+                        },
+                    },
+                    next: cairn_core::Entry {
+                        index: 0,
+                        ..started
+                    },
+                    run: 1,
+                },
+            )
+            .await
+            .unwrap();
+        let (ex, queries, items, _) = measured_load(&store, &id).await;
+        assert_eq!((ex.meta.run, ex.journal.len()), (2, 1));
+        assert_eq!(
+            (queries, items),
+            (1, 2),
+            "run 1's 1,501 entries are not read"
+        );
+        append_steps(&store, &id, 2, 1, 1000).await;
+        let (ex, queries, items, units) = measured_load(&store, &id).await;
+        assert_eq!((ex.meta.run, ex.journal.len()), (2, 1000));
+        assert_eq!((queries, items), (1, 1001));
+
+        // Another instance of the store, which has not seen the execution:
+        // two pages, the second bounded to run 2.
+        let cold = DynamoStore::from_sdk_config(&sdk_config(&endpoint()).await, store.table());
+        let (ex, queries, items, cold_units) = measured_load(&cold, &id).await;
+        assert_eq!((ex.meta.run, ex.journal.len()), (2, 1000));
+        assert_eq!((queries, items), (2, 1001));
+        assert!(cold_units <= units + 1.0, "{cold_units} vs {units}");
+        // ... one page once it knows the run.
+        let (_, queries, _, _) = measured_load(&cold, &id).await;
+        assert_eq!(queries, 1);
+        // A third, which acquires the lease first (as a push host does).
+        let leased = DynamoStore::from_sdk_config(&sdk_config(&endpoint()).await, store.table());
+        leased
+            .acquire_lease(
+                &id,
+                "me",
+                Timestamp::from_millis(u64::MAX / 2),
+                Timestamp::from_millis(1),
+            )
+            .await
+            .unwrap();
+        let (ex, queries, items, _) = measured_load(&leased, &id).await;
+        assert_eq!((ex.journal.len(), queries, items), (1000, 1, 1001));
+    });
+}
+
+/// A run the store remembers that is ahead of the meta (the execution was
+/// deleted and made again under the same id) is noticed, and the load made
+/// again without it.
+#[test]
+fn a_remembered_run_ahead_of_the_meta_is_dropped() {
+    run(async {
+        let ((), store) = fresh_store().await;
+        let id = cairn_core::store_suite::fresh_id("stale");
+        store
+            .create(cairn_core::store_suite::new_execution(&id, "wf", b"1"))
+            .await
+            .unwrap();
+        append_steps(&store, &id, 1, 1, 10).await;
+        store.note_run(&id, 7);
+        let ex = store.load(&id).await.unwrap();
+        assert_eq!((ex.meta.run, ex.journal.len()), (1, 10));
+        assert_eq!(store.run_hint(&id), Some(1));
+    });
+}
+
 /// Replaces the reply to the first `op` request, after DynamoDB applied it,
 /// with a 500: the reply is lost and the SDK retries the same request.
 #[derive(Debug)]

@@ -79,6 +79,29 @@ fn decode_cursor<T: for<'de> Deserialize<'de>>(c: &str) -> Result<T, ApiError> {
         })
 }
 
+/// Entries `from..from + limit` of `journal`, stopping early (after at
+/// least one) where the page would pass `max_bytes` of JSON: one run's
+/// large entries must not make an answer Lambda refuses to return.
+pub(crate) fn history_page(
+    journal: &[cairn_core::Entry],
+    from: usize,
+    limit: usize,
+    max_bytes: usize,
+) -> Vec<HistoryEntry> {
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    for e in journal.iter().skip(from).take(limit) {
+        let h = HistoryEntry::from_entry(e);
+        let size = serde_json::to_vec(&h).map_or(0, |v| v.len());
+        if !page.is_empty() && bytes + size > max_bytes {
+            break;
+        }
+        bytes += size;
+        page.push(h);
+    }
+    page
+}
+
 fn to_value<T: Serialize>(v: T) -> Value {
     serde_json::to_value(v).expect("answers always serialize")
 }
@@ -320,12 +343,7 @@ impl App {
                 .map_err(engine_error)?
         };
         let from = cursor.map_or(0, |c| c.from as usize);
-        let entries: Vec<HistoryEntry> = journal
-            .iter()
-            .skip(from)
-            .take(limit)
-            .map(HistoryEntry::from_entry)
-            .collect();
+        let entries = history_page(&journal, from, limit, api::MAX_ANSWER_BYTES);
         let next = from + entries.len();
         Ok(HistoryPage {
             id: id.to_string(),

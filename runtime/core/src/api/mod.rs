@@ -40,6 +40,10 @@ pub const MAX_WAIT_MS: u64 = 840_000;
 /// refused with CRN204 and nothing is written.
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
+/// A `history` page stops early rather than pass this much JSON (4 MiB),
+/// below Lambda's 6 MB limit on a response.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
 /// Page size of `history` and `list` when the request names none.
 pub const DEFAULT_PAGE: usize = 100;
 

@@ -117,11 +117,11 @@ stop_dynamodb_local() {
   if [ -n "$DDB_PID" ]; then kill "$DDB_PID" 2>/dev/null || true; wait "$DDB_PID" 2>/dev/null || true; DDB_PID=""; fi
 }
 
-# Starts moto for what DynamoDB Local lacks (EventBridge Scheduler) on
+# Starts moto for what DynamoDB Local lacks (EventBridge Scheduler, SSM) on
 # 127.0.0.1; exports its address. Stopped by stop_moto (by PID).
 MOTO_PID=""
 start_moto() {
-  ensure_venv .tools/moto 'moto[dynamodb,server]==5.2.5'
+  ensure_venv .tools/moto 'moto[dynamodb,server,ssm]==5.2.5'
   local port; port=$(free_port)
   # Through scripts/moto_server.py: one request at a time.
   .tools/moto/bin/python scripts/moto_server.py 127.0.0.1 "$port" > target/moto.log 2>&1 &
@@ -133,8 +133,10 @@ start_moto() {
   done
   export CAIRN_TEST_SCHEDULER_ENDPOINT="http://127.0.0.1:$port"
   export AWS_ENDPOINT_URL_SCHEDULER="$CAIRN_TEST_SCHEDULER_ENDPOINT"
+  # moto also serves SSM Parameter Store (CAIRN_ACTIVITY_SECRETS' tests).
+  export AWS_ENDPOINT_URL_SSM="$CAIRN_TEST_SCHEDULER_ENDPOINT"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-  echo "moto (Scheduler) on $CAIRN_TEST_SCHEDULER_ENDPOINT (pid $MOTO_PID)" >&2
+  echo "moto (Scheduler, SSM) on $CAIRN_TEST_SCHEDULER_ENDPOINT (pid $MOTO_PID)" >&2
 }
 
 stop_moto() {

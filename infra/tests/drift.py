@@ -126,6 +126,8 @@ def load_contract(path: Path = CONTRACT) -> dict:
             return ""
         if v == "[]":
             return []
+        if v == "{}":
+            return {}
         return {"true": True, "false": False}.get(v, int(v) if re.fullmatch(r"-?\d+", v) else v)
 
     # A default cell is `X`, or `X` (SAM), `Y` (Terraform) when the stacks differ.
@@ -234,6 +236,9 @@ ALLOWED_RESOURCES = {
     ("function", "pass_role"): {"{scheduler_role.arn}"},
     ("function", "dead_letter_queue"): {"{dlq.arn}"},
     ("function", "logs"): {"{log_group.arn}:*"},
+    # Exactly the parameters named as activity secrets, never a wildcard.
+    ("function", "ssm_parameters"): {"arn:{partition}:ssm:{region}:{account}:parameter/{activity secret names}"},
+    ("function", "kms_decrypt"): {"{param:ActivitySecretsKmsKeyArn}"},
     ("scheduler_role", "invoke"): {"{function.arn}"},
     ("scheduler_role", "dead_letter_queue"): {"{scheduler_dlq.arn}"},
     ("caller", "invoke"): {"{function.arn}"},
@@ -267,7 +272,34 @@ TF_VARIABLES = {
     "ParallelizationFactor": "parallelization_factor",
     "AllowHttp": "allow_http",
     "HttpExtraRoots": "http_extra_roots",
+    "ActivityEnv": "activity_env",
+    "ActivitySecrets": "activity_secrets",
+    "ActivitySecretsKmsKeyArn": "activity_secrets_kms_key_arn",
+    "ActivityAwsCredentials": "activity_aws_credentials",
 }
+# The ARN of each activity secret's SSM parameter (one slash before the name):
+# SAM from that list parameter (CloudFormation cannot take the names out
+# of ActivitySecrets' KEY=name pairs), Terraform from the map's values.
+SECRET_ARNS = "arn:{partition}:ssm:{region}:{account}:parameter/{activity secret names}"
+SAM_SECRET_NAMES_PARAM = "ActivitySecretParameterNames"
+TF_SECRETS_VAR = "activity_secrets"
+# SAM: ARN slots, so at most this many parameter names.
+SAM_SECRET_SLOTS = 10
+
+
+def sam_secret_arns(param: str) -> list:
+    """The Resource list (short tags resolved) that turns list parameter
+    `param` into parameter ARNs, as infra/sam/template.yaml writes it: one
+    slot per name, under condition HasActivitySecret<i>."""
+    padded = {"Fn::Split": [",", {"Fn::Join": [",", [{"Fn::Join": [",", {"Ref": param}]}, ",,,,,,,,,"]]}]}
+    out = []
+    for i in range(SAM_SECRET_SLOTS):
+        name = {"Fn::Join": ["/", {"Fn::Split": ["//", {"Fn::Join": ["", ["/", {"Fn::Select": [i, padded]}]]}]}]}
+        arn = {"Fn::Sub": ["arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}", {"Name": name}]}
+        out.append({"Fn::If": [f"HasActivitySecret{i}", arn, {"Ref": "AWS::NoValue"}]})
+    return out
+
+
 TF_OUTPUTS = {
     "TableName": "table_name",
     "FunctionArn": "function_arn",
@@ -517,6 +549,8 @@ class SamReader:
         return re.sub(r"\$\{([^}!]+)\}", repl, s)
 
     def canon(self, v: Any) -> Any:
+        if isinstance(v, list) and v == sam_secret_arns(SAM_SECRET_NAMES_PARAM):
+            return [SECRET_ARNS]
         if isinstance(v, dict):
             if set(v) == {"Ref"}:
                 return self._ref(v["Ref"])
@@ -999,6 +1033,19 @@ class TfReader:
         if m:
             return self.canon(self.locals.get(m.group(1)))
         rev = {v: k for k, v in TF_VARIABLES.items()}
+        # A map variable joined as KEY=VALUE pairs with LIST_SEPARATOR: the parameter.
+        m = re.fullmatch(r'\$\{join\(\\?"(.*?)\\?", \[for (\w+), (\w+) in var\.(\w+) : \\?"\$\{\2\}=\$\{\3\}\\?"\]\)\}', s)
+        if m and m.group(1) == LIST_SEPARATOR:
+            return f"{{param:{rev.get(m.group(4), m.group(4))}}}"
+        # The ARNs of the activity secrets' parameters, one slash before each name.
+        m = re.fullmatch(
+            r'\$\{\[for (\w+) in values\(var\.(\w+)\) : \\?"arn:\$\{data\.aws_partition\.\w+\.partition\}:ssm:'
+            r'\$\{data\.aws_region\.\w+\.(?:name|region|id)\}:\$\{data\.aws_caller_identity\.\w+\.account_id\}:parameter/'
+            r'\$\{trimprefix\(\1, \\?"/\\?"\)\}\\?"\]\}',
+            s,
+        )
+        if m and m.group(2) == TF_SECRETS_VAR:
+            return SECRET_ARNS
         # A list variable: joined with LIST_SEPARATOR it is the parameter, bare a list.
         m = re.fullmatch(r'\$\{join\(\\?"(.*?)\\?",\s*var\.(\w+)\)\}', s)
         if m and self._is_list(m.group(2)):

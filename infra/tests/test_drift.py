@@ -4,6 +4,7 @@ Run by scripts/check-infra; alone: .venv/bin/python -m pytest infra/tests
 """
 
 import copy
+import re
 
 import pytest
 
@@ -53,6 +54,9 @@ def test_contract_page_parses(contract):
         "CAIRN_BATCH_CONCURRENCY": "BatchConcurrency",
         "CAIRN_ALLOW_HTTP": "AllowHttp",
         "CAIRN_HTTP_EXTRA_ROOTS": "HttpExtraRoots",
+        "CAIRN_ACTIVITY_ENV": "ActivityEnv",
+        "CAIRN_ACTIVITY_SECRETS": "ActivitySecrets",
+        "CAIRN_ACTIVITY_AWS_CREDENTIALS": "ActivityAwsCredentials",
     }
     assert contract["params"] == {
         "MemorySize": 512,
@@ -69,10 +73,21 @@ def test_contract_page_parses(contract):
         "AlarmTopicArn": "",
         "AllowHttp": "",
         "HttpExtraRoots": "",
+        "ActivityEnv": "",
+        "ActivitySecrets": "",
+        "ActivitySecretsKmsKeyArn": "",
+        "ActivityAwsCredentials": False,
     }
     # SAM's empty prefix keeps CloudFormation's generated names; Terraform's keeps "cairn".
     # The HTTP lists: SAM an empty string, Terraform an empty list (joined: "").
-    assert contract["tf_param_defaults"] == {"NamePrefix": "cairn", "AllowHttp": [], "HttpExtraRoots": []}
+    # The activities' variables and secrets: SAM a string of pairs, Terraform a map.
+    assert contract["tf_param_defaults"] == {
+        "NamePrefix": "cairn",
+        "AllowHttp": [],
+        "HttpExtraRoots": [],
+        "ActivityEnv": {},
+        "ActivitySecrets": {},
+    }
     assert contract["param_ranges"]["ParallelizationFactor"] == (1, 10)
     assert contract["param_ranges"]["ReservedConcurrency"] == (-1, None)
     assert contract["reserved_concurrency_param"] == "ReservedConcurrency"
@@ -193,6 +208,26 @@ def test_every_name_is_prefixed(models, contract):
         (lambda m: m["function"]["env"].update(CAIRN_ALLOW_HTTP="{param:AllowHttp} as a list"), "environment variable CAIRN_ALLOW_HTTP"),
         (lambda m: m["params"].pop("AllowHttp"), "parameters: missing ['AllowHttp']"),
         (lambda m: m["params"].update(HttpExtraRoots=["/opt/ca.pem"]), "parameter HttpExtraRoots default"),
+        # the activities' environment and secrets
+        (lambda m: m["function"]["env"].pop("CAIRN_ACTIVITY_ENV"), "function environment names"),
+        (lambda m: m["function"]["env"].pop("CAIRN_ACTIVITY_SECRETS"), "function environment names"),
+        (lambda m: m["function"]["env"].update(CAIRN_ACTIVITY_SECRETS=""), "environment variable CAIRN_ACTIVITY_SECRETS"),
+        (lambda m: m["function"]["env"].update(CAIRN_ACTIVITY_AWS_CREDENTIALS="true"), "environment variable CAIRN_ACTIVITY_AWS_CREDENTIALS"),
+        (lambda m: m["params"].update(ActivityAwsCredentials=True), "parameter ActivityAwsCredentials default"),
+        (
+            lambda m: m["roles"]["function_role"]["statements"].append(
+                ("Allow", ("ssm:GetParameters",), ("arn:{partition}:ssm:{region}:{account}:parameter/*",), "")
+            ),
+            "ssm:GetParameters on 'arn:{partition}:ssm:{region}:{account}:parameter/*'",
+        ),
+        (
+            lambda m: m["roles"]["function_role"]["statements"].append(("Allow", ("ssm:GetParameter",), (drift.SECRET_ARNS,), "")),
+            "actions not in infra/iam-actions.json: ['ssm:GetParameter']",
+        ),
+        (
+            lambda m: m["roles"]["function_role"]["statements"].append(("Allow", ("kms:Decrypt",), ("*",), "")),
+            "kms:Decrypt on '*'",
+        ),
         (lambda m: m["esm"].update(parallelization=None), "stream mapping parallelization factor"),
         (lambda m: m["scheduler_queue"].update(encrypted=False), "schedule dead-letter queue encrypted"),
         (lambda m: m["outputs"].pop("SchedulerDeadLetterQueueUrl"), "outputs"),
@@ -356,3 +391,77 @@ def test_stack_comparison_notices(mutate, expect, models, contract):
     p = drift.Problems()
     drift.check_same(models["sam"], tf, p, contract)
     assert any(expect in msg for msg in p), list(p)
+
+
+# ---- the activity secrets' parameter ARNs -----------------------------------
+
+
+_NO_VALUE = object()
+
+
+def _cfn_eval(v, params, conditions):
+    """Evaluates the intrinsic functions of the secrets' ARN slots."""
+    pseudo = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
+    ev = lambda x: _cfn_eval(x, params, conditions)  # noqa: E731
+    if isinstance(v, list):
+        return [x for x in map(ev, v) if x is not _NO_VALUE]
+    if not isinstance(v, dict):
+        return v
+    ((fn, arg),) = v.items()
+    if fn == "Ref":
+        return _NO_VALUE if arg == "AWS::NoValue" else params[arg]
+    if fn == "Fn::If":
+        return ev(arg[1]) if ev(conditions[arg[0]]) else ev(arg[2])
+    if fn == "Fn::Not":
+        return not ev(arg[0])
+    if fn == "Fn::Equals":
+        return ev(arg[0]) == ev(arg[1])
+    if fn == "Fn::Select":
+        return ev(arg[1])[arg[0]]
+    if fn == "Fn::Join":
+        return ev(arg[0]).join(ev(arg[1]))
+    if fn == "Fn::Split":
+        return ev(arg[1]).split(arg[0])
+    if fn == "Fn::Sub":
+        text, names = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        values = {**pseudo, **{k: ev(x) for k, x in names.items()}}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], text)
+    raise AssertionError(f"unexpected {fn}")
+
+
+@pytest.mark.parametrize(
+    "names, arns",
+    [
+        ([""], []),  # the default: no grant (and the policy's condition is false)
+        (["/app/db-password"], ["parameter/app/db-password"]),
+        (["plain"], ["parameter/plain"]),
+        (["/a/b", "c", "/d"], ["parameter/a/b", "parameter/c", "parameter/d"]),
+        ([f"/p{i}" for i in range(10)], [f"parameter/p{i}" for i in range(10)]),
+    ],
+)
+def test_sam_secret_arns_are_exactly_the_named_parameters(names, arns):
+    tpl = drift.load_cfn(drift.SAM_TEMPLATE)
+    policy = tpl["Resources"]["ActivitySecretsPolicy"]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["ssm:GetParameters"]
+    # The template writes the slots the drift test recognizes...
+    assert statement["Resource"] == drift.sam_secret_arns(drift.SAM_SECRET_NAMES_PARAM)
+    # ...and they evaluate to one ARN per name, one slash before it.
+    params = {drift.SAM_SECRET_NAMES_PARAM: names}
+    conditions = tpl["Conditions"]
+    got = _cfn_eval(statement["Resource"], params, conditions)
+    assert got == [f"arn:aws:ssm:us-east-1:123456789012:{a}" for a in arns]
+    assert _cfn_eval(conditions[policy["Condition"]], params, conditions) == bool(arns)
+    assert tpl["Resources"]["ActivitySecretsKeyPolicy"]["Condition"] == "HasActivitySecretsKmsKey"
+
+
+def test_terraform_secret_grant_read_with_a_wildcard_is_noticed(tmp_path, contract, iam):
+    text = (drift.TF_MODULE / "main.tf").read_text()
+    wanted = 'parameter/${trimprefix(name, "/")}"]'
+    assert wanted in text
+    for f in drift.TF_MODULE.glob("*.tf"):
+        (tmp_path / f.name).write_text(f.read_text())
+    (tmp_path / "main.tf").write_text(text.replace(wanted, 'parameter/*"]'))
+    model, p = drift.read_stack("tf", tmp_path)
+    drift.check_contract(model, contract, iam, p)
+    assert any("ssm:GetParameters on" in msg for msg in p), list(p)

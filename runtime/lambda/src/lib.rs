@@ -77,6 +77,129 @@ pub struct Settings {
     /// certificates trusted besides the system's, as
     /// `cairn --http-extra-roots`.
     pub http_extra_roots: Vec<PathBuf>,
+    /// `CAIRN_ACTIVITY_ENV`: `KEY=VALUE` pairs (comma-separated) given to
+    /// activities as environment variables, as `cairn --env` does locally.
+    pub activity_env: Vec<(String, String)>,
+    /// `CAIRN_ACTIVITY_SECRETS`: `KEY=/ssm/parameter/name` pairs
+    /// (comma-separated). [`App::new`] reads the parameters once (SSM
+    /// `GetParameters` with decryption) and gives activities `KEY=value`;
+    /// only the names are kept here, never the values.
+    pub activity_secrets: Vec<(String, String)>,
+    /// `CAIRN_ACTIVITY_AWS_CREDENTIALS=1`: copy the function's own
+    /// credentials (its role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, and `AWS_REGION`) to activities. Off by default.
+    pub activity_aws_credentials: bool,
+}
+
+/// The variables [`Settings::activity_aws_credentials`] copies from the
+/// function's environment to activities.
+pub const AWS_CREDENTIAL_VARS: [&str; 4] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+];
+
+/// `KEY=VALUE` pairs, comma-separated, from environment variable `name`.
+fn env_pairs(name: &str, what: &str) -> Result<Vec<(String, String)>, HandlerError> {
+    match std::env::var(name) {
+        Ok(v) => parse_pairs(name, &v, what),
+        Err(_) => Ok(Vec::new()),
+    }
+}
+
+/// `KEY=VALUE` pairs, comma-separated (a value may contain `=`; empty items
+/// are skipped); `name` and `what` only word the error.
+pub fn parse_pairs(name: &str, v: &str, what: &str) -> Result<Vec<(String, String)>, HandlerError> {
+    v.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            // Not echoed: the item may be a value meant to stay private.
+            _ => Err(HandlerError::config(format!(
+                "{name}: an item is not {what} (items are comma-separated)"
+            ))),
+        })
+        .collect()
+}
+
+/// Reads the SSM parameters of `secrets` (`(KEY, parameter name)`) with
+/// decryption, ten names per `GetParameters` call, and returns
+/// `(KEY, value)`. A parameter that does not exist or cannot be read is an
+/// error naming it and the permission it needs. Values are never logged.
+pub async fn resolve_secrets(
+    ssm: &aws_sdk_ssm::Client,
+    secrets: &[(String, String)],
+) -> Result<Vec<(String, String)>, HandlerError> {
+    let mut names: Vec<&str> = secrets.iter().map(|(_, n)| n.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let need = |names: &[&str]| {
+        format!(
+            "the function's role needs ssm:GetParameters on {} (and kms:Decrypt on the \
+             key of a SecureString encrypted with a customer managed key)",
+            names
+                .iter()
+                .map(|n| format!(
+                    "arn:aws:ssm:REGION:ACCOUNT:parameter/{}",
+                    n.trim_start_matches('/')
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let mut values = BTreeMap::new();
+    for chunk in names.chunks(10) {
+        let out = ssm
+            .get_parameters()
+            .set_names(Some(chunk.iter().map(|n| n.to_string()).collect()))
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| {
+                HandlerError::config(format!(
+                    "CAIRN_ACTIVITY_SECRETS: reading SSM parameter(s) {} failed: {}; {}",
+                    chunk.join(", "),
+                    aws_sdk_ssm::error::DisplayErrorContext(&e),
+                    need(chunk)
+                ))
+            })?;
+        if !out.invalid_parameters().is_empty() {
+            let missing = out.invalid_parameters().join(", ");
+            return Err(HandlerError::config(format!(
+                "CAIRN_ACTIVITY_SECRETS: SSM parameter(s) {missing} not found (create them, \
+                 e.g. `aws ssm put-parameter --type SecureString --name NAME --value ...`); \
+                 {}",
+                need(
+                    &out.invalid_parameters()
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                )
+            )));
+        }
+        for p in out.parameters() {
+            if let (Some(n), Some(v)) = (p.name(), p.value()) {
+                values.insert(n.to_string(), v.to_string());
+            }
+        }
+    }
+    secrets
+        .iter()
+        .map(|(key, name)| match values.get(name) {
+            Some(v) => Ok((key.clone(), v.clone())),
+            None => Err(HandlerError::config(format!(
+                "CAIRN_ACTIVITY_SECRETS: SSM did not return parameter {name} (for {key}); {}",
+                need(&[name])
+            ))),
+        })
+        .collect()
+}
+
+/// Sets `key` to `value` in `env`, replacing an earlier value.
+fn set_env(env: &mut Vec<(String, String)>, key: String, value: String) {
+    env.retain(|(k, _)| *k != key);
+    env.push((key, value));
 }
 
 /// Memory left to the host (runtime, SDK clients, compiled code, buffers)
@@ -121,6 +244,9 @@ impl Settings {
             activity_dirs: Vec::new(),
             http_allow: HttpAllowList::default(),
             http_extra_roots: Vec::new(),
+            activity_env: Vec::new(),
+            activity_secrets: Vec::new(),
+            activity_aws_credentials: false,
         }
     }
 
@@ -175,6 +301,23 @@ impl Settings {
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from)
                 .collect(),
+            activity_env: env_pairs("CAIRN_ACTIVITY_ENV", "KEY=VALUE")?,
+            activity_secrets: env_pairs("CAIRN_ACTIVITY_SECRETS", "KEY=/ssm/parameter/name")?
+                .into_iter()
+                .map(|(k, n)| (k, n.trim().to_string()))
+                .collect(),
+            activity_aws_credentials: match std::env::var("CAIRN_ACTIVITY_AWS_CREDENTIALS")
+                .unwrap_or_default()
+                .trim()
+            {
+                "" | "0" | "false" => false,
+                "1" | "true" => true,
+                v => {
+                    return Err(HandlerError::config(format!(
+                        "CAIRN_ACTIVITY_AWS_CREDENTIALS={v:?}: expected 1 (or true) or 0 (or false)"
+                    )));
+                }
+            },
             ..defaults
         })
     }
@@ -240,6 +383,33 @@ impl App {
         sandbox.activity_dirs = settings.activity_dirs.clone();
         sandbox.http_allow = settings.http_allow.clone();
         sandbox.http_roots = settings.http_extra_roots.clone();
+        // The activities' environment: the plain variables, then the
+        // secrets (read once, here, for the container's life), then the
+        // function's credentials if granted; a later one replaces an earlier.
+        let mut env = Vec::new();
+        for (k, v) in &settings.activity_env {
+            set_env(&mut env, k.clone(), v.clone());
+        }
+        if !settings.activity_secrets.is_empty() {
+            let secrets =
+                resolve_secrets(&aws_sdk_ssm::Client::new(sdk), &settings.activity_secrets).await?;
+            // The keys only: values are never logged.
+            tracing::info!(
+                keys = ?secrets.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                "activity secrets read from SSM"
+            );
+            for (k, v) in secrets {
+                set_env(&mut env, k, v);
+            }
+        }
+        if settings.activity_aws_credentials {
+            for var in AWS_CREDENTIAL_VARS {
+                if let Ok(v) = std::env::var(var) {
+                    set_env(&mut env, var.to_string(), v);
+                }
+            }
+        }
+        sandbox.activity_env = env;
         // Inbox writes push through the table's stream, parents included.
         // The lease keeps racing invocations apart and lets the sweep find
         // the executions of a container that died.

@@ -1,5 +1,5 @@
 //! Handler tests in process, against the DynamoDB and Scheduler emulator
-//! (DynamoDB Local, and moto for EventBridge Scheduler) that scripts/test starts, with realistic event payloads.
+//! (DynamoDB Local, and moto for EventBridge Scheduler and SSM Parameter Store) that scripts/test starts, with realistic event payloads.
 
 use super::*;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord, StreamRecord};
@@ -44,11 +44,7 @@ async fn fixture_with(change: impl FnOnce(&mut Settings)) -> Fixture {
             "{var} is not set: run the tests with scripts/test, which starts DynamoDB Local and moto"
         );
     }
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb_credentials())
-        .load()
-        .await;
+    let sdk = test_sdk().await;
     let table = format!("cairn-lambda-{}-{n}", std::process::id());
     let group = format!("cairn-{}-{n}", std::process::id());
     let store = cairn_store_dynamodb::DynamoStore::from_sdk_config(&sdk, &table);
@@ -92,6 +88,16 @@ async fn fixture_with(change: impl FnOnce(&mut Settings)) -> Fixture {
         scheduler,
         group,
     }
+}
+
+/// The SDK configuration of the tests: endpoints per service from the
+/// environment (AWS_ENDPOINT_URL_SSM too: moto), static test credentials.
+async fn test_sdk() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb_credentials())
+        .load()
+        .await
 }
 
 fn aws_sdk_dynamodb_credentials() -> aws_sdk_scheduler::config::Credentials {
@@ -679,5 +685,145 @@ fn a_timer_whose_schedule_cannot_be_created_is_woken_by_the_sweep() {
                 .unwrap()["status"],
             "completed"
         );
+    })
+}
+
+// ---- the activities' environment: CAIRN_ACTIVITY_ENV, _SECRETS, _AWS_CREDENTIALS ----
+
+/// The variables `names` as the testkit's `read_env` activity sees them.
+async fn activity_env_of(f: &Fixture, id: &str, names: &[&str]) -> Value {
+    let v = f
+        .call(json!({"action": "start", "workflow": "activity_env", "id": id, "input": names}))
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "completed", "{v}");
+    v["output"].clone()
+}
+
+/// SecureStrings `(name, value)` put into Parameter Store (moto).
+async fn put_secure_strings(params: &[(String, String)]) {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_SSM").is_ok(),
+        "AWS_ENDPOINT_URL_SSM is not set: run the tests with scripts/test (moto serves SSM)"
+    );
+    let ssm = aws_sdk_ssm::Client::new(&test_sdk().await);
+    for (name, value) in params {
+        ssm.put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[test]
+fn secrets_from_parameter_store_and_plain_variables_reach_activities() {
+    run(async {
+        let pid = std::process::id();
+        // 11 parameters: two GetParameters calls (ten names at most each).
+        let params: Vec<(String, String)> = (0..11)
+            .map(|i| {
+                (
+                    format!("/cairn-test/{pid}/secret-{i}"),
+                    format!("s3cr3t={i},x"),
+                )
+            })
+            .collect();
+        put_secure_strings(&params).await;
+        let f = fixture_with(|s| {
+            s.activity_env =
+                parse_pairs("CAIRN_ACTIVITY_ENV", "PLAIN=a=b,OTHER=2", "KEY=VALUE").unwrap();
+            s.activity_secrets = params
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| (format!("SECRET_{i}"), name.clone()))
+                .collect();
+        })
+        .await;
+        let mut names = vec![
+            "PLAIN",
+            "OTHER",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ];
+        let keys: Vec<String> = (0..11).map(|i| format!("SECRET_{i}")).collect();
+        names.extend(keys.iter().map(String::as_str));
+        let env = activity_env_of(&f, "env1", &names).await;
+        assert_eq!(env["PLAIN"], "a=b", "{env}");
+        assert_eq!(env["OTHER"], "2", "{env}");
+        for (i, (_, value)) in params.iter().enumerate() {
+            assert_eq!(env[format!("SECRET_{i}")], value.as_str(), "{env}");
+        }
+        // Not opted in: the function's credentials stay with the host.
+        assert_eq!(env["AWS_ACCESS_KEY_ID"], Value::Null, "{env}");
+        assert_eq!(env["AWS_SECRET_ACCESS_KEY"], Value::Null, "{env}");
+    })
+}
+
+#[test]
+fn a_missing_secret_parameter_fails_the_cold_start_naming_it() {
+    run(async {
+        let pid = std::process::id();
+        let present = format!("/cairn-test/{pid}/present");
+        put_secure_strings(&[(present.clone(), "here".into())]).await;
+        let missing = format!("/cairn-test/{pid}/no-such-parameter");
+        let mut settings = Settings::new(format!("cairn-lambda-{pid}-unused"));
+        settings.cache_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-cache");
+        settings.activity_secrets = vec![
+            ("PRESENT".into(), present),
+            ("DB_PASSWORD".into(), missing.clone()),
+        ];
+        let Err(e) = App::new(settings, &test_sdk().await, Instant::now()).await else {
+            panic!("a missing parameter must fail the cold start");
+        };
+        let message = e.to_string();
+        assert!(message.contains(&missing), "{message}");
+        assert!(message.contains("not found"), "{message}");
+        assert!(message.contains("ssm:GetParameters"), "{message}");
+        assert!(
+            message.contains(&format!("parameter/cairn-test/{pid}/no-such-parameter")),
+            "the ARN has one slash before the name: {message}"
+        );
+        assert!(!message.contains("here"), "a value leaked: {message}");
+        assert!(
+            parse_pairs("CAIRN_ACTIVITY_SECRETS", "KEY", "KEY=/name").is_err(),
+            "an item without `=` is refused"
+        );
+    })
+}
+
+#[test]
+fn the_function_credentials_reach_activities_only_when_granted() {
+    run(async {
+        // scripts/lib.sh exports test credentials and a region, as Lambda
+        // sets the role's.
+        let key = std::env::var("AWS_ACCESS_KEY_ID").expect("AWS_ACCESS_KEY_ID (scripts/lib.sh)");
+        let region = std::env::var("AWS_REGION").expect("AWS_REGION (scripts/lib.sh)");
+        let f = fixture_with(|s| {
+            s.activity_aws_credentials = true;
+            // A plain variable of the same name is replaced by the granted one.
+            s.activity_env = vec![("AWS_REGION".into(), "nowhere-1".into())];
+        })
+        .await;
+        let env = activity_env_of(&f, "creds", &AWS_CREDENTIAL_VARS).await;
+        assert_eq!(env["AWS_ACCESS_KEY_ID"], key.as_str(), "{env}");
+        assert_eq!(env["AWS_REGION"], region.as_str(), "{env}");
+        assert_eq!(
+            env["AWS_SECRET_ACCESS_KEY"],
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap().as_str()
+        );
+        assert_eq!(
+            env["AWS_SESSION_TOKEN"],
+            std::env::var("AWS_SESSION_TOKEN").map_or(Value::Null, Value::from)
+        );
+        let plain = fixture().await;
+        let env = activity_env_of(&plain, "no-creds", &AWS_CREDENTIAL_VARS).await;
+        for var in AWS_CREDENTIAL_VARS {
+            assert_eq!(env[var], Value::Null, "{var}: {env}");
+        }
     })
 }

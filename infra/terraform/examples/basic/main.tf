@@ -30,4 +30,9 @@ module "cairn" {
   alarm_topic_arn      = var.alarm_topic_arn
   allow_http           = var.allow_http
   http_extra_roots     = var.http_extra_roots
+
+  activity_env                 = var.activity_env
+  activity_secrets             = var.activity_secrets
+  activity_secrets_kms_key_arn = var.activity_secrets_kms_key_arn
+  activity_aws_credentials     = var.activity_aws_credentials
 }

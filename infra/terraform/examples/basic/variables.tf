@@ -57,3 +57,27 @@ variable "http_extra_roots" {
   type        = list(string)
   default     = []
 }
+
+variable "activity_env" {
+  description = "Environment variables given to activities ({ KEY = \"value\" }); not for secrets."
+  type        = map(string)
+  default     = {}
+}
+
+variable "activity_secrets" {
+  description = "Secrets given to activities, from SSM Parameter Store: { KEY = \"/ssm/parameter/name\" }."
+  type        = map(string)
+  default     = {}
+}
+
+variable "activity_secrets_kms_key_arn" {
+  description = "The customer managed KMS key of the secrets' parameters; empty: the AWS managed key (no grant needed)."
+  type        = string
+  default     = ""
+}
+
+variable "activity_aws_credentials" {
+  description = "Give activities the function role's AWS credentials."
+  type        = bool
+  default     = false
+}

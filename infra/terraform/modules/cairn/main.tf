@@ -35,6 +35,10 @@ locals {
 
 data "aws_caller_identity" "current" {}
 
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
+
 # -- storage -------------------------------------------------------------------
 
 resource "aws_dynamodb_table" "this" {
@@ -193,7 +197,11 @@ resource "aws_lambda_function" "this" {
       CAIRN_BATCH_CONCURRENCY   = var.batch_concurrency
       CAIRN_ALLOW_HTTP          = join(",", var.allow_http)
       CAIRN_HTTP_EXTRA_ROOTS    = join(",", var.http_extra_roots)
-      RUST_LOG                  = "info"
+      # KEY=VALUE and KEY=/parameter/name pairs, comma-separated.
+      CAIRN_ACTIVITY_ENV             = join(",", [for k, v in var.activity_env : "${k}=${v}"])
+      CAIRN_ACTIVITY_SECRETS         = join(",", [for k, name in var.activity_secrets : "${k}=${name}"])
+      CAIRN_ACTIVITY_AWS_CREDENTIALS = var.activity_aws_credentials
+      RUST_LOG                       = "info"
     }
   }
 
@@ -208,7 +216,11 @@ resource "aws_lambda_function" "this" {
 
   tags = var.tags
 
-  depends_on = [aws_iam_role_policy.function]
+  depends_on = [
+    aws_iam_role_policy.function,
+    aws_iam_role_policy.activity_secrets,
+    aws_iam_role_policy.activity_secrets_key,
+  ]
 }
 
 data "aws_iam_policy_document" "lambda_assume" {
@@ -315,6 +327,43 @@ resource "aws_iam_role_policy" "function" {
   name   = "cairn-function"
   role   = aws_iam_role.function.id
   policy = data.aws_iam_policy_document.function.json
+}
+
+# The activities' secrets: ssm:GetParameters on exactly the parameters
+# var.activity_secrets names (infra/iam-actions.json "ssm_parameters"); the
+# ARN has one slash before the name, whether or not the name starts with one.
+data "aws_iam_policy_document" "activity_secrets" {
+  statement {
+    sid       = "ActivitySecrets"
+    effect    = "Allow"
+    actions   = ["ssm:GetParameters"]
+    resources = [for name in values(var.activity_secrets) : "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(name, "/")}"]
+  }
+}
+
+resource "aws_iam_role_policy" "activity_secrets" {
+  count  = length(var.activity_secrets) > 0 ? 1 : 0
+  name   = "cairn-activity-secrets"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.activity_secrets.json
+}
+
+# kms:Decrypt on the customer managed key of the secrets, only if one is
+# given (infra/iam-actions.json "kms_decrypt"); the AWS managed key needs none.
+data "aws_iam_policy_document" "activity_secrets_key" {
+  statement {
+    sid       = "ActivitySecretsKey"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt"]
+    resources = [var.activity_secrets_kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "activity_secrets_key" {
+  count  = var.activity_secrets_kms_key_arn == "" ? 0 : 1
+  name   = "cairn-activity-secrets-key"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.activity_secrets_key.json
 }
 
 # -- stream trigger ---------------------------------------------------------------

@@ -110,6 +110,34 @@ variable "http_extra_roots" {
   default     = []
 }
 
+variable "activity_env" {
+  description = "Environment variables given to activities (CAIRN_ACTIVITY_ENV, as KEY=VALUE pairs joined with \",\"; as cairn --env). Not for secrets: use activity_secrets. Empty (the default): none."
+  type        = map(string)
+  default     = {}
+}
+
+variable "activity_secrets" {
+  description = "Secrets given to activities: { KEY = \"/ssm/parameter/name\" } (CAIRN_ACTIVITY_SECRETS). At cold start the function reads the SSM parameters (SecureString, decrypted) once and gives activities KEY=value; its role gets ssm:GetParameters on exactly these parameters. Empty (the default): none."
+  type        = map(string)
+  default     = {}
+}
+
+variable "activity_secrets_kms_key_arn" {
+  description = "The customer managed KMS key that encrypts the activity_secrets parameters, if any: the function role gets kms:Decrypt on it. Empty (the default): the AWS managed key (aws/ssm), which needs no grant."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^(arn:aws[a-zA-Z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+)?$", var.activity_secrets_kms_key_arn))
+    error_message = "activity_secrets_kms_key_arn must be a KMS key ARN, or empty."
+  }
+}
+
+variable "activity_aws_credentials" {
+  description = "Give activities the function role's credentials (CAIRN_ACTIVITY_AWS_CREDENTIALS: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION), so that they can call AWS APIs as the function. Off by default."
+  type        = bool
+  default     = false
+}
+
 variable "parallelization_factor" {
   description = "Batches of one stream shard processed at once (records of one execution stay in order)."
   type        = number

@@ -404,6 +404,32 @@ pub fn explode(_ctx: &ActivityCtx, _input: ()) -> Result<(), Failure> {
     panic!("the activity exploded");
 }
 
+/// Reports the named environment variables an activity sees (`null` for
+/// the ones it lacks): what the host gives activities (`cairn --env`,
+/// Lambda's `CAIRN_ACTIVITY_ENV` and `CAIRN_ACTIVITY_SECRETS`).
+pub async fn activity_env(
+    ctx: Ctx,
+    names: Vec<String>,
+) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+    ctx.activity("read_env", &names).await
+}
+
+/// Reads environment variables (in activity mode).
+pub fn read_env(
+    _ctx: &ActivityCtx,
+    names: Vec<String>,
+) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let v = std::env::var(&n)
+                .ok()
+                .map_or(serde_json::Value::Null, Into::into);
+            (n, v)
+        })
+        .collect())
+}
+
 /// Returns an output of `n` bytes (too large for the store when huge).
 pub async fn big_output(ctx: Ctx, n: u64) -> Result<usize, Failure> {
     let s: String = ctx.activity("make_big", &n).await?;
@@ -416,6 +442,6 @@ pub fn make_big(_ctx: &ActivityCtx, n: u64) -> Result<String, Failure> {
 }
 
 cairn_sdk::component! {
-    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, counter, keyed_runs, family, brood, ticker, reuse, environment, spin, hog, boom, hostile_activity, recurse, read_file, connect, bad_activity, big_output],
-    activities: [work, echo, instance_calls, sometimes, explode, make_big, misbehave],
+    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, counter, keyed_runs, family, brood, ticker, reuse, environment, spin, hog, boom, hostile_activity, recurse, read_file, connect, bad_activity, big_output, activity_env],
+    activities: [work, echo, instance_calls, sometimes, explode, make_big, misbehave, read_env],
 }

@@ -189,6 +189,117 @@ fn show(counts: &std::collections::BTreeMap<String, u64>, per: f64) -> String {
         .join(" · ")
 }
 
+/// One load's cost.
+struct Load {
+    entries: usize,
+    queries: u64,
+    units: f64,
+    items: u64,
+    bytes: u64,
+    ms: f64,
+}
+
+/// The store's load of `id`, measured by its counters.
+async fn measure(store: &cairn_store_dynamodb::DynamoStore, id: &ExecutionId) -> Result<Load> {
+    let s = store.stats();
+    let (q, u, i, b) = (
+        s.snapshot().get("Query").copied().unwrap_or(0),
+        s.read_units(),
+        s.items_read(),
+        s.bytes_read(),
+    );
+    let t = Instant::now();
+    let ex = store.load(id).await?;
+    let ms = ms(t.elapsed());
+    Ok(Load {
+        entries: ex.journal.len(),
+        queries: s.snapshot().get("Query").copied().unwrap_or(0) - q,
+        units: s.read_units() - u,
+        items: s.items_read() - i,
+        bytes: s.bytes_read() - b,
+        ms,
+    })
+}
+
+/// The load as the store sent it before the run bounded its key condition
+/// (7255b14): descending from the meta, 500 items a page, until the first
+/// entry of an older run or the partition's end.
+async fn load_as_before(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    id: &ExecutionId,
+) -> Result<Load> {
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+    let t = Instant::now();
+    let mut l = Load {
+        entries: 0,
+        queries: 0,
+        units: 0.0,
+        items: 0,
+        bytes: 0,
+        ms: 0.0,
+    };
+    let mut run = None;
+    let mut start = None;
+    'pages: loop {
+        let out = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("exec#{id}")))
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .limit(500)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        l.queries += 1;
+        l.units += out
+            .consumed_capacity
+            .as_ref()
+            .and_then(|c| c.capacity_units)
+            .unwrap_or(0.0);
+        for item in out.items.unwrap_or_default() {
+            l.items += 1;
+            l.bytes += item
+                .iter()
+                .map(|(k, v)| {
+                    k.len()
+                        + match v {
+                            AttributeValue::S(s) => s.len(),
+                            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+                            _ => 1,
+                        }
+                })
+                .sum::<usize>() as u64;
+            let sk = item
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            if sk == "meta" {
+                run = item
+                    .get("run")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<u32>().ok());
+            } else if let Some(rest) = sk.strip_prefix("h#") {
+                let r: u32 = rest.split('#').next().unwrap_or("0").parse()?;
+                if Some(r) != run {
+                    break 'pages;
+                }
+                l.entries += 1;
+            }
+        }
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    l.ms = ms(t.elapsed());
+    Ok(l)
+}
+
 const WRITE_OPS: [&str; 4] = ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"];
 
 async fn dynamodb(args: &Args, endpoint: &str) -> Result<()> {
@@ -265,7 +376,16 @@ swap saga on DynamoDB, sequential, {} runs (start + one advance: 6 journal entri
     report.insert("ddb_mean_ms".into(), total.into());
     report.insert("ddb_mean_wire_ms".into(), wire.into());
 
-    // ---- one load of a long journal: Query pages -------------------------
+    // ---- one load of a long journal: Query pages and read units ----------
+    // before: the load as it was (descending from the meta, 500 items a
+    // page, whatever the run), sent here as it was sent; after: the store's
+    // load, by the store that wrote the journal (it knows the run, as the
+    // push host does once it acquired the lease) and by another instance
+    // that knows nothing of the execution.
+    println!(
+        "\none load of a long journal (read units as DynamoDB Local reports them (ReturnConsumedCapacity); bytes as the store sizes items):"
+    );
+    let cold = DynamoStore::from_sdk_config(&sdk, &table);
     for steps in [100u32, 400, 1000] {
         let id = ExecutionId::new(format!("long-{steps}"))?;
         engine
@@ -278,21 +398,61 @@ swap saga on DynamoDB, sequential, {} runs (start + one advance: 6 journal entri
             })
             .await?;
         engine.drive(&id, AdvanceOptions::default()).await?;
-        let before = stats.snapshot();
-        let t = Instant::now();
-        let loaded = store.load(&id).await?;
-        let took = t.elapsed();
-        let pages = delta(&before, &stats.snapshot());
-        println!(
-            "  load of a {}-entry journal: {} ({:.2} ms)",
-            loaded.journal.len(),
-            show(&pages, 1.0),
-            ms(took)
+        let old = load_as_before(store.client(), &table, &id).await?;
+        let line = |who: &str, l: &Load| {
+            println!(
+                "  {}-entry journal, {who:<26} {} Query · {:>6.1} read units · {:>5} items · {:>8} bytes · {:.2} ms",
+                l.entries, l.queries, l.units, l.items, l.bytes, l.ms
+            );
+        };
+        line("before (500-item pages):", &old);
+        let warm = measure(&store, &id).await?;
+        line("after, run known:", &warm);
+        let cold_load = measure(&cold, &id).await?;
+        line("after, store knows nothing:", &cold_load);
+        let n = warm.entries;
+        if steps == 1000 {
+            println!(
+                "figure: load_queries_1000_entries_before={} queries",
+                old.queries
+            );
+            println!("figure: load_queries_1000_entries={} queries", warm.queries);
+            println!(
+                "figure: load_queries_1000_entries_unknown_run={} queries",
+                cold_load.queries
+            );
+            println!(
+                "figure: read_units_per_load_1000_entries_before={:.1} RCU",
+                old.units
+            );
+            println!(
+                "figure: read_units_per_load_1000_entries={:.1} RCU",
+                warm.units
+            );
+            println!(
+                "figure: bytes_per_load_1000_entries_before={} bytes",
+                old.bytes
+            );
+            println!("figure: bytes_per_load_1000_entries={} bytes", warm.bytes);
+        }
+        report.insert(format!("ddb_load_{n}_entries_queries"), warm.queries.into());
+        report.insert(
+            format!("ddb_load_{n}_entries_queries_before"),
+            old.queries.into(),
         );
         report.insert(
-            format!("ddb_load_{}_entries_queries", loaded.journal.len()),
-            pages.get("Query").copied().unwrap_or(0).into(),
+            format!("ddb_load_{n}_entries_queries_unknown_run"),
+            cold_load.queries.into(),
         );
+        report.insert(
+            format!("ddb_load_{n}_entries_read_units"),
+            warm.units.into(),
+        );
+        report.insert(
+            format!("ddb_load_{n}_entries_read_units_before"),
+            old.units.into(),
+        );
+        report.insert(format!("ddb_load_{n}_entries_bytes"), warm.bytes.into());
     }
     report.insert("loadavg_after".into(), loadavg().into());
     println!("\nload average after: {}", loadavg());

@@ -189,6 +189,106 @@ fn show(counts: &std::collections::BTreeMap<String, u64>, per: f64) -> String {
         .join(" · ")
 }
 
+/// An execution with a 1,501-entry run 1 closed by continue-as-new, loaded
+/// as before, by the store that wrote it and by one that knows nothing,
+/// when run 2 holds 1 entry and 1,000.
+async fn continued(
+    store: &cairn_store_dynamodb::DynamoStore,
+    id: &ExecutionId,
+    component: &cairn_core::ComponentHash,
+    cold: impl Fn() -> cairn_store_dynamodb::DynamoStore,
+) -> Result<(u32, Vec<(usize, Load, Load, Load)>)> {
+    use cairn_core::store::{Append, ContinueAsNew, ExecutionMeta, NewExecution, Status};
+    use cairn_core::{Entry, Event, Timestamp};
+    let at = Timestamp::from_millis(1);
+    let started = |run| Entry {
+        index: 0,
+        at,
+        event: Event::Started {
+            workflow: "steps".into(),
+            input: Payload::json(&1),
+            component: component.clone(),
+            seed: 1,
+            run,
+            parent: None,
+        },
+    };
+    store
+        .create(NewExecution {
+            meta: ExecutionMeta {
+                id: id.clone(),
+                workflow: "steps".into(),
+                component: component.clone(),
+                status: Status::Running,
+                input_hash: 0,
+                created_at: at,
+                updated_at: at,
+                inbox_version: 0,
+                wake_at: None,
+                due_at: None,
+                waiting_on: None,
+                parked: None,
+                run: 1,
+                lease: None,
+            },
+            started: started(1),
+        })
+        .await?;
+    let steps = |run: u32, from: u32, to: u32| async move {
+        for index in from..to {
+            let entry = Entry {
+                index,
+                at,
+                event: Event::TimerFired {
+                    seq: index,
+                    duration_ms: 5,
+                },
+            };
+            store
+                .append(
+                    id,
+                    Append {
+                        run,
+                        entry,
+                        consume: None,
+                    },
+                )
+                .await?;
+        }
+        anyhow::Ok(())
+    };
+    let old_run = 1501;
+    steps(1, 1, old_run).await?;
+    store
+        .continue_as_new(
+            id,
+            ContinueAsNew {
+                closing: Entry {
+                    index: old_run,
+                    at,
+                    event: Event::ContinuedAsNew {
+                        input: Payload::json(&2),
+                    },
+                },
+                next: started(2),
+                run: 1,
+            },
+        )
+        .await?;
+    let mut loads = Vec::new();
+    let mut have = 1;
+    for len in [1u32, 1000] {
+        steps(2, have, len).await?;
+        have = len;
+        let old = load_as_before(store.client(), store.table(), id).await?;
+        let warm = measure(store, id).await?;
+        // A store that knows nothing, each time.
+        let cold = measure(&cold(), id).await?;
+        loads.push((len as usize, old, warm, cold));
+    }
+    Ok((old_run, loads))
+}
+
 /// One load's cost.
 struct Load {
     entries: usize,
@@ -260,8 +360,10 @@ async fn load_as_before(
             .as_ref()
             .and_then(|c| c.capacity_units)
             .unwrap_or(0.0);
-        for item in out.items.unwrap_or_default() {
-            l.items += 1;
+        let items = out.items.unwrap_or_default();
+        // Every item of the page is read (and paid for), used or not.
+        l.items += items.len() as u64;
+        for item in &items {
             l.bytes += item
                 .iter()
                 .map(|(k, v)| {
@@ -273,6 +375,8 @@ async fn load_as_before(
                         }
                 })
                 .sum::<usize>() as u64;
+        }
+        for item in &items {
             let sk = item
                 .get("sk")
                 .and_then(|v| v.as_s().ok())
@@ -453,6 +557,44 @@ swap saga on DynamoDB, sequential, {} runs (start + one advance: 6 journal entri
             old.units.into(),
         );
         report.insert(format!("ddb_load_{n}_entries_bytes"), warm.bytes.into());
+    }
+    // ---- after a continue-as-new: the older run is not read -------------
+    let id = ExecutionId::new("long-continued")?;
+    let (old_run, loads) = continued(&store, &id, &testkit.hash, || {
+        DynamoStore::from_sdk_config(&sdk, &table)
+    })
+    .await?;
+    for (len, old, warm, cold_load) in loads {
+        println!(
+            "  run 2 of {len} entries after a {old_run}-entry run 1: before {} Query · {:.1} read units · {} items; after, run known {} Query · {:.1} read units · {} items; store knows nothing {} Query · {:.1} read units · {} items",
+            old.queries,
+            old.units,
+            old.items,
+            warm.queries,
+            warm.units,
+            warm.items,
+            cold_load.queries,
+            cold_load.units,
+            cold_load.items
+        );
+        if len == 1000 {
+            println!(
+                "figure: read_units_per_load_1000_entries_after_continue_as_new_before={:.1} RCU",
+                old.units
+            );
+            println!(
+                "figure: read_units_per_load_1000_entries_after_continue_as_new={:.1} RCU",
+                warm.units
+            );
+        }
+        report.insert(
+            format!("ddb_load_continued_{len}_entries_read_units_before"),
+            old.units.into(),
+        );
+        report.insert(
+            format!("ddb_load_continued_{len}_entries_read_units"),
+            warm.units.into(),
+        );
     }
     report.insert("loadavg_after".into(), loadavg().into());
     println!("\nload average after: {}", loadavg());

@@ -69,6 +69,10 @@ pub enum ErrorCode {
     /// denies (filesystem, network, ...).
     #[serde(rename = "CRN305")]
     DeniedInWorkflow,
+    /// An activity sent an HTTP request to a host the operator's allow-list
+    /// does not name.
+    #[serde(rename = "CRN306")]
+    HttpNotAllowed,
     /// The workflow name is not exported by the component.
     #[serde(rename = "CRN400")]
     UnknownWorkflow,
@@ -105,6 +109,7 @@ impl ErrorCode {
             Self::FuelExhausted => "CRN303",
             Self::MemoryLimit => "CRN304",
             Self::DeniedInWorkflow => "CRN305",
+            Self::HttpNotAllowed => "CRN306",
             Self::UnknownWorkflow => "CRN400",
             Self::BadInput => "CRN401",
             Self::ComponentNotFound => "CRN402",

@@ -63,7 +63,8 @@ pub enum GuestError {
     },
     /// An activity sent an HTTP request to a host not on the allow-list.
     #[error(
-        "the activity sent an HTTP request to {target}, which is not on the allow-list: allow it with `--allow-http {target}` (in Lambda: add it to CAIRN_ALLOW_HTTP); not retried"
+        "{code} the activity sent an HTTP request to {target}, which is not on the allow-list: allow it with `--allow-http {target}` (in Lambda: add it to CAIRN_ALLOW_HTTP); not retried",
+        code = ErrorCode::HttpNotAllowed
     )]
     HttpDenied {
         /// `host:port` of the refused request.
@@ -81,9 +82,8 @@ impl GuestError {
     /// The stable code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Trap { .. } | Self::Timeout { .. } | Self::HttpDenied { .. } => {
-                ErrorCode::GuestTrap
-            }
+            Self::Trap { .. } | Self::Timeout { .. } => ErrorCode::GuestTrap,
+            Self::HttpDenied { .. } => ErrorCode::HttpNotAllowed,
             Self::FuelExhausted { .. } => ErrorCode::FuelExhausted,
             Self::MemoryLimit { .. } => ErrorCode::MemoryLimit,
             Self::Denied { .. } => ErrorCode::DeniedInWorkflow,

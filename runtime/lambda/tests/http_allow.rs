@@ -51,7 +51,9 @@ async fn an_activity_calls_http_with_the_allow_list_from_the_environment() {
     let message = refused["failure"]["message"].as_str().unwrap();
     let target = format!("localhost:{}", server.port);
     assert!(
-        message.contains(&format!("--allow-http {target}")) && message.contains("CAIRN_ALLOW_HTTP"),
+        message.contains("CRN306")
+            && message.contains(&format!("--allow-http {target}"))
+            && message.contains("CAIRN_ALLOW_HTTP"),
         "{message}"
     );
     assert_eq!(

@@ -98,7 +98,9 @@ fn a_host_not_on_the_allow_list_fails_at_once_naming_the_flag() {
     let message = st["failure"]["message"].as_str().unwrap();
     let flag = format!("--allow-http {}", plain.host_port());
     assert!(
-        message.contains("not on the allow-list") && message.contains(&flag),
+        message.contains("CRN306")
+            && message.contains("not on the allow-list")
+            && message.contains(&flag),
         "{message}"
     );
     assert_eq!(activity_attempts(&c, "refused"), 1);

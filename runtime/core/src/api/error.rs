@@ -121,6 +121,7 @@ pub fn type_name(code: ErrorCode) -> &'static str {
         ErrorCode::FuelExhausted => "FuelExhausted",
         ErrorCode::MemoryLimit => "MemoryLimit",
         ErrorCode::DeniedInWorkflow => "DeniedInWorkflow",
+        ErrorCode::HttpNotAllowed => "HttpNotAllowed",
         ErrorCode::UnknownWorkflow => "UnknownWorkflow",
         ErrorCode::BadInput => "BadRequest",
         ErrorCode::ComponentNotFound => "ComponentNotFound",

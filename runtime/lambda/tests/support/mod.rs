@@ -156,7 +156,7 @@ impl Aws {
                     break;
                 }
                 for r in page.records() {
-                    if pump::Filter::Inbox.matches(r) {
+                    if pump::is_inbox_insert(r) {
                         records.push(esm_record(r, &arn));
                     }
                 }

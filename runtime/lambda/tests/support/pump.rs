@@ -35,34 +35,22 @@ use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// The mapping's `FilterCriteria`.
-pub enum Filter {
-    /// The stacks' filter: `{"eventName": ["INSERT"], "dynamodb": {"Keys":
-    /// {"sk": {"S": [{"prefix": "in#"}]}}}}`.
-    Inbox,
-}
-
-impl Filter {
-    /// Whether the record passes the filter.
-    pub fn matches(&self, r: &Record) -> bool {
-        match self {
-            Filter::Inbox => {
-                let insert = r.event_name().map(|e| e.as_str()) == Some("INSERT");
-                let inbox = r
-                    .dynamodb()
-                    .and_then(|d| d.keys())
-                    .and_then(|k| k.get("sk"))
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|s| s.starts_with("in#"));
-                insert && inbox
-            }
-        }
-    }
+/// The stacks' `FilterCriteria`: `{"eventName": ["INSERT"], "dynamodb":
+/// {"Keys": {"sk": {"S": [{"prefix": "in#"}]}}}}`.
+pub fn is_inbox_insert(r: &Record) -> bool {
+    let insert = r.event_name().map(|e| e.as_str()) == Some("INSERT");
+    let inbox = r
+        .dynamodb()
+        .and_then(|d| d.keys())
+        .and_then(|k| k.get("sk"))
+        .and_then(|v| v.as_s().ok())
+        .is_some_and(|s| s.starts_with("in#"));
+    insert && inbox
 }
 
 /// The mapping's settings (defaults: the stacks').
@@ -126,15 +114,11 @@ pub struct Stats {
     pub duplicates: usize,
     /// Sequence numbers sent to the on-failure destination.
     pub discarded: Vec<String>,
-    /// The largest batch sent.
-    pub largest_batch: usize,
 }
 
 /// A running mapping; stopped when dropped.
 pub struct Pump {
     stats: Arc<Mutex<Stats>>,
-    /// Records matched but not yet checkpointed.
-    pending: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -143,7 +127,6 @@ struct Lane {
     lambda: String,
     config: Config,
     stats: Arc<Mutex<Stats>>,
-    pending: Arc<AtomicUsize>,
     sent: std::sync::atomic::AtomicU64,
 }
 
@@ -153,7 +136,6 @@ impl Pump {
     pub async fn start(aws: &Aws, config: Config) -> Pump {
         let arn = aws.stream_arn().await;
         let stats = Arc::new(Mutex::new(Stats::default()));
-        let pending = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         let mut lanes = Vec::new();
@@ -164,7 +146,6 @@ impl Pump {
                 lambda: aws.lambda.clone(),
                 config: config.clone(),
                 stats: stats.clone(),
-                pending: pending.clone(),
                 sent: Default::default(),
             });
             let stop = stop.clone();
@@ -180,7 +161,7 @@ impl Pump {
             known.insert(shard);
             iterators.extend(it);
         }
-        let (stats2, pending2, stop2) = (stats.clone(), pending.clone(), stop.clone());
+        let (stats2, stop2) = (stats.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut last_describe = Instant::now();
             while !stop2.load(Ordering::SeqCst) {
@@ -207,11 +188,10 @@ impl Pump {
                     };
                     for r in page.records() {
                         stats2.lock().unwrap().records_read += 1;
-                        if !Filter::Inbox.matches(r) {
+                        if !is_inbox_insert(r) {
                             continue;
                         }
                         stats2.lock().unwrap().records_matched += 1;
-                        pending2.fetch_add(1, Ordering::SeqCst);
                         let record = esm_record(r, &arn);
                         let pk = record["dynamodb"]["Keys"]["pk"]["S"]
                             .as_str()
@@ -230,22 +210,12 @@ impl Pump {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }));
-        Pump {
-            stats,
-            pending,
-            stop,
-            tasks,
-        }
+        Pump { stats, stop, tasks }
     }
 
     /// What the mapping did so far.
     pub fn stats(&self) -> Stats {
         self.stats.lock().unwrap().clone()
-    }
-
-    /// Records read and not yet checkpointed.
-    pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
     }
 
     /// Stops reading and invoking.
@@ -361,14 +331,9 @@ impl Lane {
             {
                 let mut s = self.stats.lock().unwrap();
                 s.batches += 1;
-                s.largest_batch = s.largest_batch.max(batch.len());
             }
             self.deliver(batch, 0).await;
         }
-    }
-
-    fn checkpoint(&self, n: usize) {
-        self.pending.fetch_sub(n, Ordering::SeqCst);
     }
 
     /// Delivers `batch` until it succeeds or runs out of retries.
@@ -395,12 +360,10 @@ impl Lane {
                     Reply::Returned(v) => {
                         match verdict(&v, &batch, self.config.report_batch_item_failures) {
                             Verdict::Success => {
-                                self.checkpoint(batch.len());
                                 return;
                             }
                             Verdict::Partial(i) => {
                                 self.stats.lock().unwrap().partial_failures += 1;
-                                self.checkpoint(i);
                                 batch.drain(..i);
                             }
                             Verdict::Whole => self.stats.lock().unwrap().whole_failures += 1,
@@ -427,8 +390,6 @@ impl Lane {
                             .unwrap_or_default()
                             .to_string()
                     }));
-                    drop(s);
-                    self.checkpoint(batch.len());
                     return;
                 }
                 self.stats.lock().unwrap().retries += 1;

@@ -90,38 +90,59 @@ ensure_dynamodb_local() {
 
 # Starts DynamoDB Local on a free port of 127.0.0.1 (in memory, one shared
 # database whatever the region or credentials); exports its address for the
-# tests, the CLI and the function. Stopped by stop_dynamodb_local (by PID).
+# tests, the CLI and the function. A second, quiet instance serves the tests
+# that change a table's schema (CAIRN_TEST_DYNAMODB_SCHEMA_ENDPOINT): in an
+# instance holding many tables with TTL on, DynamoDB Local queues an index
+# added by UpdateTable behind its TTL work and leaves it CREATING for many
+# minutes (20 such tables were enough here; a fresh instance activates it in
+# about 1 s). Both are stopped by stop_dynamodb_local (by PID).
 DDB_PID=""
-start_dynamodb_local() {
-  ensure_dynamodb_local
-  local port; port=$(free_port)
+DDB_SCHEMA_PID=""
+# Starts one instance; prints its port. $1: log file.
+launch_dynamodb_local() {
+  local port pid; port=$(free_port)
   (cd "$DDB_LOCAL_DIR" && exec java -Xmx1g -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
-    -inMemory -sharedDb -port "$port") > "$ROOT/target/dynamodb-local.log" 2>&1 &
-  DDB_PID=$!
+    -inMemory -sharedDb -port "$port") > "$1" 2>&1 &
+  pid=$!
   for _ in $(seq 1 200); do
     if curl -s -o /dev/null -X POST -H 'X-Amz-Target: DynamoDB_20120810.ListTables' \
       -H 'Content-Type: application/x-amz-json-1.0' \
       -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0' \
       -d '{}' "http://127.0.0.1:$port/"; then break; fi
-    if ! kill -0 "$DDB_PID" 2>/dev/null; then echo "DynamoDB Local failed to start; see target/dynamodb-local.log" >&2; return 1; fi
+    if ! kill -0 "$pid" 2>/dev/null; then echo "DynamoDB Local failed to start; see $1" >&2; return 1; fi
     sleep 0.1
   done
-  export CAIRN_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+  LAUNCHED_PID=$pid
+  LAUNCHED_PORT=$port
+}
+start_dynamodb_local() {
+  ensure_dynamodb_local
+  launch_dynamodb_local "$ROOT/target/dynamodb-local.log"
+  DDB_PID=$LAUNCHED_PID
+  export CAIRN_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$LAUNCHED_PORT"
+  launch_dynamodb_local "$ROOT/target/dynamodb-local-schema.log"
+  DDB_SCHEMA_PID=$LAUNCHED_PID
+  export CAIRN_TEST_DYNAMODB_SCHEMA_ENDPOINT="http://127.0.0.1:$LAUNCHED_PORT"
   export AWS_ENDPOINT_URL_DYNAMODB="$CAIRN_TEST_DYNAMODB_ENDPOINT"
   export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="$CAIRN_TEST_DYNAMODB_ENDPOINT"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-  echo "DynamoDB Local on $CAIRN_TEST_DYNAMODB_ENDPOINT (pid $DDB_PID)" >&2
+  echo "DynamoDB Local on $CAIRN_TEST_DYNAMODB_ENDPOINT (pid $DDB_PID); for schema changes on $CAIRN_TEST_DYNAMODB_SCHEMA_ENDPOINT (pid $DDB_SCHEMA_PID)" >&2
 }
 
 stop_dynamodb_local() {
-  if [ -n "$DDB_PID" ]; then kill "$DDB_PID" 2>/dev/null || true; wait "$DDB_PID" 2>/dev/null || true; DDB_PID=""; fi
+  local pid
+  for pid in "$DDB_PID" "$DDB_SCHEMA_PID"; do
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  done
+  DDB_PID=""
+  DDB_SCHEMA_PID=""
 }
 
-# Starts moto for what DynamoDB Local lacks (EventBridge Scheduler, SSM) on
+# Starts moto for what DynamoDB Local lacks (EventBridge Scheduler, SSM, S3) on
 # 127.0.0.1; exports its address. Stopped by stop_moto (by PID).
 MOTO_PID=""
 start_moto() {
-  ensure_venv .tools/moto 'moto[dynamodb,server,ssm]==5.2.5'
+  ensure_venv .tools/moto 'moto[dynamodb,server,ssm,s3]==5.2.5'
   local port; port=$(free_port)
   # Through scripts/moto_server.py: one request at a time.
   .tools/moto/bin/python scripts/moto_server.py 127.0.0.1 "$port" > target/moto.log 2>&1 &
@@ -135,8 +156,11 @@ start_moto() {
   export AWS_ENDPOINT_URL_SCHEDULER="$CAIRN_TEST_SCHEDULER_ENDPOINT"
   # moto also serves SSM Parameter Store (CAIRN_ACTIVITY_SECRETS' tests).
   export AWS_ENDPOINT_URL_SSM="$CAIRN_TEST_SCHEDULER_ENDPOINT"
+  # And S3 (the DynamoDB store's payload bucket; path-style addressing).
+  export CAIRN_TEST_S3_ENDPOINT="$CAIRN_TEST_SCHEDULER_ENDPOINT"
+  export AWS_ENDPOINT_URL_S3="$CAIRN_TEST_SCHEDULER_ENDPOINT"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-  echo "moto (Scheduler, SSM) on $CAIRN_TEST_SCHEDULER_ENDPOINT (pid $MOTO_PID)" >&2
+  echo "moto (Scheduler, SSM, S3) on $CAIRN_TEST_SCHEDULER_ENDPOINT (pid $MOTO_PID)" >&2
 }
 
 stop_moto() {
@@ -209,4 +233,55 @@ start_lambda_test_env() {
 stop_lambda_test_env() {
   stop_lambda_api
   if [ -n "$OWN_EMULATORS" ]; then stop_emulators; OWN_EMULATORS=""; fi
+}
+
+# Headless Chromium for the web console's browser test (Debian's package;
+# `apt-get update` first, once). Idempotent: does nothing when installed.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    step "installing chromium (the console's browser test)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+}
+
+# Every test executable in a file of cargo's JSON messages
+# (`cargo test --no-run --message-format=json…`), one line each:
+# NAME<TAB>PACKAGE DIR<TAB>EXECUTABLE (cargo runs each from its package dir).
+test_binaries() { # FILE
+  python3 - "$1" <<'PY'
+import json, os, sys
+seen = set()
+with open(sys.argv[1]) as f:
+    for line in f:
+        if not line.startswith("{"):
+            continue
+        m = json.loads(line)
+        if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+            if m["executable"] in seen:
+                continue
+            seen.add(m["executable"])
+            print(m["target"]["name"], os.path.dirname(m["manifest_path"]), m["executable"], sep="\t")
+PY
+}
+
+# Runs test target NAME from that file, in its package dir, with ARGS; fails
+# naming what is missing.
+run_test_binary() { # FILE NAME ARGS...
+  local file=$1 name=$2 line; shift 2
+  line=$(test_binaries "$file" | awk -F'\t' -v n="$name" '$1 == n && !found { print; found = 1 }')
+  if [ -z "$line" ]; then
+    echo "no test binary named $name in $file: build it with cargo test --release --no-run --test $name" >&2
+    return 1
+  fi
+  echo "     Running $(cut -f3 <<<"$line")" >&2
+  (cd "$(cut -f2 <<<"$line")" && "$(cut -f3 <<<"$line")" "$@")
+}
+
+# Stops a process and everything it started (children first).
+kill_tree() { # PID
+  local child
+  [ -n "${1:-}" ] || return 0
+  for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
 }

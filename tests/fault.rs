@@ -134,6 +134,9 @@ impl Store for FaultStore {
     fn max_item_bytes(&self) -> usize {
         self.inner.max_item_bytes()
     }
+    fn too_large_advice(&self) -> String {
+        self.inner.too_large_advice()
+    }
     fn create(&self, new: NewExecution) -> StoreFuture<'_, Created> {
         Box::pin(async move {
             let id = new.meta.id.clone();

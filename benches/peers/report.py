@@ -14,6 +14,7 @@ import sys
 
 ENGINES = [
     ("cairn", "Cairn", "embedded SQLite, every step fsynced"),
+    ("cairn-dev", "Cairn dev", "`cairn dev` over HTTP, SQLite, every step fsynced"),
     ("restate", "Restate", "server defaults"),
     ("temporal-sqlite-full", "Temporal", "SQLite file, synchronous=FULL"),
     ("temporal-default", "Temporal", "dev-server defaults: in-memory SQLite"),
@@ -25,6 +26,9 @@ TP_VS_TEMPORAL = 50.0
 CPU_VS_RESTATE = 0.1
 RSS_MAX_MIB = 64.0
 CRASH_OVERHEAD_MAX_S = 1.0
+# The client/server shape (`cairn dev` over HTTP) against Restate (issue 16).
+DEV_TP_VS_RESTATE = 5.0
+DEV_CPU_VS_RESTATE = 0.2
 
 
 def load(d, name):
@@ -63,7 +67,9 @@ def cell(e, key):
         return f"**{fmt(p['exec_per_s'])}** exec/s" + la(p)
     if key == "cpu":
         t = e["throughput"]
-        parts = " / ".join(fmt(v / t["n"], 2) for v in t["cpu_ms"].values())
+        # server, then worker(s), then client, whatever order the JSON kept
+        rank = lambda k: 0 if "server" in k else 2 if "client" in k else 1
+        parts = " / ".join(fmt(t["cpu_ms"][k] / t["n"], 2) for k in sorted(t["cpu_ms"], key=rank))
         split = f" ({parts})" if len(t["cpu_ms"]) > 1 else ""
         return f"**{fmt(t['cpu_ms_per_exec'], 2)}** ms{split}" + la(t)
     if key == "cpu_excl":
@@ -152,6 +158,46 @@ def goals(runs):
     return out
 
 
+def dev_goals(runs):
+    """`cairn dev` driven over HTTP against Restate, same run (issue 16)."""
+    c, r = runs.get("cairn-dev"), runs.get("restate")
+    if not c or "throughput" not in c:
+        return []
+    if not r or "throughput" not in r:
+        return [{"goal": "cairn dev vs Restate", "met": None, "detail": "Restate did not run"}]
+    out = []
+    ctp, rtp = c["throughput"]["exec_per_s"], r["throughput"]["exec_per_s"]
+    out.append({"goal": f"cairn dev: throughput ≥ {DEV_TP_VS_RESTATE:g}× Restate", "met": ctp / rtp >= DEV_TP_VS_RESTATE,
+                "detail": f"{ctp / rtp:.2f}× ({fmt(ctp)} vs {fmt(rtp)} exec/s, 50 in flight)"})
+    a, b = c["throughput"]["cpu_ms_per_exec"], r["throughput"]["cpu_ms_per_exec"]
+    out.append({"goal": f"cairn dev: CPU per execution ≤ {DEV_CPU_VS_RESTATE:g}× Restate's", "met": a <= DEV_CPU_VS_RESTATE * b,
+                "detail": f"{a / b:.3f}× (server and client: {a:.3f} vs {b:.3f} ms)"})
+    a, b = c["sequential"]["p50_ms"], r["sequential"]["p50_ms"]
+    out.append({"goal": "cairn dev: p50 latency ≤ Restate's", "met": a <= b, "detail": f"{a:.2f} ms vs {b:.2f} ms"})
+    return out
+
+
+def figures(runs):
+    """`figure:` lines, for the client/server shape and its peer."""
+    lines = []
+    for key, name in (("cairn-dev", "cairn_dev"), ("restate", "restate"), ("cairn", "cairn_embedded")):
+        e = runs.get(key)
+        if not e or "throughput" not in e:
+            continue
+        t, s = e["throughput"], e.get("sequential", {})
+        load = t.get("load1_start")
+        lines.append(f"figure: peers_{name}_throughput_50_in_flight={t['exec_per_s']} exec/s (load {load})")
+        lines.append(f"figure: peers_{name}_cpu_per_workflow={t['cpu_ms_per_exec']} ms (all processes; load {load})")
+        if "p50_ms" in s:
+            lines.append(f"figure: peers_{name}_p50_latency={s['p50_ms']} ms (load {s.get('load1_start')})")
+    c, r = runs.get("cairn-dev"), runs.get("restate")
+    if c and r and "throughput" in c and "throughput" in r:
+        lines.append(f"figure: peers_cairn_dev_vs_restate_throughput={c['throughput']['exec_per_s'] / r['throughput']['exec_per_s']:.2f} x")
+        lines.append(f"figure: peers_cairn_dev_vs_restate_cpu={c['throughput']['cpu_ms_per_exec'] / r['throughput']['cpu_ms_per_exec']:.3f} x")
+        lines.append(f"figure: peers_cairn_dev_vs_restate_p50={c['sequential']['p50_ms'] / r['sequential']['p50_ms']:.2f} x")
+    return lines
+
+
 def main():
     d, md_path, json_path = sys.argv[1:4]
     meta = {}
@@ -176,7 +222,7 @@ def main():
     lines.append("|---|" + "---|" * len(cols))
     for key, tmpl in ROWS:
         lines.append(f"| {title(runs, key, tmpl)} | " + " | ".join(cell(runs.get(k), key) for k, _ in cols) + " |")
-    g = goals(runs)
+    g = goals(runs) + dev_goals(runs)
     mark = {True: "met", False: "**missed**", None: "not measured"}
     glines = ["| goal (Cairn, same run) | | measured |", "|---|---|---|"]
     glines += [f"| {x['goal']} | {mark[x['met']]} | {x['detail']} |" for x in g]
@@ -203,6 +249,8 @@ def main():
     ]
     md = "\n".join(head + lines + ["", "## Goals", ""] + glines + notes) + "\n"
     print(md)
+    for line in figures(runs):
+        print(line)
     with open(md_path, "w") as f:
         f.write(md)
     with open(json_path, "w") as f:

@@ -673,6 +673,14 @@ async fn main() -> Result<()> {
         "  load + instantiate + replay {:>7.2} ms  = {per_step_total:.2} µs/step ({per_step_replay:.2} µs/step without the load)",
         ms(total)
     );
+    println!(
+        "figure: replay_us_per_step={per_step_total:.2} µs ({} steps, load + instantiate + replay)",
+        args.replay_steps
+    );
+    println!(
+        "figure: replay_us_per_step_excluding_load={per_step_replay:.2} µs ({} steps)",
+        args.replay_steps
+    );
     report.insert("replay_steps".into(), args.replay_steps.into());
     report.insert("replay_total_ms".into(), ms(total).into());
     report.insert("replay_load_ms".into(), ms(load).into());

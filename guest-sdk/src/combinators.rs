@@ -3,6 +3,7 @@
 //! They poll their futures in order, so the order of the host calls they
 //! cause is fixed by the code, never by timing.
 
+use crate::Failure;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -121,10 +122,18 @@ impl<A: Future, B: Future> Future for Select<A, B> {
 
 /// Waits for the first of many futures: its index and output. The others
 /// are dropped (their Cairn operations cancelled).
-pub async fn select_all<F: Future>(futures: impl IntoIterator<Item = F>) -> (usize, F::Output) {
+///
+/// An empty list has no first: a non-retryable failure, not a wait forever.
+pub async fn select_all<F: Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Result<(usize, F::Output), Failure> {
     let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    assert!(!futures.is_empty(), "select_all needs at least one future");
-    std::future::poll_fn(move |cx| {
+    if futures.is_empty() {
+        return Err(Failure::non_retryable(
+            "select_all was given no futures: there is no first one to wait for",
+        ));
+    }
+    Ok(std::future::poll_fn(move |cx| {
         for (i, f) in futures.iter_mut().enumerate() {
             if let Poll::Ready(v) = f.as_mut().poll(cx) {
                 return Poll::Ready((i, v));
@@ -132,5 +141,38 @@ pub async fn select_all<F: Future>(futures: impl IntoIterator<Item = F>) -> (usi
         }
         Poll::Pending
     })
-    .await
+    .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FailureKind;
+    use std::task::Waker;
+
+    fn poll_once<F: Future>(f: F) -> Poll<F::Output> {
+        let mut f = std::pin::pin!(f);
+        f.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn select_all_of_nothing_is_a_non_retryable_failure() {
+        let Poll::Ready(Err(failure)) =
+            poll_once(select_all(Vec::<std::future::Ready<u32>>::new()))
+        else {
+            panic!("select_all of nothing must fail at once");
+        };
+        assert_eq!(failure.kind, FailureKind::NonRetryable);
+        assert!(failure.message.contains("no futures"), "{failure}");
+    }
+
+    #[test]
+    fn select_all_returns_the_first_ready_future_and_its_index() {
+        let futures: Vec<Pin<Box<dyn Future<Output = u32>>>> = vec![
+            Box::pin(std::future::pending()),
+            Box::pin(std::future::ready(7)),
+            Box::pin(std::future::ready(8)),
+        ];
+        assert_eq!(poll_once(select_all(futures)), Poll::Ready(Ok((1, 7))));
+    }
 }

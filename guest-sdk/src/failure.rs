@@ -18,9 +18,12 @@ pub enum FailureKind {
 
 /// A failure: a kind, a message, optional JSON details.
 ///
-/// Any `std::error::Error` converts into an [`FailureKind::Application`]
-/// failure, so `?` works in activities; use [`Failure::non_retryable`] for
-/// errors that retrying cannot fix.
+/// The author says whether retrying may help: [`Failure::retryable`] (an
+/// activity failing so is retried by its policy) or
+/// [`Failure::non_retryable`] (never retried; the caller sees it at once).
+/// No error converts into a `Failure` by itself: turn other errors into one
+/// with [`ResultExt`] (`std::fs::read(path).retryable("reading the
+/// ledger")?`), which makes the choice explicit at each `?`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     /// The kind.
@@ -83,11 +86,39 @@ impl fmt::Display for Failure {
     }
 }
 
-impl<E: std::error::Error> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Self::retryable(e.to_string())
+/// Turns any error into a [`Failure`] of the kind the author chooses, with
+/// a context that says what was being done:
+///
+/// ```no_run
+/// use cairn_sdk::prelude::*;
+///
+/// fn read_ledger(_ctx: &ActivityCtx, path: String) -> Result<String, Failure> {
+///     // A disk hiccup may pass: retry. A ledger that is not UTF-8 will not.
+///     let bytes = std::fs::read(&path).retryable(format_args!("reading {path}"))?;
+///     String::from_utf8(bytes).non_retryable("the ledger is not UTF-8")
+/// }
+/// ```
+pub trait ResultExt<T> {
+    /// On error, a retryable failure `"{context}: {error}"`: the activity's
+    /// retry policy runs it again.
+    fn retryable(self, context: impl fmt::Display) -> Result<T, Failure>;
+
+    /// On error, a non-retryable failure `"{context}: {error}"`: retrying
+    /// cannot fix it, the caller sees it at once.
+    fn non_retryable(self, context: impl fmt::Display) -> Result<T, Failure>;
+}
+
+impl<T, E: fmt::Display> ResultExt<T> for Result<T, E> {
+    fn retryable(self, context: impl fmt::Display) -> Result<T, Failure> {
+        self.map_err(|e| Failure::retryable(format!("{context}: {e}")))
+    }
+
+    fn non_retryable(self, context: impl fmt::Display) -> Result<T, Failure> {
+        self.map_err(|e| Failure::non_retryable(format!("{context}: {e}")))
     }
 }
+
+impl std::error::Error for Failure {}
 
 impl From<Failure> for WitFailure {
     fn from(f: Failure) -> Self {
@@ -118,5 +149,24 @@ impl Failure {
             message: f.message,
             details: f.details,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_ext_makes_the_kind_the_author_chose_with_the_context() {
+        let e = || Err::<(), _>(std::io::Error::other("disk full"));
+        let r = e().retryable("saving the ledger").unwrap_err();
+        assert_eq!(r.kind, FailureKind::Application);
+        assert_eq!(r.message, "saving the ledger: disk full");
+        let n = e()
+            .non_retryable(format_args!("reading {}", "/x"))
+            .unwrap_err();
+        assert_eq!(n.kind, FailureKind::NonRetryable);
+        assert_eq!(n.message, "reading /x: disk full");
+        assert_eq!(Ok::<u8, String>(1).non_retryable("unused"), Ok(1));
     }
 }

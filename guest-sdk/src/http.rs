@@ -8,8 +8,11 @@
 //! request elsewhere fails the attempt for good, naming the host. Workflows
 //! cannot use HTTP (CRN305): call an activity.
 //!
-//! ```ignore
+//! ```no_run
 //! use cairn_sdk::prelude::*;
+//! # #[derive(Serialize, Deserialize)] pub struct Record { name: String }
+//! # #[derive(Serialize, Deserialize)] pub struct Charge { amount: u64 }
+//! # #[derive(Serialize, Deserialize)] pub struct Receipt { id: String }
 //!
 //! async fn lookup(ctx: ActivityCtx, name: String) -> Result<Record, Failure> {
 //!     ctx.http().get_json(&format!("https://records.example/people/{name}")).await

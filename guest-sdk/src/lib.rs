@@ -6,20 +6,25 @@
 //! host runs workflows deterministically, journals every step, and replays the
 //! journal to resume them after a crash, a timer or a signal.
 //!
-//! ```ignore
+//! ```no_run
 //! use cairn_sdk::prelude::*;
 //!
 //! #[derive(Serialize, Deserialize)]
-//! struct Order { id: String, amount: u64 }
+//! pub struct Order { id: String, amount: u64 }
 //!
-//! async fn checkout(ctx: Ctx, order: Order) -> Result<String, Failure> {
-//!     let receipt: String = ctx.activity("charge", &order).retry(RetryPolicy::default()).await?;
+//! /// Sent by the warehouse when the order leaves it.
+//! pub const SHIPPED: SignalRef<bool> = SignalRef::new("shipped");
+//!
+//! pub async fn checkout(ctx: Ctx, order: Order) -> Result<String, Failure> {
+//!     // A typed reference: a misspelt activity or a wrong input or output
+//!     // type does not compile.
+//!     let receipt: String = ctx.call(activity!(charge), &order).retry(RetryPolicy::default()).await?;
 //!     ctx.sleep(Duration::from_secs(3600)).await?;          // durable: costs nothing while waiting
-//!     let ok: Option<bool> = ctx.signal("shipped").timeout(Duration::from_secs(86_400)).await?;
+//!     let ok: Option<bool> = ctx.wait_signal(SHIPPED).timeout(Duration::from_secs(86_400)).await?;
 //!     Ok(format!("{receipt} shipped={ok:?}"))
 //! }
 //!
-//! async fn charge(ctx: ActivityCtx, order: Order) -> Result<String, Failure> {
+//! pub async fn charge(ctx: ActivityCtx, order: Order) -> Result<String, Failure> {
 //!     // Real IO is allowed here. The request carries `Idempotency-Key:
 //!     // ctx.idempotency_key()`, the same on every retry of this call.
 //!     ctx.http().post_json("https://pay.example/charges", &order).await
@@ -29,7 +34,35 @@
 //!     workflows: [checkout],
 //!     activities: [charge],
 //! }
+//! # fn main() {}
 //! ```
+//!
+//! ## Typed references
+//!
+//! A workflow names what it calls by typed references (see [`typed`]):
+//! [`activity!`]`(f)` and [`workflow!`]`(w)` take the function registered
+//! with [`component!`] (invoked at the crate root), so its name and its
+//! input and output types come from the function itself; a signal or a
+//! query is a constant, [`SignalRef`] or [`QueryRef`], declared once with
+//! its payload types. A misspelt or unregistered name, or a wrong type, is
+//! a compile error instead of an execution failed at run time.
+//!
+//! | operation | typed | string form (deprecated, goes in the next release) |
+//! |---|---|---|
+//! | activity | `ctx.call(activity!(charge), &order)` | `ctx.activity::<O>("charge", &order)` |
+//! | child | `ctx.start_child(workflow!(audit), &id, &input)` | `ctx.child::<O>("audit", &id, &input)` |
+//! | signal | `ctx.wait_signal(SHIPPED)` | `ctx.signal::<T>("shipped")` |
+//! | query | `ctx.handle_query(PROGRESS, handler)` | `ctx.on_query("progress", handler)` |
+//!
+//! ## Failures
+//!
+//! A [`Failure`] is retryable (an activity's retry policy runs it again) or
+//! non-retryable, and the author chooses which: no error becomes a
+//! `Failure` by itself. [`ResultExt`] turns any error into either one with
+//! a context (`file.sync_all().retryable("saving the ledger")?`). SDK calls
+//! that cannot do what was asked ([`select_all`] of nothing,
+//! [`Ctx::continue_as_new`] with an input that does not serialize) return
+//! non-retryable failures instead of panicking.
 //!
 //! ## Rules for workflow code
 //!
@@ -56,13 +89,15 @@ pub mod http;
 mod ops;
 mod runtime;
 mod saga;
+pub mod typed;
 
 pub use activity::ActivityCtx;
 pub use combinators::{Either, join, join_all, select, select_all};
-pub use failure::{Failure, FailureKind};
+pub use failure::{Failure, FailureKind, ResultExt};
 pub use ops::{Activity, Child, RetryPolicy, Signal, SignalWithTimeout, Timer};
 pub use runtime::{Ctx, LogLevel};
 pub use saga::{Saga, SagaReport};
+pub use typed::{ActivityRef, QueryRef, SignalRef, WorkflowRef};
 /// The async runtime async activities run on (Bytecode Alliance's `wstd`):
 /// its timers, streams and raw `wasi:http` client.
 pub use wstd;
@@ -70,7 +105,8 @@ pub use wstd;
 /// Everything a workflow crate usually needs.
 pub mod prelude {
     pub use crate::{
-        ActivityCtx, Ctx, Either, Failure, FailureKind, RetryPolicy, Saga, join, join_all, select,
+        ActivityCtx, ActivityRef, Ctx, Either, Failure, FailureKind, QueryRef, ResultExt,
+        RetryPolicy, Saga, SignalRef, WorkflowRef, activity, join, join_all, select, workflow,
     };
     pub use serde::{Deserialize, Serialize};
     pub use std::time::Duration;
@@ -122,7 +158,8 @@ pub mod __private {
 }
 
 /// Declares the workflows and activities of this component and exports them
-/// to the Cairn host. Names are the functions' names.
+/// to the Cairn host. Names are the functions' names. Invoke it at the crate
+/// root: [`activity!`] and [`workflow!`] look the functions up there.
 ///
 /// - a workflow: `async fn name(ctx: Ctx, input: I) -> Result<O, Failure>`
 /// - an activity: `fn name(ctx: &ActivityCtx, input: I) -> Result<O, Failure>`,
@@ -136,6 +173,21 @@ macro_rules! component {
         workflows: [$($wf:ident),* $(,)?],
         activities: [$($act:ident),* $(,)?] $(,)?
     ) => {
+        /// The functions this component registers, for `activity!` and
+        /// `workflow!` (a name missing here does not compile there).
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        pub(crate) mod __cairn_component {
+            /// The registered activities.
+            pub(crate) mod activities {
+                pub(crate) use super::super::{$($act),*};
+            }
+            /// The registered workflows.
+            pub(crate) mod workflows {
+                pub(crate) use super::super::{$($wf),*};
+            }
+        }
+
         #[doc(hidden)]
         pub struct __CairnComponent;
 

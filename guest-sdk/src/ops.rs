@@ -1,13 +1,13 @@
 //! The leaf futures: activities, timers, signals.
 
-use crate::__private::bindings::cairn::workflow::host;
 use crate::__private::bindings::cairn::workflow::types::{
-    ActivityOptions, Completion, RetryPolicy as WitRetry,
+    ActivityCall, ActivityOptions, ChildCall, Completion, Operation, RetryPolicy as WitRetry,
 };
 use crate::runtime::Ctx;
 use crate::{Either, Failure, select};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -76,8 +76,10 @@ impl RetryPolicy {
 }
 
 enum Leaf {
-    /// Not yet asked for: the host call happens on first poll, so the order
+    /// Not yet asked for: the operation starts on first poll, so the order
     /// of operations is the order in which the workflow first awaits them.
+    /// (Started means queued: the executor sends the operations of a step
+    /// with its `wait-any`, one host call per step.)
     Unstarted,
     Started(u32),
     Done,
@@ -88,11 +90,11 @@ impl Leaf {
         &mut self,
         ctx: &Ctx,
         cx: &mut Context<'_>,
-        start: impl FnOnce() -> u32,
+        start: impl FnOnce() -> Operation,
     ) -> Poll<Result<Completion, Failure>> {
         let handle = match *self {
             Leaf::Unstarted => {
-                let h = start();
+                let h = ctx.start(start());
                 *self = Leaf::Started(h);
                 h
             }
@@ -117,7 +119,9 @@ impl Leaf {
 #[must_use = "an activity runs only when awaited"]
 pub struct Activity<O> {
     ctx: Ctx,
-    name: String,
+    /// Borrowed for the typed references (`&'static str`): the one copy
+    /// is the one the host call takes.
+    name: Cow<'static, str>,
     input: Result<Vec<u8>, String>,
     options: ActivityOptions,
     leaf: Leaf,
@@ -125,10 +129,10 @@ pub struct Activity<O> {
 }
 
 impl<O: DeserializeOwned> Activity<O> {
-    pub(crate) fn new(ctx: Ctx, name: &str, input: &impl Serialize) -> Self {
+    pub(crate) fn new(ctx: Ctx, name: Cow<'static, str>, input: &impl Serialize) -> Self {
         Self {
             ctx,
-            name: name.into(),
+            name,
             input: serde_json::to_vec(input).map_err(|e| e.to_string()),
             options: ActivityOptions {
                 retry: None,
@@ -163,18 +167,19 @@ impl<O: DeserializeOwned> Future for Activity<O> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY-free: Activity is Unpin (all fields are).
         let this = self.get_mut();
-        let input = match &this.input {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                return Poll::Ready(Err(Failure::non_retryable(format!(
-                    "the input of activity '{}' cannot be serialized: {e}",
-                    this.name
-                ))));
-            }
-        };
-        let (name, options) = (&this.name, &this.options);
+        if let Err(e) = &this.input {
+            return Poll::Ready(Err(Failure::non_retryable(format!(
+                "the input of activity '{}' cannot be serialized: {e}",
+                this.name
+            ))));
+        }
+        let (name, input, options) = (&this.name, &mut this.input, this.options);
         let r = this.leaf.poll(&this.ctx, cx, || {
-            host::schedule_activity(name, input, *options)
+            Operation::Activity(ActivityCall {
+                name: name.to_string(),
+                input: input.as_mut().map(std::mem::take).unwrap_or_default(),
+                options,
+            })
         });
         r.map(|r| match r? {
             Completion::Activity(Ok(bytes)) => {
@@ -236,18 +241,21 @@ impl<O: DeserializeOwned> Future for Child<O> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let input = match &this.input {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                return Poll::Ready(Err(Failure::non_retryable(format!(
-                    "the input of child {} cannot be serialized: {e}",
-                    this.id
-                ))));
-            }
-        };
-        let (workflow, id) = (&this.workflow, &this.id);
+        if let Err(e) = &this.input {
+            return Poll::Ready(Err(Failure::non_retryable(format!(
+                "the input of child {} cannot be serialized: {e}",
+                this.id
+            ))));
+        }
+        let (workflow, id, input) = (&this.workflow, &this.id, &mut this.input);
         this.leaf
-            .poll(&this.ctx, cx, || host::start_child(workflow, id, input))
+            .poll(&this.ctx, cx, || {
+                Operation::Child(ChildCall {
+                    workflow: workflow.clone(),
+                    id: id.clone(),
+                    input: input.as_mut().map(std::mem::take).unwrap_or_default(),
+                })
+            })
             .map(|r| match r? {
                 Completion::Child(Ok(bytes)) => {
                     decode_output(&bytes, format_args!("child {}", this.id))
@@ -291,7 +299,7 @@ impl Future for Timer {
         let this = self.get_mut();
         let ms = this.duration_ms;
         this.leaf
-            .poll(&this.ctx, cx, || host::start_timer(ms))
+            .poll(&this.ctx, cx, || Operation::Timer(ms))
             .map(|r| r.map(|_| ()))
     }
 }
@@ -337,7 +345,7 @@ impl<T: DeserializeOwned> Future for Signal<T> {
         let this = self.get_mut();
         let name = &this.name;
         this.leaf
-            .poll(&this.ctx, cx, || host::wait_signal(name))
+            .poll(&this.ctx, cx, || Operation::Signal(name.clone()))
             .map(|r| match r? {
                 Completion::Signal(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                     Failure::non_retryable(format!(

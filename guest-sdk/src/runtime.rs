@@ -1,41 +1,82 @@
 //! Workflow mode: the in-guest executor and [`Ctx`].
 //!
 //! The workflow's future is polled by a tiny single-threaded executor. Each
-//! Cairn operation (activity, timer, signal) is a leaf future holding a host
-//! handle. When the workflow cannot progress, the executor calls the host's
-//! `wait-any` with every handle a leaf is waiting on; the host answers from
-//! the journal (replay) or by making progress (new ground), and the executor
-//! wakes the leaf that finished.
+//! Cairn operation (activity, timer, signal, child) is a leaf future holding
+//! a host handle. A leaf's first poll queues its operation and takes the next
+//! handle (the host numbers operations 1, 2, 3... in the order they start).
+//! When the workflow cannot progress, the executor calls the host's
+//! `wait-any` once with the queued operations and every handle a leaf is
+//! waiting on: one host call per step. The host answers from the journal
+//! (replay) or by making progress (new ground), and the executor wakes the
+//! leaf that finished. Any other call that could observe the operations
+//! (cancel, history length, time, continue-as-new, the workflow's return)
+//! sends the queue first, one operation per call.
 
 use crate::__private::WitFailure;
 use crate::__private::bindings::cairn::workflow::host;
-use crate::__private::bindings::cairn::workflow::types::{Completion, LogLevel as WitLevel, Wake};
+use crate::__private::bindings::cairn::workflow::types::{
+    Completion, LogLevel as WitLevel, Operation, Outcome,
+};
 use crate::Failure;
 use crate::ops::{Activity, Child, Signal, Timer};
+use crate::typed::{ActivityRef, QueryRef, SignalRef, WorkflowRef};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::convert::Infallible;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake as TaskWake, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Hashes a handle with one multiplication: handles are small integers
+/// handed out in order, and SipHash would cost more than the map operation
+/// on every step of a replay.
+#[derive(Default, Clone, Copy)]
+struct HandleHasher(u64);
+
+impl Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = ((self.0 << 8) | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by handle.
+type HandleMap<V> = HashMap<u32, V, BuildHasherDefault<HandleHasher>>;
+
 #[derive(Default)]
 pub(crate) struct State {
     /// Completions delivered by the host, not yet taken by their leaf.
-    completions: HashMap<u32, Completion>,
+    completions: HandleMap<Completion>,
     /// Handles some leaf is waiting on.
     waiting: BTreeSet<u32>,
-    wakers: HashMap<u32, Waker>,
+    wakers: HandleMap<Waker>,
     /// Handles that were waiting when a cancel request arrived.
-    cancelled: HashMap<u32, String>,
+    cancelled: HandleMap<String>,
+    /// The handles of the next `wait-any` (kept to reuse its allocation).
+    awaited: Vec<u32>,
     /// The cancel request's reason, once delivered.
     cancel_reason: Option<String>,
     /// Query handlers, by name.
     queries: HashMap<String, QueryHandler>,
+    /// Operations started since the last host call, sent with the next one.
+    queued: Vec<Operation>,
+    /// Handles given out so far (the last operation's handle).
+    handles: u32,
 }
 
 type QueryHandler = Box<dyn Fn(&[u8]) -> Result<Vec<u8>, Failure>>;
@@ -65,10 +106,26 @@ pub enum LogLevel {
 }
 
 impl Ctx {
+    /// Calls an activity of this component with `input`:
+    /// `ctx.call(activity!(withdraw), &transfer)`. Await the returned
+    /// [`Activity`] (after optional `.retry(..)` / `.timeout(..)`) for its
+    /// output. The reference fixes the input and output types, so a wrong
+    /// one fails to compile (see [`crate::typed`]).
+    pub fn call<I: Serialize, O: DeserializeOwned>(
+        &self,
+        activity: ActivityRef<I, O>,
+        input: &I,
+    ) -> Activity<O> {
+        Activity::new(self.clone(), activity.name().into(), input)
+    }
+
     /// Calls activity `name` with `input`. Await the returned [`Activity`]
     /// (after optional `.retry(..)` / `.timeout(..)`) for its output.
+    #[deprecated(
+        note = "a misspelt name or a wrong type fails only at run time: use ctx.call(activity!(name), &input), checked at compile time; this string form goes in the next release"
+    )]
     pub fn activity<O: DeserializeOwned>(&self, name: &str, input: &impl Serialize) -> Activity<O> {
-        Activity::new(self.clone(), name, input)
+        Activity::new(self.clone(), name.to_string().into(), input)
     }
 
     /// A durable timer: the execution costs nothing while it waits.
@@ -76,14 +133,25 @@ impl Ctx {
         Timer::new(self.clone(), duration)
     }
 
+    /// Waits for the next signal `signal` (its payload decoded as `T`):
+    /// `ctx.wait_signal(APPROVE)` with `const APPROVE: SignalRef<bool> =
+    /// SignalRef::new("approve")`. Add `.timeout(d)` to give up after `d`.
+    pub fn wait_signal<T: DeserializeOwned>(&self, signal: SignalRef<T>) -> Signal<T> {
+        Signal::new(self.clone(), signal.name())
+    }
+
     /// Waits for the next signal `name` (JSON-decoded as `T`). Add
     /// `.timeout(d)` to give up after `d`.
+    #[deprecated(
+        note = "each wait names the signal and its type again: declare `const NAME: SignalRef<T> = SignalRef::new(\"name\")` once and use ctx.wait_signal(NAME); this string form goes in the next release"
+    )]
     pub fn signal<T: DeserializeOwned>(&self, name: &str) -> Signal<T> {
         Signal::new(self.clone(), name)
     }
 
     /// Journal time: deterministic, the same on every replay.
     pub fn now(&self) -> SystemTime {
+        self.flush();
         UNIX_EPOCH + Duration::from_millis(host::now_ms())
     }
 
@@ -95,6 +163,7 @@ impl Ctx {
     /// Entries in this run's journal so far. Long-lived loops should
     /// [`Ctx::continue_as_new`] before it grows large.
     pub fn history_len(&self) -> u32 {
+        self.flush();
         host::history_len()
     }
 
@@ -103,9 +172,25 @@ impl Ctx {
         host::execution_id()
     }
 
+    /// Starts child execution `id` of a workflow of this component with
+    /// `input`: `ctx.start_child(workflow!(county_search), &id, &input)`;
+    /// await it for the child's output. Cancelling this execution cancels
+    /// the child. The reference fixes the input and output types.
+    pub fn start_child<I: Serialize, O: DeserializeOwned>(
+        &self,
+        workflow: WorkflowRef<I, O>,
+        id: &str,
+        input: &I,
+    ) -> Child<O> {
+        Child::new(self.clone(), workflow.name(), id, input)
+    }
+
     /// Starts child execution `id` of `workflow` (in this component) with
     /// `input`; await it for the child's output. Cancelling this execution
     /// cancels the child.
+    #[deprecated(
+        note = "a misspelt workflow or a wrong type fails only at run time: use ctx.start_child(workflow!(name), id, &input), checked at compile time; this string form goes in the next release"
+    )]
     pub fn child<O: DeserializeOwned>(
         &self,
         workflow: &str,
@@ -115,9 +200,34 @@ impl Ctx {
         Child::new(self.clone(), workflow, id, input)
     }
 
+    /// Answers `query` with `handler` (called with the query's arguments,
+    /// on a replayed instance: it must only read state):
+    /// `ctx.handle_query(PROGRESS, move |()| Ok(progress.get()))` with
+    /// `const PROGRESS: QueryRef<(), u32> = QueryRef::new("progress")`.
+    pub fn handle_query<A, R, F>(&self, query: QueryRef<A, R>, handler: F)
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        F: Fn(A) -> Result<R, Failure> + 'static,
+    {
+        self.register_query(query.name(), handler);
+    }
+
     /// Answers the query `name` with `handler` (called with the query's JSON
     /// arguments, on a replayed instance: it must only read state).
+    #[deprecated(
+        note = "declare `const NAME: QueryRef<A, R> = QueryRef::new(\"name\")` once and use ctx.handle_query(NAME, handler), which checks the handler's types; this string form goes in the next release"
+    )]
     pub fn on_query<A, R, F>(&self, name: &str, handler: F)
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        F: Fn(A) -> Result<R, Failure> + 'static,
+    {
+        self.register_query(name, handler);
+    }
+
+    fn register_query<A, R, F>(&self, name: &str, handler: F)
     where
         A: DeserializeOwned,
         R: Serialize,
@@ -139,9 +249,18 @@ impl Ctx {
 
     /// Ends this run and starts the next run of this same execution with
     /// `input`, on a fresh journal. Use it to keep long-lived loops' journals
-    /// small (see [`Ctx::history_len`]). Does not return.
-    pub fn continue_as_new(&self, input: &impl Serialize) -> ! {
-        let bytes = serde_json::to_vec(input).expect("the next run's input serializes");
+    /// small (see [`Ctx::history_len`]): `ctx.continue_as_new(&next)?;`.
+    ///
+    /// Returns only if `input` cannot be serialized: a non-retryable
+    /// failure, for the workflow to return (the run goes on otherwise: the
+    /// host stops it at the call).
+    pub fn continue_as_new(&self, input: &impl Serialize) -> Result<Infallible, Failure> {
+        let bytes = serde_json::to_vec(input).map_err(|e| {
+            Failure::non_retryable(format!(
+                "continue-as-new: the next run's input cannot be serialized as JSON: {e}"
+            ))
+        })?;
+        self.flush();
         host::continue_as_new(&bytes);
         unreachable!("the host stops the workflow at continue-as-new")
     }
@@ -173,6 +292,28 @@ impl Ctx {
         self.log(LogLevel::Warn, message);
     }
 
+    /// Queues `op` for the next host call; its handle.
+    pub(crate) fn start(&self, op: Operation) -> u32 {
+        let mut st = self.state.borrow_mut();
+        st.queued.push(op);
+        st.handles += 1;
+        st.handles
+    }
+
+    /// Sends the queued operations one call each (when no `wait-any` is
+    /// about to carry them).
+    pub(crate) fn flush(&self) {
+        let queued = std::mem::take(&mut self.state.borrow_mut().queued);
+        for op in queued {
+            match op {
+                Operation::Activity(a) => host::schedule_activity(&a.name, &a.input, a.options),
+                Operation::Timer(ms) => host::start_timer(ms),
+                Operation::Signal(name) => host::wait_signal(&name),
+                Operation::Child(c) => host::start_child(&c.workflow, &c.id, &c.input),
+            };
+        }
+    }
+
     /// Polls a leaf: its completion if delivered, else registers the wait.
     pub(crate) fn poll_handle(
         &self,
@@ -185,6 +326,7 @@ impl Ctx {
         }
         if let Some(reason) = st.cancelled.remove(&handle) {
             drop(st);
+            self.flush();
             host::cancel(handle);
             return Poll::Ready(Err(Failure::cancelled(format!(
                 "execution cancelled: {reason}"
@@ -204,6 +346,7 @@ impl Ctx {
             st.completions.remove(&handle).is_some() || st.cancelled.remove(&handle).is_some();
         drop(st);
         if !done {
+            self.flush();
             host::cancel(handle);
         }
     }
@@ -234,16 +377,24 @@ fn block_on<T>(ctx: &Ctx, fut: impl Future<Output = T>) -> Result<T, Failure> {
             }
             continue;
         }
-        let handles: Vec<u32> = ctx.state.borrow().waiting.iter().copied().collect();
-        if handles.is_empty() {
+        let mut guard = ctx.state.borrow_mut();
+        let st = &mut *guard;
+        st.awaited.clear();
+        st.awaited.extend(st.waiting.iter().copied());
+        if st.awaited.is_empty() {
             return Err(Failure::non_retryable(
                 "the workflow is waiting on something that is not a Cairn operation (a channel, a \
-                 future from another runtime...): await only ctx.activity, ctx.sleep, ctx.signal \
-                 and their combinations",
+                 future from another runtime...): await only ctx.call, ctx.sleep, ctx.wait_signal, \
+                 ctx.start_child and their combinations",
             ));
         }
-        match host::wait_any(&handles) {
-            Wake::Completed((handle, completion)) => {
+        // The queued operations travel with the wait; the buffers keep
+        // their allocations for the next step.
+        let outcome = host::wait_any(&st.queued, &st.awaited);
+        st.queued.clear();
+        drop(guard);
+        match outcome {
+            Outcome::Completed((handle, completion)) => {
                 let mut st = ctx.state.borrow_mut();
                 st.waiting.remove(&handle);
                 st.completions.insert(handle, completion);
@@ -253,7 +404,7 @@ fn block_on<T>(ctx: &Ctx, fut: impl Future<Output = T>) -> Result<T, Failure> {
                     w.wake();
                 }
             }
-            Wake::Query(q) => {
+            Outcome::Query(q) => {
                 let answer = {
                     let st = ctx.state.borrow();
                     match st.queries.get(&q.name) {
@@ -278,7 +429,7 @@ fn block_on<T>(ctx: &Ctx, fut: impl Future<Output = T>) -> Result<T, Failure> {
                 host::answer_query(answer.as_deref());
                 unreachable!("the host stops the workflow after a query");
             }
-            Wake::CancelRequested(reason) => {
+            Outcome::CancelRequested(reason) => {
                 let mut st = ctx.state.borrow_mut();
                 st.cancel_reason = Some(reason.clone());
                 let waiting: HashSet<u32> = std::mem::take(&mut st.waiting).into_iter().collect();
@@ -311,11 +462,39 @@ where
     let ctx = Ctx {
         state: Rc::new(RefCell::new(State::default())),
     };
-    let output = block_on(&ctx, f(ctx.clone(), input))??;
+    let output = block_on(&ctx, f(ctx.clone(), input));
+    // Operations started and never awaited still start, as they always did.
+    ctx.flush();
+    let output = output??;
     serde_json::to_vec(&output).map_err(|e| {
         Failure::non_retryable(format!(
             "workflow '{name}' output cannot be serialized: {e}"
         ))
         .into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FailureKind;
+
+    #[test]
+    fn continue_as_new_with_an_input_that_does_not_serialize_returns_a_failure() {
+        let ctx = Ctx {
+            state: Rc::new(RefCell::new(State::default())),
+        };
+        // JSON object keys are strings: a map keyed by pairs does not serialize.
+        let next: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
+        // Reaching the host call would panic here (off wasm32 the WIT
+        // imports are unreachable stubs): the failure must come first.
+        let failure = ctx.continue_as_new(&next).unwrap_err();
+        assert_eq!(failure.kind, FailureKind::NonRetryable);
+        assert!(
+            failure
+                .message
+                .contains("the next run's input cannot be serialized"),
+            "{failure}"
+        );
+    }
 }

@@ -9,14 +9,26 @@ type Compensation = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), F
 
 /// Compensations for the steps done so far.
 ///
-/// ```ignore
-/// let mut saga = Saga::new();
-/// ctx.activity::<()>("withdraw", &a).await?;
-/// saga.add("refund alice", { let ctx = ctx.clone(); move || async move { ctx.activity("deposit", &a).await } });
-/// if let Err(e) = ctx.activity::<()>("deposit", &b).await {
-///     let report = saga.compensate().await;
-///     return Err(report.into_failure(e));
+/// ```no_run
+/// use cairn_sdk::prelude::*;
+///
+/// pub async fn pay(ctx: Ctx, (a, b): (String, String)) -> Result<(), Failure> {
+///     let mut saga = Saga::new();
+///     ctx.call(activity!(withdraw), &a).await?;
+///     saga.add("refund alice", {
+///         let ctx = ctx.clone();
+///         move || async move { ctx.call(activity!(deposit), &a).await }
+///     });
+///     if let Err(e) = ctx.call(activity!(deposit), &b).await {
+///         let report = saga.compensate().await;
+///         return Err(report.into_failure(e));
+///     }
+///     Ok(())
 /// }
+/// # pub fn withdraw(_: &ActivityCtx, _: String) -> Result<(), Failure> { Ok(()) }
+/// # pub fn deposit(_: &ActivityCtx, _: String) -> Result<(), Failure> { Ok(()) }
+/// cairn_sdk::component! { workflows: [pay], activities: [withdraw, deposit] }
+/// # fn main() {}
 /// ```
 #[derive(Default)]
 pub struct Saga {

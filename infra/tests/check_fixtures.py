@@ -90,7 +90,7 @@ CASES = [
         "stack": "terraform",
         "broken": "the by-wake index is gone",
         "old": (
-            "  # Sparse: only waiting executions with a wake time carry `wake_bucket`.\n"
+            "  # Sparse: only executions with a wake time carry `wake_bucket` (`w#<shard>`).\n"
             "  global_secondary_index {\n"
             '    name            = "by-wake"\n'
             '    hash_key        = "wake_bucket"\n'
@@ -124,6 +124,22 @@ CASES = [
         "old": '  name                      = "${var.name_prefix}-dead-letter"\n  sqs_managed_sse_enabled   = true',
         "new": '  name                      = "${var.name_prefix}-dead-letter"\n  sqs_managed_sse_enabled   = false',
         "caught_by": {"checkov": "CKV_AWS_27", "drift": "dead-letter queue encrypted"},
+    },
+    {
+        "name": "sam-payload-grant-bucket-wide",
+        "stack": "sam",
+        "broken": "the function may read and write every object of the payload bucket, not only payloads/",
+        "old": '                Resource: !Sub "${PayloadBucket.Arn}/payloads/*"',
+        "new": '                Resource: !Sub "${PayloadBucket.Arn}/*"',
+        "caught_by": {"drift": "s3:GetObject on '{payload_bucket.arn}/*'"},
+    },
+    {
+        "name": "tf-payload-bucket-public",
+        "stack": "terraform",
+        "broken": "the payload bucket's public access is not blocked",
+        "old": "  restrict_public_buckets = true\n",
+        "new": "  restrict_public_buckets = false\n",
+        "caught_by": {"drift": "payload bucket public access blocked"},
     },
     {
         "name": "sam-table-deletable",
@@ -209,7 +225,7 @@ CASES = [
         "name": "tf-missing-extra-roots-env",
         "stack": "terraform",
         "broken": "the function lacks CAIRN_HTTP_EXTRA_ROOTS (the http_extra_roots variable feeds nothing)",
-        "old": '      CAIRN_HTTP_EXTRA_ROOTS    = join(",", var.http_extra_roots)\n',
+        "old": '      CAIRN_HTTP_EXTRA_ROOTS        = join(",", var.http_extra_roots)\n',
         "new": "",
         "caught_by": {"drift": "function environment names"},
     },

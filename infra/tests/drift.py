@@ -76,12 +76,14 @@ def load_contract(path: Path = CONTRACT) -> dict:
     c["ttl_attribute"] = _find(r"\|\s*TTL attribute\s*\|\s*`(\w+)`", text, "the TTL attribute").group(1)
     gsis = {}
     for m in re.finditer(
-        r"\|\s*GSI `([\w-]+)`\s*\|\s*hash `(\w+)` \((\w)\), range `(\w+)` \((\w)\), projection (\w+)", text
+        r"\|\s*GSI `([\w-]+)`\s*\|\s*hash `(\w+)` \((\w)\), range `(\w+)` \((\w)\), projection (\w+)(?: \(((?:`\w+`(?:, )?)+)\))?", text
     ):
         gsis[m.group(1)] = {
             "hash": (m.group(2), m.group(3)),
             "range": (m.group(4), m.group(5)),
             "projection": m.group(6),
+            # INCLUDE: the non-key attributes projected, sorted.
+            "attributes": sorted(re.findall(r"`(\w+)`", m.group(7) or "")),
         }
     if not gsis:
         raise ContractFormatError("CONTRACT.md: no GSI rows found; update infra/tests/drift.py")
@@ -215,6 +217,13 @@ def load_contract(path: Path = CONTRACT) -> dict:
         raise ContractFormatError("CONTRACT.md: no alarm rows found; update infra/tests/drift.py")
     c["alarms"] = alarms
 
+    section = _find(r"\n## Payload bucket\n(.*?)(?=\n## )", text, "the Payload bucket section", re.S).group(1)
+    c["payload_bucket"] = {
+        "sse": _find(r"default encryption `(\w+)`", section, "the payload bucket's encryption").group(1),
+        "prefix": _find(r"objects under `([^`]+)` expire", section, "the payload prefix").group(1),
+        "retention_param": _find(r"expire .*?parameter\s+`(\w+)`", section, "the payload retention parameter", re.S).group(1),
+    }
+
     section = _find(r"\n## Callers' policy\n(.*?)(?=\n## )", text, "the Callers' policy section", re.S).group(1)
     m = _find(r"with the condition `([\w:]+)` = `(\w+)`", section, "the Function URL condition")
     c["caller_url_condition"] = {"StringEquals": {m.group(1): m.group(2)}}
@@ -236,6 +245,8 @@ ALLOWED_RESOURCES = {
     ("function", "pass_role"): {"{scheduler_role.arn}"},
     ("function", "dead_letter_queue"): {"{dlq.arn}"},
     ("function", "logs"): {"{log_group.arn}:*"},
+    # Objects under the payload prefix only, never the bucket itself.
+    ("function", "payloads"): {"{payload_bucket.arn}/payloads/*"},
     # Exactly the parameters named as activity secrets, never a wildcard.
     ("function", "ssm_parameters"): {"arn:{partition}:ssm:{region}:{account}:parameter/{activity secret names}"},
     ("function", "kms_decrypt"): {"{param:ActivitySecretsKmsKeyArn}"},
@@ -269,6 +280,9 @@ TF_VARIABLES = {
     "LeaseSeconds": "lease_seconds",
     "InboxGraceSeconds": "inbox_grace_seconds",
     "BatchConcurrency": "batch_concurrency",
+    "IndexShards": "index_shards",
+    "PayloadThresholdBytes": "payload_threshold_bytes",
+    "PayloadRetentionDays": "payload_retention_days",
     "ParallelizationFactor": "parallelization_factor",
     "AllowHttp": "allow_http",
     "HttpExtraRoots": "http_extra_roots",
@@ -307,6 +321,7 @@ TF_OUTPUTS = {
     "SchedulerDeadLetterQueueUrl": "scheduler_dead_letter_queue_url",
     "SchedulerDeadLetterQueueArn": "scheduler_dead_letter_queue_arn",
     "CallerPolicyArn": "caller_policy_arn",
+    "PayloadBucketName": "payload_bucket_name",
 }
 # The environment variable that names the schedule dead-letter queue: the
 # queue it points at is read as `scheduler_dlq`, any other queue as `dlq`.
@@ -429,6 +444,7 @@ SAM_KINDS = {
     "AWS::Scheduler::ScheduleGroup": "schedule_group",
     "AWS::Scheduler::Schedule": "sweep",
     "AWS::Lambda::Url": "url",
+    "AWS::S3::Bucket": "payload_bucket",
 }
 SAM_REF_ATTR = {"AWS::IAM::ManagedPolicy": "arn", "AWS::SQS::Queue": "url", "AWS::Serverless::LayerVersion": "arn", "AWS::Lambda::LayerVersion": "arn"}
 # The property that names a resource, by type; resources of the other known
@@ -447,7 +463,9 @@ SAM_NAME_PROPS = {
     "AWS::Scheduler::Schedule": "Name",
     "AWS::CloudWatch::Alarm": "AlarmName",
 }
-SAM_UNNAMED = {"AWS::Lambda::EventSourceMapping", "AWS::Lambda::Url", "AWS::IAM::Policy"}
+# The payload bucket is named by CloudFormation / Terraform: bucket names are
+# global and lowercase, the prefix need not be (CONTRACT.md, "Payload bucket").
+SAM_UNNAMED = {"AWS::Lambda::EventSourceMapping", "AWS::Lambda::Url", "AWS::IAM::Policy", "AWS::S3::Bucket", "AWS::S3::BucketPolicy"}
 TF_NAME_PROPS = {
     "aws_dynamodb_table": "name",
     "aws_sqs_queue": "name",
@@ -460,7 +478,17 @@ TF_NAME_PROPS = {
     "aws_scheduler_schedule": "name",
     "aws_cloudwatch_metric_alarm": "alarm_name",
 }
-TF_UNNAMED = {"aws_lambda_event_source_mapping", "aws_lambda_function_url", "aws_iam_role_policy"}
+TF_UNNAMED = {
+    "aws_lambda_event_source_mapping",
+    "aws_lambda_function_url",
+    "aws_iam_role_policy",
+    "aws_s3_bucket",
+    "aws_s3_bucket_server_side_encryption_configuration",
+    "aws_s3_bucket_public_access_block",
+    "aws_s3_bucket_ownership_controls",
+    "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_policy",
+}
 
 PSEUDO = {"AWS::Partition": "{partition}", "AWS::Region": "{region}", "AWS::AccountId": "{account}", "AWS::StackName": "{stack}"}
 
@@ -590,6 +618,7 @@ class SamReader:
                 "hash": (gk.get("HASH"), attrs.get(gk.get("HASH"))),
                 "range": (gk.get("RANGE"), attrs.get(gk.get("RANGE"))),
                 "projection": (g.get("Projection") or {}).get("ProjectionType"),
+                "attributes": sorted(_as_list((g.get("Projection") or {}).get("NonKeyAttributes"))),
             }
         ttl = t.get("TimeToLiveSpecification") or {}
         m["table"] = {
@@ -663,6 +692,18 @@ class SamReader:
             }
         _, lg = self.one("log_group")
         m["log_group"] = {"retention": c(lg.get("RetentionInDays"))}
+
+        bid, b = self.one("payload_bucket")
+        sse = [(r.get("ServerSideEncryptionByDefault") or {}).get("SSEAlgorithm") for r in _as_list((b.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration"))]
+        pab = b.get("PublicAccessBlockConfiguration") or {}
+        rules = [r for r in _as_list((b.get("LifecycleConfiguration") or {}).get("Rules")) if r.get("Status") == "Enabled"]
+        m["payload_bucket"] = {
+            "encryption": sse,
+            "public_access_blocked": all(pab.get(k) is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")),
+            "expiration": [(r.get("Prefix") or ((r.get("Filter") or {}).get("Prefix")), c(r.get("ExpirationInDays"))) for r in rules if r.get("ExpirationInDays") is not None],
+            "abort_multipart_days": [((r.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation")) for r in rules if r.get("AbortIncompleteMultipartUpload")],
+            "retain": all((self.resources.get(bid) or {}).get(k) == "Retain" for k in ("DeletionPolicy", "UpdateReplacePolicy")),
+        }
 
         _, e = self.one("esm")
         filters = []
@@ -935,6 +976,7 @@ TF_KINDS = {
     "aws_scheduler_schedule_group": "schedule_group",
     "aws_scheduler_schedule": "sweep",
     "aws_lambda_function_url": "url",
+    "aws_s3_bucket": "payload_bucket",
 }
 TF_ATTR = {"function_name": "name", "layer_name": "name", "url": "url", "id": "name"}
 
@@ -1093,6 +1135,7 @@ class TfReader:
                 "hash": (g.get("hash_key"), attrs.get(g.get("hash_key"))),
                 "range": (g.get("range_key"), attrs.get(g.get("range_key"))),
                 "projection": g.get("projection_type"),
+                "attributes": sorted(_as_list(g.get("non_key_attributes"))),
             }
         ttl = _block(t.get("ttl"))
         m["table"] = {
@@ -1208,6 +1251,23 @@ class TfReader:
             "auth": u.get("authorization_type"),
             "target": "{function.arn}" if fn in ("{function.name}", "{function.arn}") else fn,
             "condition": f"{{param:{rev.get(cm.group(1), cm.group(1))}}} == true" if cm else None,
+        }
+
+        _, b = self.one("payload_bucket")
+
+        def bucket_config(rtype: str) -> dict:
+            found = [body for (rt, _n), body in self.resources.items() if rt == rtype and c(body.get("bucket")) == "{payload_bucket.name}"]
+            return found[0] if len(found) == 1 else {}
+
+        enc = bucket_config("aws_s3_bucket_server_side_encryption_configuration")
+        pab = bucket_config("aws_s3_bucket_public_access_block")
+        rules = [r for r in _as_list(bucket_config("aws_s3_bucket_lifecycle_configuration").get("rule")) if r.get("status") == "Enabled"]
+        m["payload_bucket"] = {
+            "encryption": [_block(r.get("apply_server_side_encryption_by_default")).get("sse_algorithm") for r in _as_list(enc.get("rule"))],
+            "public_access_blocked": all(pab.get(k) is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")),
+            "expiration": [(_block(r.get("filter")).get("prefix"), c(_block(r.get("expiration")).get("days"))) for r in rules if r.get("expiration")],
+            "abort_multipart_days": [_block(r.get("abort_incomplete_multipart_upload")).get("days_after_initiation") for r in rules if r.get("abort_incomplete_multipart_upload")],
+            "retain": _block(b.get("lifecycle")).get("prevent_destroy") is True,
         }
 
         m["roles"] = self._roles()
@@ -1418,6 +1478,7 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
         "CAIRN_SCHEDULER_GROUP": "{schedule_group.name}",
         "CAIRN_SCHEDULER_ROLE_ARN": "{scheduler_role.arn}",
         SCHEDULER_DLQ_ENV: "{scheduler_dlq.arn}",
+        "CAIRN_PAYLOAD_BUCKET": "{payload_bucket.name}",
     }
     referenced.update({name: f"{{param:{param}}}" for name, param in c["env_params"].items()})
     for name, param in c["env_params"].items():
@@ -1449,6 +1510,13 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
     if c["scheduler_dlq_encrypted"]:
         eq("schedule dead-letter queue encrypted", m.get("scheduler_queue", {}).get("encrypted"), True)
 
+    b = m.get("payload_bucket", {})
+    eq("payload bucket encryption", b.get("encryption"), [c["payload_bucket"]["sse"]])
+    eq("payload bucket public access blocked", b.get("public_access_blocked"), True)
+    eq("payload bucket expiration (prefix, days)", b.get("expiration"), [(c["payload_bucket"]["prefix"], f"{{param:{c['payload_bucket']['retention_param']}}}")])
+    eq("payload bucket aborts incomplete uploads after (days)", b.get("abort_multipart_days"), [1])
+    eq("payload bucket kept by the stack (SAM DeletionPolicy/UpdateReplacePolicy Retain, Terraform prevent_destroy)", b.get("retain"), True)
+
     s = m.get("sweep", {})
     eq("sweep schedule group", s.get("group"), "{schedule_group.name}")
     eq("sweep expression", s.get("expression"), f"{{param:{c['sweep_param']}}}")
@@ -1474,6 +1542,8 @@ def check_contract(m: dict, c: dict, iam: dict, p: Problems) -> None:
         eq("output SchedulerDeadLetterQueueUrl", outs["SchedulerDeadLetterQueueUrl"], "{scheduler_dlq.url}")
     if "SchedulerDeadLetterQueueArn" in outs:
         eq("output SchedulerDeadLetterQueueArn", outs["SchedulerDeadLetterQueueArn"], "{scheduler_dlq.arn}")
+    if "PayloadBucketName" in outs:
+        eq("output PayloadBucketName", outs["PayloadBucketName"], "{payload_bucket.name}")
     if c["caller_output"] in outs:
         eq(f"output {c['caller_output']}", outs[c["caller_output"]], "{caller_policy.arn}")
 

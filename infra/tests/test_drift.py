@@ -34,7 +34,9 @@ def models():
 
 def test_contract_page_parses(contract):
     assert contract["hash_key"] == ("pk", "S") and contract["range_key"] == ("sk", "S")
-    assert set(contract["gsis"]) == {"by-status", "by-wake"}
+    assert set(contract["gsis"]) == {"by-status-shard", "by-wake"}
+    assert "status" in contract["gsis"]["by-status-shard"]["attributes"]
+    assert "lease_owner" not in contract["gsis"]["by-status-shard"]["attributes"]
     assert contract["filter"]["eventName"] == ["INSERT"]
     assert set(contract["env"]) >= {
         "CAIRN_TABLE",
@@ -52,6 +54,8 @@ def test_contract_page_parses(contract):
         "CAIRN_LEASE_SECONDS": "LeaseSeconds",
         "CAIRN_INBOX_GRACE_SECONDS": "InboxGraceSeconds",
         "CAIRN_BATCH_CONCURRENCY": "BatchConcurrency",
+        "CAIRN_INDEX_SHARDS": "IndexShards",
+        "CAIRN_PAYLOAD_THRESHOLD_BYTES": "PayloadThresholdBytes",
         "CAIRN_ALLOW_HTTP": "AllowHttp",
         "CAIRN_HTTP_EXTRA_ROOTS": "HttpExtraRoots",
         "CAIRN_ACTIVITY_ENV": "ActivityEnv",
@@ -67,6 +71,9 @@ def test_contract_page_parses(contract):
         "LeaseSeconds": 30,
         "InboxGraceSeconds": 60,
         "BatchConcurrency": 8,
+        "IndexShards": 128,
+        "PayloadThresholdBytes": 65536,
+        "PayloadRetentionDays": 365,
         "ParallelizationFactor": 2,
         "NamePrefix": "",
         "ReservedConcurrency": -1,
@@ -96,6 +103,8 @@ def test_contract_page_parses(contract):
     assert contract["schedule_retry_policy"] == (86400, 185)
     assert contract["scheduler_dlq_encrypted"] and contract["on_failure_encrypted"]
     assert contract["max_retries"] == 10  # the stream mapping's, not the schedules' 185
+    assert contract["payload_bucket"] == {"sse": "AES256", "prefix": "payloads/", "retention_param": "PayloadRetentionDays"}
+    assert contract["param_ranges"]["PayloadRetentionDays"] == (1, None)
 
 
 def test_contract_alarms_names_and_caller_parse(contract):
@@ -188,6 +197,7 @@ def test_every_name_is_prefixed(models, contract):
     "mutate, expect",
     [
         (lambda m: m["table"]["gsis"].pop("by-wake"), "table GSI names"),
+        (lambda m: m["table"]["gsis"]["by-status-shard"]["attributes"].append("lease_owner"), "GSI by-status-shard"),
         (lambda m: m["table"].update(stream_view_type="NEW_AND_OLD_IMAGES"), "stream view type"),
         (lambda m: m["table"].update(ttl_attribute="ttl"), "TTL attribute"),
         (lambda m: m["esm"].update(max_retries=-1), "max retries"),
@@ -258,6 +268,17 @@ def test_every_name_is_prefixed(models, contract):
         (lambda m: m["params"].pop("AlarmTopicArn"), "parameters: missing ['AlarmTopicArn']"),
         (lambda m: m["param_ranges"].update(ReservedConcurrency=(0, None)), "parameter ReservedConcurrency allowed range"),
         (lambda m: m["outputs"].pop("CallerPolicyArn"), "outputs"),
+        # the payload bucket
+        (lambda m: m["payload_bucket"].update(encryption=[]), "payload bucket encryption"),
+        (lambda m: m["payload_bucket"].update(public_access_blocked=False), "payload bucket public access blocked"),
+        (lambda m: m["payload_bucket"].update(expiration=[("payloads/", 30)]), "payload bucket expiration"),
+        (lambda m: m["payload_bucket"].update(retain=False), "payload bucket kept by the stack"),
+        (lambda m: m["function"]["env"].pop("CAIRN_PAYLOAD_BUCKET"), "function environment names"),
+        (lambda m: m["outputs"].pop("PayloadBucketName"), "outputs"),
+        (
+            lambda m: m["roles"]["function_role"]["statements"].append(("Allow", ("s3:GetObject",), ("{payload_bucket.arn}/*",), "")),
+            "s3:GetObject on '{payload_bucket.arn}/*'",
+        ),
         # alarms
         (lambda m: m["alarms"].pop("{param:NamePrefix}-scheduler-dropped"), "alarms: missing"),
         (lambda m: m["alarms"]["{param:NamePrefix}-function-errors"].update(threshold=50), "function-errors threshold"),

@@ -22,12 +22,12 @@ fn cargo_build(root: &Path, target_dir: &Path, packages: &[&str], features: &[&s
     for f in features {
         cmd.args(["--features", f]);
     }
-    // The outer build's settings are for the host, not for the guests.
+    // The outer build's settings are for the host, not for the guests,
+    // except the workspace wrapper: under scripts/lib.sh it is
+    // clippy-driver with `-D warnings` (CLIPPY_ARGS), so the guest crates
+    // are linted as they compile here and need no second clippy pass.
     for (k, _) in std::env::vars() {
-        if k.starts_with("CARGO_") && k != "CARGO_HOME"
-            || k == "RUSTFLAGS"
-            || k == "RUSTC_WRAPPER"
-            || k == "RUSTC_WORKSPACE_WRAPPER"
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" || k == "RUSTFLAGS" || k == "RUSTC_WRAPPER"
         {
             cmd.env_remove(&k);
         }
@@ -35,7 +35,7 @@ fn cargo_build(root: &Path, target_dir: &Path, packages: &[&str], features: &[&s
     let status = cmd.status().expect("run cargo for the guests");
     assert!(
         status.success(),
-        "building the guest components failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)"
+        "building the guest components failed (the errors or clippy lints are above); is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)"
     );
 }
 
@@ -51,6 +51,9 @@ fn main() {
     for dir in ["guest-sdk", "examples", "tests/guests", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
+    // A build with the lints (scripts/lib.sh) after one without re-runs.
+    println!("cargo:rerun-if-env-changed=RUSTC_WORKSPACE_WRAPPER");
+    println!("cargo:rerun-if-env-changed=CLIPPY_ARGS");
     let wasm = target_dir.join("wasm32-wasip2").join("guest");
     cargo_build(
         &root,

@@ -47,7 +47,7 @@ fn unfinished_executions_and_pointers_keep_components_finished_ones_do_not() {
             .await
             .unwrap();
         let info = Nondeterminism {
-            code: ErrorCode::NondeterministicCommand,
+            code: ErrorCode::NondeterministicOperation,
             index: 1,
             expected: "x".into(),
             got: "y".into(),

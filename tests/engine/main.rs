@@ -8,6 +8,7 @@ mod faults;
 mod inbox;
 mod racing;
 mod runs;
+mod wit;
 
 /// Runs an async test body on a multi-threaded runtime (drivers race for real).
 pub fn run<F: std::future::Future>(f: F) -> F::Output {

@@ -14,6 +14,12 @@
 //!   (lists the executions still `running` and advances them all at once),
 //!   and times restart → all complete; then counts the effects per
 //!   idempotency key in the trace file.
+//! - `cairn-peer http`: the client/server shape, a client driving `cairn
+//!   dev` over HTTP (`start` with `wait_ms`), the way the peers' clients
+//!   drive their servers (`peer_http.rs`).
+
+#[path = "../peer_http.rs"]
+mod http;
 
 use anyhow::{Context, Result, bail, ensure};
 use cairn_core::{ComponentHash, Event, ExecutionId, ListFilter, Payload, Status};
@@ -44,24 +50,8 @@ enum Cmd {
         /// Write the figures here (JSON).
         #[arg(long)]
         json: PathBuf,
-        /// Warm-up executions (half sequential, half with `in_flight`).
-        #[arg(long, default_value_t = 100)]
-        warmup: usize,
-        /// Sequential executions.
-        #[arg(long, default_value_t = 200)]
-        seq: usize,
-        /// Executions in the throughput phase.
-        #[arg(long, default_value_t = 2000)]
-        tp: usize,
-        /// Executions in flight in the throughput phase.
-        #[arg(long, default_value_t = 50)]
-        in_flight: usize,
-        /// Executions of the failing variant (step 3 fails, 2 compensations).
-        #[arg(long, default_value_t = 100)]
-        fail: usize,
-        /// Give up on a phase after this many seconds.
-        #[arg(long, default_value_t = 300)]
-        phase_timeout: u64,
+        #[command(flatten)]
+        counts: Counts,
         /// Pooling-allocator slots (0: on-demand allocation, Cairn's default
         /// and what the CLI uses). For diagnosis, not the compared figure.
         #[arg(long, default_value_t = 0)]
@@ -95,6 +85,23 @@ enum Cmd {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// The same phases as `bench` through `cairn dev` over HTTP.
+    Http {
+        /// The `cairn` binary.
+        #[arg(long)]
+        cairn: PathBuf,
+        /// Working directory (the server's store and log).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Write the figures here (JSON).
+        #[arg(long)]
+        json: PathBuf,
+        /// Port for `cairn dev` on 127.0.0.1.
+        #[arg(long, default_value_t = 17240)]
+        port: u16,
+        #[command(flatten)]
+        counts: Counts,
+    },
     /// (child of `crash`) Start N `slow` executions and drive them until killed.
     CrashRun {
         #[arg(long)]
@@ -111,6 +118,31 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
     },
+}
+
+/// The phases' sizes, shared by `bench` (in process) and `http` (through
+/// `cairn dev`) so the two shapes run the same counts.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub(crate) struct Counts {
+    /// Warm-up executions (half sequential, half with `in_flight`).
+    #[arg(long, default_value_t = 100)]
+    warmup: usize,
+    /// Sequential executions.
+    #[arg(long, default_value_t = 200)]
+    seq: usize,
+    /// Executions in the throughput phase.
+    #[arg(long, default_value_t = 2000)]
+    tp: usize,
+    /// Executions in flight in the throughput phase (client connections
+    /// through `cairn dev`).
+    #[arg(long, default_value_t = 50)]
+    in_flight: usize,
+    /// Executions of the failing variant (step 3 fails, 2 compensations).
+    #[arg(long, default_value_t = 100)]
+    fail: usize,
+    /// Give up on a phase after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    phase_timeout: u64,
 }
 
 // ---- measurements ---------------------------------------------------------
@@ -339,15 +371,18 @@ async fn one_by_one(
 async fn bench(
     dir: PathBuf,
     json_path: PathBuf,
-    warmup: usize,
-    seq: usize,
-    tp: usize,
-    in_flight: usize,
-    fail: usize,
-    phase_timeout: u64,
+    counts: Counts,
     pooled: u32,
     fresh_activities: bool,
 ) -> Result<()> {
+    let Counts {
+        warmup,
+        seq,
+        tp,
+        in_flight,
+        fail,
+        phase_timeout,
+    } = counts;
     let _ = std::fs::remove_dir_all(&dir);
     let (engine, _store) = engine(&dir, None, pooled, fresh_activities).await?;
     let hash = add(&engine, cairn_test_artifacts::SWAP_SAGA).await?;
@@ -729,6 +764,13 @@ fn main() -> Result<()> {
             kill_in_step,
             timeout,
         } => crash(dir, json, n, steps, ms, kill_in_step, timeout),
+        Cmd::Http {
+            cairn,
+            dir,
+            json,
+            port,
+            counts,
+        } => http::run(cairn, dir, json, port, counts),
         cmd => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
@@ -736,32 +778,13 @@ fn main() -> Result<()> {
                     Cmd::Bench {
                         dir,
                         json,
-                        warmup,
-                        seq,
-                        tp,
-                        in_flight,
-                        fail,
-                        phase_timeout,
+                        counts,
                         pooled,
                         fresh_activities,
-                    } => {
-                        bench(
-                            dir,
-                            json,
-                            warmup,
-                            seq,
-                            tp,
-                            in_flight,
-                            fail,
-                            phase_timeout,
-                            pooled,
-                            fresh_activities,
-                        )
-                        .await
-                    }
+                    } => bench(dir, json, counts, pooled, fresh_activities).await,
                     Cmd::CrashRun { dir, n, steps, ms } => crash_run(dir, n, steps, ms).await,
                     Cmd::Recover { dir } => recover(dir).await,
-                    Cmd::Crash { .. } => unreachable!(),
+                    Cmd::Crash { .. } | Cmd::Http { .. } => unreachable!(),
                 }
             })
         }

@@ -67,11 +67,21 @@ pub struct Report {
     pub days: u64,
 }
 
-#[derive(Debug, Default, Serialize)]
-struct Progress {
-    done: Vec<String>,
-    pending: Vec<String>,
+/// Which searches are done: the answer to the query [`PROGRESS`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    /// Searches done (`ssn_trace`, `county:Alameda`...).
+    pub done: Vec<String>,
+    /// Searches still running.
+    pub pending: Vec<String>,
 }
+
+/// `cairn query ID progress`: which searches are done (any arguments).
+pub const PROGRESS: QueryRef<serde_json::Value, Progress> = QueryRef::new("progress");
+
+/// The court's answer to a county search, sent to the county search's
+/// execution (`cairn signal ID/county/COUNTY court_result '{"records": []}'`).
+pub const COURT_RESULT: SignalRef<CourtResult> = SignalRef::new("court_result");
 
 /// The background check.
 pub async fn background_check(ctx: Ctx, input: CheckInput) -> Result<Report, Failure> {
@@ -86,16 +96,14 @@ pub async fn background_check(ctx: Ctx, input: CheckInput) -> Result<Report, Fai
     }
     {
         let progress = progress.clone();
-        ctx.on_query("progress", move |_args: serde_json::Value| {
-            Ok(serde_json::to_value(&*progress.borrow()).unwrap_or_default())
-        });
+        ctx.handle_query(PROGRESS, move |_args| Ok(progress.borrow().clone()));
     }
     let me = ctx.execution_id();
     let database_searches = join_all(databases.iter().map(|db| {
         let (ctx, progress, candidate) = (ctx.clone(), progress.clone(), input.candidate.clone());
         async move {
-            let f: Finding = ctx
-                .activity("database_search", &(db.to_string(), candidate))
+            let f = ctx
+                .call(activity!(database_search), &(db.to_string(), candidate))
                 .retry(RetryPolicy::attempts(5))
                 .await?;
             mark_done(&progress, db);
@@ -111,7 +119,9 @@ pub async fn background_check(ctx: Ctx, input: CheckInput) -> Result<Report, Fai
             court_api: input.court_api.clone(),
         };
         async move {
-            let f: Finding = ctx.child("county_search", &child_id, &req).await?;
+            let f = ctx
+                .start_child(workflow!(county_search), &child_id, &req)
+                .await?;
             mark_done(&progress, &format!("county:{}", req.county));
             Ok::<_, Failure>(f)
         }
@@ -170,16 +180,12 @@ pub struct CourtResult {
 /// One county: ask the court, remind it every 5 days, give up after 15.
 pub async fn county_search(ctx: Ctx, input: CountyInput) -> Result<Finding, Failure> {
     let search = format!("county:{}", input.county);
-    ctx.activity::<()>("request_court_records", &input)
+    ctx.call(activity!(request_court_records), &input)
         .retry(RetryPolicy::attempts(5))
         .await?;
     let day = Duration::from_secs(86_400);
     for round in 0..3u32 {
-        if let Some(answer) = ctx
-            .signal::<CourtResult>("court_result")
-            .timeout(day * 5)
-            .await?
-        {
+        if let Some(answer) = ctx.wait_signal(COURT_RESULT).timeout(day * 5).await? {
             let result = if answer.records.is_empty() {
                 "clear"
             } else {
@@ -192,7 +198,7 @@ pub async fn county_search(ctx: Ctx, input: CountyInput) -> Result<Finding, Fail
             });
         }
         if round < 2 {
-            ctx.activity::<()>("remind_court", &(&input, round + 1))
+            ctx.call(activity!(remind_court), &(input.clone(), round + 1))
                 .retry(RetryPolicy::attempts(5))
                 .await?;
         }
@@ -298,11 +304,12 @@ fn log_attempt(ctx: &ActivityCtx) -> Result<(), Failure> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open("/ledger/attempts")?;
+        .open("/ledger/attempts")
+        .retryable("opening /ledger/attempts")?;
     // One write per line: a kill between two writes would tear it.
-    f.write_all(format!("{} {} {ms}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())?;
-    f.sync_all()?;
-    Ok(())
+    f.write_all(format!("{} {} {ms}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())
+        .retryable("writing /ledger/attempts")?;
+    f.sync_all().retryable("syncing /ledger/attempts")
 }
 
 cairn_sdk::component! {

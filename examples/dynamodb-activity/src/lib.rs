@@ -13,7 +13,7 @@ use cairn_sdk::prelude::*;
 
 /// Lists the tables at `endpoint` (e.g. `https://dynamodb.us-east-1.amazonaws.com`).
 pub async fn tables(ctx: Ctx, endpoint: String) -> Result<Vec<String>, Failure> {
-    ctx.activity("list_tables", &endpoint)
+    ctx.call(activity!(list_tables), &endpoint)
         .retry(RetryPolicy::attempts(3))
         .await
 }

@@ -6,7 +6,7 @@ use cairn_sdk::prelude::*;
 
 /// Greets `name` through an activity, after a short durable nap.
 pub async fn hello(ctx: Ctx, name: String) -> Result<String, Failure> {
-    let greeting: String = ctx.activity("greet", &name).await?;
+    let greeting = ctx.call(activity!(greet), &name).await?;
     ctx.sleep(Duration::from_millis(10)).await?;
     Ok(greeting)
 }

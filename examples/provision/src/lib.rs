@@ -50,15 +50,15 @@ pub struct Provisioned {
 
 /// Provisions one resource; cleans up on cancellation or failure.
 pub async fn provision(ctx: Ctx, input: ProvisionInput) -> Result<Provisioned, Failure> {
-    let resource: Resource = ctx
-        .activity("create_resource", &input)
+    let resource = ctx
+        .call(activity!(create_resource), &input)
         .retry(RetryPolicy::attempts(5))
         .await?;
     let mut saga = Saga::new();
     {
         let (ctx, r) = (ctx.clone(), resource.clone());
         saga.add(format!("delete {}", r.id), move || async move {
-            ctx.activity::<()>("delete_resource", &r)
+            ctx.call(activity!(delete_resource), &r)
                 .retry(RetryPolicy::default())
                 .await
         });
@@ -68,11 +68,7 @@ pub async fn provision(ctx: Ctx, input: ProvisionInput) -> Result<Provisioned, F
         .initial_interval(Duration::from_secs(1))
         .backoff(2.0)
         .maximum_interval(Duration::from_secs(60));
-    match ctx
-        .activity::<u32>("wait_ready", &resource)
-        .retry(poll)
-        .await
-    {
+    match ctx.call(activity!(wait_ready), &resource).retry(poll).await {
         Ok(polls) => Ok(Provisioned { resource, polls }),
         Err(failure) => {
             let report = saga.compensate().await;

@@ -78,31 +78,31 @@ pub async fn swap(ctx: Ctx, input: SwapInput) -> Result<SwapOutput, Failure> {
     // (activity, transfer, description, compensating activity, its description)
     let steps = [
         (
-            "withdraw",
+            activity!(withdraw),
             transfer(a, "foo", input.foo),
             format!("withdraw foo from {a}"),
-            "deposit",
+            activity!(deposit),
             format!("refund foo to {a}"),
         ),
         (
-            "withdraw",
+            activity!(withdraw),
             transfer(b, "bar", input.bar),
             format!("withdraw bar from {b}"),
-            "deposit",
+            activity!(deposit),
             format!("refund bar to {b}"),
         ),
         (
-            "deposit",
+            activity!(deposit),
             transfer(b, "foo", input.foo),
             format!("deposit foo into {b}"),
-            "withdraw",
+            activity!(withdraw),
             format!("take back foo from {b}"),
         ),
         (
-            "deposit",
+            activity!(deposit),
             transfer(a, "bar", input.bar),
             format!("deposit bar into {a}"),
-            "withdraw",
+            activity!(withdraw),
             format!("take back bar from {a}"),
         ),
     ];
@@ -115,17 +115,13 @@ pub async fn swap(ctx: Ctx, input: SwapInput) -> Result<SwapOutput, Failure> {
         let n = i as u8 + 1;
         let undo_request = request.clone();
         request.fail = input.fail_at_step == Some(n);
-        match ctx
-            .activity::<Receipt>(activity, &request)
-            .retry(step_policy)
-            .await
-        {
+        match ctx.call(activity, &request).retry(step_policy).await {
             Ok(receipt) => {
                 receipts.push(receipt.tx);
                 let ctx = ctx.clone();
                 saga.add(undo_description, move || async move {
                     // Compensations must not give up: retry until they succeed.
-                    ctx.activity::<Receipt>(undo, &undo_request)
+                    ctx.call(undo, &undo_request)
                         .retry(RetryPolicy::default())
                         .await
                         .map(|_| ())
@@ -182,10 +178,11 @@ fn log_attempt(ctx: &ActivityCtx) -> Result<(), Failure> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open("/ledger/attempts")?;
-    f.write_all(format!("{} {} {ms}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())?;
-    f.sync_all()?;
-    Ok(())
+        .open("/ledger/attempts")
+        .retryable("opening /ledger/attempts")?;
+    f.write_all(format!("{} {} {ms}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())
+        .retryable("writing /ledger/attempts")?;
+    f.sync_all().retryable("syncing /ledger/attempts")
 }
 
 /// Appends the effect to /ledger/ledger.jsonl unless the key is already there.
@@ -200,12 +197,13 @@ fn record(key: &str, op: &str, t: &Transfer) -> Result<(), Failure> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(path)?;
+        .open(path)
+        .retryable(format_args!("opening {path}"))?;
     // One write call per line: formatting straight into the file would
     // issue a write per token, and a crash between two would tear the line.
-    f.write_all(format!("{line}\n").as_bytes())?;
-    f.sync_all()?;
-    Ok(())
+    f.write_all(format!("{line}\n").as_bytes())
+        .retryable(format_args!("writing {path}"))?;
+    f.sync_all().retryable(format_args!("syncing {path}"))
 }
 
 cairn_sdk::component! {

@@ -57,6 +57,20 @@ struct Global {
     /// DynamoDB table (with --store dynamodb).
     #[arg(long, global = true, env = "CAIRN_TABLE", default_value = "cairn")]
     table: String,
+    /// S3 bucket for payloads over --payload-threshold (with --store
+    /// dynamodb; the deploy stacks create one): inputs, signals, activity
+    /// results and outputs up to 32 MiB. Without it, payloads stay in the
+    /// table, up to its 400 KB item limit. Endpoint from AWS_ENDPOINT_URL_S3.
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_PAYLOAD_BUCKET",
+        value_name = "BUCKET"
+    )]
+    payload_bucket: Option<String>,
+    /// Payloads over this many bytes go to --payload-bucket (1 to 400000).
+    #[arg(long, global = true, env = "CAIRN_PAYLOAD_THRESHOLD_BYTES", value_name = "BYTES", default_value_t = cairn_store_dynamodb::DEFAULT_PAYLOAD_THRESHOLD)]
+    payload_threshold: usize,
     /// SQLite store file.
     #[arg(
         long,
@@ -316,6 +330,30 @@ enum Command {
         #[command(subcommand)]
         action: TableAction,
     },
+    /// Serve the client API (POST /api, docs/api.md), a web console (/)
+    /// and /metrics over this store, firing timers and retries at their
+    /// time and resuming interrupted executions, until Ctrl-C.
+    Dev {
+        /// Port to listen on.
+        #[arg(long, default_value_t = 7233)]
+        port: u16,
+        /// Address to listen on (another than 127.0.0.1 exposes the API,
+        /// which has no authentication, to the network).
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Look only: refuse start, signal and cancel, and write nothing
+        /// (no timers fired, nothing resumed). For a production table.
+        #[arg(long)]
+        read_only: bool,
+        /// Send OpenTelemetry traces (one span per advance and per activity
+        /// attempt) to this OTLP/HTTP collector, e.g. http://localhost:4318
+        /// (Jaeger, the OpenTelemetry Collector). Service name:
+        /// OTEL_SERVICE_NAME, else cairn-dev.
+        #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+        otlp_endpoint: Option<String>,
+        #[command(flatten)]
+        activities: ActivityArgs,
+    },
     /// The components stored in the store: what needs each, and the
     /// removal of those nothing needs.
     Components {
@@ -351,7 +389,8 @@ enum ComponentsAction {
 
 #[derive(Subcommand, Debug)]
 enum TableAction {
-    /// Create the table (keys, indexes, stream, TTL as infra/ declares them).
+    /// Create the table (keys, indexes, stream, TTL as infra/ declares them),
+    /// and the payload bucket when --payload-bucket names one.
     Create,
     /// Check the table has Cairn's schema.
     Check,
@@ -396,11 +435,15 @@ fn init_tracing(g: &Global) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    // One JSON object per line (for `cairn dev` under a log collector).
+    let _ = match std::env::var("CAIRN_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().try_init(),
+        _ => logs.try_init(),
+    };
 }
 
 struct Ctx {
@@ -430,7 +473,22 @@ fn parse_id(raw: &str) -> Result<ExecutionId> {
 
 async fn open_store(global: &Global) -> Result<Arc<dyn cairn_core::Store>> {
     Ok(match global.store.as_str() {
-        "dynamodb" => Arc::new(cairn_store_dynamodb::DynamoStore::connect(&global.table).await?),
+        "dynamodb" => {
+            let threshold = cairn_store_dynamodb::check_payload_threshold(
+                &global.payload_threshold.to_string(),
+            )?;
+            let mut store = cairn_store_dynamodb::DynamoStore::connect(&global.table)
+                .await?
+                .with_payload_threshold(threshold);
+            if let Some(bucket) = global
+                .payload_bucket
+                .as_deref()
+                .filter(|b| !b.trim().is_empty())
+            {
+                store = store.with_payload_bucket(bucket.trim());
+            }
+            Arc::new(store)
+        }
         _ => Arc::new(SqliteStore::open(&global.db)?),
     })
 }
@@ -764,12 +822,55 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                     } else {
                         println!("table {} already exists with Cairn's schema", store.table());
                     }
+                    if let Some(bucket) =
+                        g.payload_bucket.as_deref().filter(|b| !b.trim().is_empty())
+                    {
+                        let store = store.with_payload_bucket(bucket.trim());
+                        if store.create_payload_bucket().await? {
+                            println!("created payload bucket {}", bucket.trim());
+                        } else {
+                            println!("payload bucket {} already exists", bucket.trim());
+                        }
+                    }
                 }
                 TableAction::Check => {
                     store.check().await?;
                     println!("table {} is a Cairn table", store.table());
                 }
             }
+            Ok(exit::OK)
+        }
+        Command::Dev {
+            port,
+            bind,
+            read_only,
+            otlp_endpoint,
+            activities,
+        } => {
+            if let Some(e) = &otlp_endpoint {
+                // A bad URL is refused before anything starts.
+                cairn_dev::otel::traces_url(e)?;
+            }
+            let ctx = build(&g, false, &activities).await?;
+            let config = cairn_dev::DevConfig {
+                addr: std::net::SocketAddr::new(bind, port),
+                read_only,
+                store_label: match g.store.as_str() {
+                    "dynamodb" => format!("dynamodb table {}", g.table),
+                    _ => format!("sqlite {}", g.db.display()),
+                },
+                otlp_endpoint,
+                ..Default::default()
+            };
+            let engine = &ctx.engine;
+            cairn_dev::serve(
+                engine.sandbox().clone(),
+                engine.store().clone(),
+                config,
+                |addr| eprintln!("cairn dev: console and API on http://{addr}/ (API: POST /api; Ctrl-C stops)"),
+                shutdown_signal(),
+            )
+            .await?;
             Ok(exit::OK)
         }
         Command::Components { action } => {
@@ -796,6 +897,28 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 /// `cairn precompile`: writes and checks each component's `.cwasm`.

@@ -73,6 +73,10 @@ impl Observer for Printer {
                 Some(t) => eprintln!("  ⏸ suspended: waits for {waiting_on} (wake at {t})"),
                 None => eprintln!("  ⏸ suspended: waits for {waiting_on}"),
             },
+            EngineEvent::AttemptStarted { .. }
+            | EngineEvent::AdvanceStarted
+            | EngineEvent::RunLoaded { .. }
+            | EngineEvent::AdvanceEnded { .. } => {}
         }
     }
 }
@@ -137,7 +141,9 @@ pub fn outcome(id: &ExecutionId, outcome: &Advance, elapsed: Duration, quiet: bo
             eprintln!("  its journal is kept as it was; see `cairn history {id}`");
         }
         Advance::Yielded => {
-            println!("{id}: stopped at a step boundary; `cairn resume {id}` continues")
+            println!(
+                "{id}: yielded at the deadline (at a step boundary); `cairn resume {id}` continues"
+            )
         }
     }
 }

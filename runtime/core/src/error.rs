@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Stable error codes. The number ranges: 1xx replay, 2xx store, 3xx guest
-/// and component, 4xx caller input.
+/// and component, 4xx caller input, 5xx Cairn itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ErrorCode {
     /// The workflow asked for something other than what the journal recorded
     /// at that point.
     #[serde(rename = "CRN100")]
-    NondeterministicCommand,
+    NondeterministicOperation,
     /// The journal holds an entry the workflow, replayed, never asked for.
     #[serde(rename = "CRN101")]
     UnexpectedEntry,
@@ -59,7 +59,8 @@ pub enum ErrorCode {
     /// The guest trapped (panic, unreachable, out-of-bounds access...).
     #[serde(rename = "CRN302")]
     GuestTrap,
-    /// The workflow ran too long without awaiting (fuel exhausted).
+    /// The workflow used up its fuel budget per await (ran too long without
+    /// awaiting).
     #[serde(rename = "CRN303")]
     FuelExhausted,
     /// The guest asked for more memory than allowed.
@@ -73,6 +74,9 @@ pub enum ErrorCode {
     /// does not name.
     #[serde(rename = "CRN306")]
     HttpNotAllowed,
+    /// An activity attempt ran longer than its timeout.
+    #[serde(rename = "CRN307")]
+    ActivityTimeout,
     /// The workflow name is not exported by the component.
     #[serde(rename = "CRN400")]
     UnknownWorkflow,
@@ -85,13 +89,17 @@ pub enum ErrorCode {
     /// The execution cannot answer queries now (it has finished).
     #[serde(rename = "CRN403")]
     QueryUnavailable,
+    /// An internal invariant of Cairn failed (a bug in Cairn, not in the
+    /// journal, the store or the guest): report it with the log.
+    #[serde(rename = "CRN500")]
+    Internal,
 }
 
 impl ErrorCode {
     /// The code as text (`CRN100`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::NondeterministicCommand => "CRN100",
+            Self::NondeterministicOperation => "CRN100",
             Self::UnexpectedEntry => "CRN101",
             Self::ResultMismatch => "CRN102",
             Self::CorruptJournal => "CRN103",
@@ -110,10 +118,12 @@ impl ErrorCode {
             Self::MemoryLimit => "CRN304",
             Self::DeniedInWorkflow => "CRN305",
             Self::HttpNotAllowed => "CRN306",
+            Self::ActivityTimeout => "CRN307",
             Self::UnknownWorkflow => "CRN400",
             Self::BadInput => "CRN401",
             Self::ComponentNotFound => "CRN402",
             Self::QueryUnavailable => "CRN403",
+            Self::Internal => "CRN500",
         }
     }
 }
@@ -131,7 +141,7 @@ impl fmt::Display for ErrorCode {
     "{code} nondeterminism at journal entry {index}: expected {expected}, but the workflow {got}"
 )]
 pub struct Nondeterminism {
-    /// [`ErrorCode::NondeterministicCommand`], [`ErrorCode::UnexpectedEntry`],
+    /// [`ErrorCode::NondeterministicOperation`], [`ErrorCode::UnexpectedEntry`],
     /// [`ErrorCode::ResultMismatch`] or [`ErrorCode::CorruptJournal`].
     pub code: ErrorCode,
     /// Index of the journal entry where replay diverged.

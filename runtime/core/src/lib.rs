@@ -6,6 +6,10 @@
 //!   ([`entry::encode`] / [`entry::decode`]);
 //! - the **replay state machine** ([`Replay`]): guest calls in, answers from the
 //!   journal or "new ground" out — no IO, no clock, no wasmtime;
+//! - the **advance machine** ([`AdvanceMachine`]): what a driver does on new
+//!   ground (append, run an activity, create a child, wait, suspend, yield),
+//!   decided from the journal, the inbox and the time, as [`Action`]s the
+//!   engine carries out; and the activities' [`RetryPolicy`];
 //! - **errors with stable codes** ([`ErrorCode`], [`Nondeterminism`]);
 //! - the **[`Store`] trait** every store implements (SQLite, DynamoDB, and the
 //!   [`MemoryStore`] used in tests), and the [`Clock`] trait with a simulated
@@ -18,6 +22,7 @@
 //! drive. With the `test-suite` feature, [`store_suite`] holds the shared
 //! test suite every store must pass.
 
+pub mod advance;
 pub mod api;
 pub mod clock;
 pub mod entry;
@@ -27,11 +32,13 @@ pub mod id;
 pub mod memory;
 pub mod payload;
 pub mod replay;
+pub mod retry;
 pub mod store;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod store_suite;
 pub mod testing;
 
+pub use advance::{Action, AdvanceMachine};
 pub use clock::{Clock, SimClock, Timestamp};
 pub use entry::{Entry, Event, JOURNAL_FORMAT_VERSION, ParentRef};
 pub use error::{ErrorCode, Nondeterminism};
@@ -39,7 +46,8 @@ pub use failure::{Failure, FailureKind};
 pub use id::{ComponentHash, ExecutionId, InvalidId};
 pub use memory::MemoryStore;
 pub use payload::Payload;
-pub use replay::{Command, Completion, PendingCommand, Replay, Wait};
+pub use replay::{Completion, Operation, PendingOperation, Replay, Wait};
+pub use retry::RetryPolicy;
 pub use store::{
     Append, ContinueAsNew, Created, Execution, ExecutionMeta, InboxItem, InboxMessage, Lease,
     ListFilter, NewExecution, ParkInfo, Status, Store, StoreError, StoreFuture, Suspend,

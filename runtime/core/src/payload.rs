@@ -134,7 +134,9 @@ impl<'de> Deserialize<'de> for Payload {
             let bytes = STANDARD.decode(b.bytes).map_err(D::Error::custom)?;
             Ok(Self(bytes))
         } else {
-            Ok(Self(text.as_bytes().to_vec()))
+            // The raw text's own allocation becomes the payload: no copy on
+            // every journal entry decoded.
+            Ok(Self(Box::<str>::from(raw).into_string().into_bytes()))
         }
     }
 }

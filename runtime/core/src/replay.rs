@@ -4,7 +4,7 @@
 //!
 //! | guest call              | answer                                                    |
 //! |-------------------------|-----------------------------------------------------------|
-//! | [`Replay::command`]     | a new handle (= sequence number); checked against any entry already journaled for that sequence number |
+//! | [`Replay::start`]       | a new handle (= sequence number); checked against any entry already journaled for that sequence number |
 //! | [`Replay::wait_any`]    | [`Wait::Ready`] / [`Wait::CancelRequested`] from the journal, or [`Wait::Frontier`]: new ground, the driver must make progress and [`Replay::record`] it |
 //! | [`Replay::cancel`]      | the handle stops counting as pending                      |
 //! | [`Replay::finish`]      | the final event to append, or a mismatch with the journal |
@@ -24,10 +24,36 @@ use crate::entry::human_duration;
 use crate::error::{ErrorCode, Nondeterminism};
 use crate::{ComponentHash, Entry, Event, ExecutionId, Failure, Payload, Timestamp};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hashes a sequence number with one multiplication: they are small
+/// integers from 1, and SipHash cost more than the lookups it serves on
+/// every replayed step (the map is built from trusted journal entries).
+#[derive(Default, Clone, Copy)]
+struct SeqHasher(u64);
+
+impl Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = ((self.0 << 8) | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by sequence number.
+type SeqMap<V> = HashMap<u32, V, BuildHasherDefault<SeqHasher>>;
 
 /// What the guest asks for; what the journal must agree with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub enum Operation {
     /// Run an activity.
     Activity {
         /// Its name.
@@ -56,7 +82,7 @@ pub enum Command {
     },
 }
 
-impl Command {
+impl Operation {
     fn describe(&self) -> String {
         match self {
             Self::Activity { name, input_hash } => {
@@ -107,7 +133,7 @@ pub enum Wait {
 
 /// A guest operation that has not finished, with what the journal knows of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PendingCommand {
+pub enum PendingOperation {
     /// An activity to run (again).
     Activity {
         /// Its handle.
@@ -148,7 +174,7 @@ pub enum PendingCommand {
     },
 }
 
-impl PendingCommand {
+impl PendingOperation {
     /// The handle.
     pub fn seq(&self) -> u32 {
         match self {
@@ -158,6 +184,19 @@ impl PendingCommand {
             | Self::Child { seq, .. } => *seq,
         }
     }
+}
+
+/// What the journal holds for one operation ([`Replay::journaled`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Journaled {
+    /// Its completion entry is journaled.
+    pub completed: bool,
+    /// A durable timer's fire time (`timer-started`).
+    pub timer_fire_at: Option<Timestamp>,
+    /// The latest `activity-retrying`: attempts made, next attempt's time.
+    pub retry: Option<(u32, Timestamp)>,
+    /// Its `child-started` entry is journaled.
+    pub child_started: bool,
 }
 
 /// Errors the state machine reports.
@@ -186,8 +225,8 @@ struct SeqRecord {
 }
 
 #[derive(Debug, Clone)]
-struct CommandRecord {
-    command: Command,
+struct OperationRecord {
+    operation: Operation,
     cancelled: bool,
     delivered: bool,
 }
@@ -196,8 +235,8 @@ struct CommandRecord {
 #[derive(Debug, Clone)]
 pub struct Replay {
     entries: Vec<Entry>,
-    seqs: HashMap<u32, SeqRecord>,
-    commands: Vec<CommandRecord>,
+    seqs: SeqMap<SeqRecord>,
+    operations: Vec<OperationRecord>,
     cancels: Vec<u32>,
     cancels_delivered: usize,
     now: Timestamp,
@@ -225,8 +264,8 @@ impl Replay {
         let mut replay = Self {
             now: first.at,
             entries: Vec::with_capacity(entries.len() + 8),
-            seqs: HashMap::new(),
-            commands: Vec::new(),
+            seqs: SeqMap::with_capacity_and_hasher(entries.len(), Default::default()),
+            operations: Vec::with_capacity(entries.len()),
             cancels: Vec::new(),
             cancels_delivered: 0,
             undelivered: 0,
@@ -311,7 +350,7 @@ impl Replay {
             _ => {
                 rec.completion = Some(entry.index);
                 let cancelled = self
-                    .commands
+                    .operations
                     .get(seq as usize - 1)
                     .is_some_and(|c| c.cancelled);
                 if !cancelled {
@@ -381,22 +420,22 @@ impl Replay {
 
     /// The guest asks for an operation: returns its handle. If the journal
     /// already has an entry for that handle, it must be for the same thing.
-    pub fn command(&mut self, command: Command) -> Result<u32, ReplayError> {
-        let seq = self.commands.len() as u32 + 1;
+    pub fn start(&mut self, operation: Operation) -> Result<u32, ReplayError> {
+        let seq = self.operations.len() as u32 + 1;
         if let Some(rec) = self.seqs.get(&seq) {
             let entry = &self.entries[rec.first as usize];
-            if let Some(expected) = mismatch(&command, &entry.event) {
+            if let Some(expected) = mismatch(&operation, &entry.event) {
                 return Err(Nondeterminism {
-                    code: ErrorCode::NondeterministicCommand,
+                    code: ErrorCode::NondeterministicOperation,
                     index: entry.index,
                     expected,
-                    got: command.describe(),
+                    got: operation.describe(),
                 }
                 .into());
             }
         }
-        self.commands.push(CommandRecord {
-            command,
+        self.operations.push(OperationRecord {
+            operation,
             cancelled: false,
             delivered: false,
         });
@@ -405,7 +444,7 @@ impl Replay {
 
     /// The guest drops interest in `handle`.
     pub fn cancel(&mut self, handle: u32) -> Result<(), ReplayError> {
-        let rec = self.command_mut(handle)?;
+        let rec = self.operation_mut(handle)?;
         if rec.cancelled || rec.delivered {
             return Ok(());
         }
@@ -420,9 +459,9 @@ impl Replay {
         Ok(())
     }
 
-    fn command_mut(&mut self, handle: u32) -> Result<&mut CommandRecord, ReplayError> {
-        let n = self.commands.len();
-        self.commands
+    fn operation_mut(&mut self, handle: u32) -> Result<&mut OperationRecord, ReplayError> {
+        let n = self.operations.len();
+        self.operations
             .get_mut((handle as usize).wrapping_sub(1))
             .ok_or_else(|| {
                 ReplayError::Protocol(format!(
@@ -440,7 +479,7 @@ impl Replay {
         }
         let mut best: Option<(u32, u32)> = None; // (entry index, handle)
         for &h in handles {
-            let rec = self.command_mut(h)?;
+            let rec = self.operation_mut(h)?;
             if rec.cancelled {
                 return Err(ReplayError::Protocol(format!(
                     "wait-any on handle {h}, which the workflow cancelled"
@@ -466,7 +505,7 @@ impl Replay {
                     other => unreachable!("indexed as a completion: {}", other.kind()),
                 };
                 self.now = self.now.max(entry.at);
-                let rec = &mut self.commands[h as usize - 1];
+                let rec = &mut self.operations[h as usize - 1];
                 if !rec.delivered {
                     rec.delivered = true;
                     self.undelivered -= 1;
@@ -498,7 +537,7 @@ impl Replay {
 
     /// At new ground every journaled operation must have been asked for.
     fn check_no_unexpected_entries(&self) -> Result<(), Nondeterminism> {
-        let issued = self.commands.len() as u32;
+        let issued = self.operations.len() as u32;
         let unexpected = self
             .seqs
             .iter()
@@ -520,16 +559,16 @@ impl Replay {
 
     /// Operations the guest started that have not finished and were not
     /// cancelled, oldest first.
-    pub fn pending(&self) -> Vec<PendingCommand> {
+    pub fn pending(&self) -> Vec<PendingOperation> {
         let mut out = Vec::new();
-        for (i, rec) in self.commands.iter().enumerate() {
+        for (i, rec) in self.operations.iter().enumerate() {
             let seq = i as u32 + 1;
             let journaled = self.seqs.get(&seq);
             if rec.cancelled || journaled.is_some_and(|r| r.completion.is_some()) {
                 continue;
             }
-            out.push(match &rec.command {
-                Command::Activity { name, .. } => {
+            out.push(match &rec.operation {
+                Operation::Activity { name, .. } => {
                     let retry = journaled
                         .and_then(|r| r.retry)
                         .map(|i| &self.entries[i as usize].event);
@@ -539,14 +578,14 @@ impl Replay {
                         }) => (*attempts, Some(*retry_at)),
                         _ => (0, None),
                     };
-                    PendingCommand::Activity {
+                    PendingOperation::Activity {
                         seq,
                         name: name.clone(),
                         attempts,
                         retry_at,
                     }
                 }
-                Command::Timer { duration_ms } => {
+                Operation::Timer { duration_ms } => {
                     let started = journaled
                         .and_then(|r| r.timer_started)
                         .map(|i| &self.entries[i as usize].event);
@@ -554,19 +593,19 @@ impl Replay {
                         Some(Event::TimerStarted { fire_at, .. }) => Some(*fire_at),
                         _ => None,
                     };
-                    PendingCommand::Timer {
+                    PendingOperation::Timer {
                         seq,
                         duration_ms: *duration_ms,
                         fire_at,
                     }
                 }
-                Command::Signal { name } => PendingCommand::Signal {
+                Operation::Signal { name } => PendingOperation::Signal {
                     seq,
                     name: name.clone(),
                 },
-                Command::Child {
+                Operation::Child {
                     workflow, child_id, ..
-                } => PendingCommand::Child {
+                } => PendingOperation::Child {
                     seq,
                     workflow: workflow.clone(),
                     child_id: child_id.clone(),
@@ -575,6 +614,29 @@ impl Replay {
             });
         }
         out
+    }
+
+    /// What the journal holds for operation `seq` (its completion, a
+    /// durable timer's start, the latest retry, a child's start).
+    pub fn journaled(&self, seq: u32) -> Journaled {
+        let Some(rec) = self.seqs.get(&seq) else {
+            return Journaled::default();
+        };
+        let event = |i: Option<u32>| i.map(|i| &self.entries[i as usize].event);
+        Journaled {
+            completed: rec.completion.is_some(),
+            timer_fire_at: match event(rec.timer_started) {
+                Some(Event::TimerStarted { fire_at, .. }) => Some(*fire_at),
+                _ => None,
+            },
+            retry: match event(rec.retry) {
+                Some(Event::ActivityRetrying {
+                    attempts, retry_at, ..
+                }) => Some((*attempts, *retry_at)),
+                _ => None,
+            },
+            child_started: rec.child_started.is_some(),
+        }
     }
 
     /// Appends a new entry (made by the driver on new ground) to the replay
@@ -617,12 +679,12 @@ impl Replay {
     }
 }
 
-/// Whether `command` agrees with the first journaled `event` of its sequence
+/// Whether `operation` agrees with the first journaled `event` of its sequence
 /// number; `Some(what the journal expected)` if not.
-fn mismatch(command: &Command, event: &Event) -> Option<String> {
-    let agrees = match (command, event) {
+fn mismatch(operation: &Operation, event: &Event) -> Option<String> {
+    let agrees = match (operation, event) {
         (
-            Command::Activity { name, input_hash },
+            Operation::Activity { name, input_hash },
             Event::ActivityCompleted {
                 name: n,
                 input_hash: h,
@@ -635,12 +697,12 @@ fn mismatch(command: &Command, event: &Event) -> Option<String> {
             },
         ) => name == n && input_hash == h,
         (
-            Command::Timer { duration_ms },
+            Operation::Timer { duration_ms },
             Event::TimerStarted { duration_ms: d, .. } | Event::TimerFired { duration_ms: d, .. },
         ) => duration_ms == d,
-        (Command::Signal { name }, Event::SignalReceived { name: n, .. }) => name == n,
+        (Operation::Signal { name }, Event::SignalReceived { name: n, .. }) => name == n,
         (
-            Command::Child {
+            Operation::Child {
                 workflow,
                 child_id,
                 input_hash,
@@ -652,7 +714,7 @@ fn mismatch(command: &Command, event: &Event) -> Option<String> {
                 ..
             },
         ) => workflow == w && child_id == c && input_hash == h,
-        (Command::Child { child_id, .. }, Event::ChildCompleted { child_id: c, .. }) => {
+        (Operation::Child { child_id, .. }, Event::ChildCompleted { child_id: c, .. }) => {
             child_id == c
         }
         _ => false,

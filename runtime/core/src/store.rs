@@ -318,7 +318,7 @@ pub enum StoreError {
     },
     /// An item would exceed the store's size limit.
     #[error(
-        "{} {what} of execution '{id}' is {size} bytes; the store accepts at most {limit}: pass large data by reference (e.g. an object-store key) instead",
+        "{} {what} of execution '{id}' is {size} bytes; the store accepts at most {limit}: {advice}",
         ErrorCode::TooLarge
     )]
     TooLarge {
@@ -330,6 +330,8 @@ pub enum StoreError {
         size: usize,
         /// The limit.
         limit: usize,
+        /// What to do instead (the store's [`Store::too_large_advice`]).
+        advice: String,
     },
     /// The store failed in a way a retry may fix.
     #[error("{code} store unavailable: {0}", code = ErrorCode::StoreUnavailable)]
@@ -384,6 +386,10 @@ impl StoreError {
     }
 }
 
+/// The advice of [`StoreError::TooLarge`] unless a store says more.
+pub const DEFAULT_TOO_LARGE_ADVICE: &str =
+    "pass large data by reference (e.g. an object-store key) instead";
+
 /// Storage for executions. See the module docs for the contract.
 pub trait Store: Send + Sync + 'static {
     /// Creates an execution (meta + `started` entry) unless the id exists.
@@ -397,6 +403,12 @@ pub trait Store: Send + Sync + 'static {
     /// Largest encoded journal entry or inbox message this store accepts.
     fn max_item_bytes(&self) -> usize {
         usize::MAX
+    }
+
+    /// What a caller refused for an item over [`Store::max_item_bytes`]
+    /// should do instead (the end of [`StoreError::TooLarge`]'s message).
+    fn too_large_advice(&self) -> String {
+        DEFAULT_TOO_LARGE_ADVICE.to_string()
     }
 
     /// Meta of `id` only.
@@ -561,6 +573,10 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn max_item_bytes(&self) -> usize {
         (**self).max_item_bytes()
+    }
+
+    fn too_large_advice(&self) -> String {
+        (**self).too_large_advice()
     }
     fn append<'a>(&'a self, id: &'a ExecutionId, append: Append) -> StoreFuture<'a, ()> {
         (**self).append(id, append)

@@ -498,7 +498,7 @@ pub async fn park_and_unpark<S: Store + ?Sized>(store: &S) {
     let id = created(store, "park").await;
     store.append(&id, activity(1, 1)).await.unwrap();
     let info = crate::Nondeterminism {
-        code: crate::ErrorCode::NondeterministicCommand,
+        code: crate::ErrorCode::NondeterministicOperation,
         index: 1,
         expected: "activity 'a'".into(),
         got: "asked for 'b'".into(),

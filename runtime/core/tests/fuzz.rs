@@ -13,7 +13,7 @@
 use cairn_core::entry::{decode, encode};
 use cairn_core::replay::ReplayError;
 use cairn_core::{
-    Command, ComponentHash, Entry, Event, ExecutionId, Failure, FailureKind, ParentRef, Payload,
+    ComponentHash, Entry, Event, ExecutionId, Failure, FailureKind, Operation, ParentRef, Payload,
     Replay, Timestamp, Wait,
 };
 #[path = "support/fuzzing.rs"]
@@ -379,18 +379,18 @@ impl Op {
         }
     }
 
-    /// The command that agrees with its entries.
-    fn command(&self) -> Command {
+    /// The operation that agrees with its entries.
+    fn start(&self) -> Operation {
         match self.clone() {
-            Op::Activity { name, hash, .. } => Command::Activity {
+            Op::Activity { name, hash, .. } => Operation::Activity {
                 name,
                 input_hash: hash,
             },
-            Op::Timer { duration_ms, .. } => Command::Timer { duration_ms },
-            Op::Signal(got) => Command::Signal {
+            Op::Timer { duration_ms, .. } => Operation::Timer { duration_ms },
+            Op::Signal(got) => Operation::Signal {
                 name: got.map(|(n, _)| n).unwrap_or_else(|| "go".into()),
             },
-            Op::Child { id, hash, .. } => Command::Child {
+            Op::Child { id, hash, .. } => Operation::Child {
                 workflow: "child".into(),
                 child_id: id,
                 input_hash: hash,
@@ -402,8 +402,8 @@ impl Op {
 /// A journal as a run could leave it: `started`, then the entries of a few
 /// operations interleaved, cancel requests, maybe a final entry; then, in
 /// some journals, a few corruptions (an entry replaced, dropped, repeated,
-/// or renumbered). Also returns the commands that agree with it.
-fn journal() -> impl Strategy<Value = (Vec<Entry>, Vec<Command>)> {
+/// or renumbered). Also returns the operations that agree with it.
+fn journal() -> impl Strategy<Value = (Vec<Entry>, Vec<Operation>)> {
     (
         started(),
         prop::collection::vec(op(), 0..8),
@@ -468,16 +468,16 @@ fn journal() -> impl Strategy<Value = (Vec<Entry>, Vec<Command>)> {
                     }
                 }
             }
-            (entries, ops.iter().map(Op::command).collect())
+            (entries, ops.iter().map(Op::start).collect())
         })
 }
 
 /// A guest call.
 #[derive(Debug, Clone)]
 enum Call {
-    /// The next command, as the journal has it (or `Command` if it has none).
-    Follow(Command),
-    Command(Command),
+    /// The next operation, as the journal has it (or `Operation` if it has none).
+    Follow(Operation),
+    Operation(Operation),
     WaitAny(Vec<u32>),
     /// Wait on up to `n` outstanding handles.
     WaitSome(prop::sample::Index, usize),
@@ -486,16 +486,16 @@ enum Call {
     Finish(Result<Payload, Failure>),
 }
 
-fn command() -> impl Strategy<Value = Command> {
+fn operation() -> impl Strategy<Value = Operation> {
     let hash = prop_oneof![3 => 0u64..3, 1 => any::<u64>()];
     prop_oneof![
         (name(), hash.clone())
-            .prop_map(|(name, input_hash)| Command::Activity { name, input_hash }),
+            .prop_map(|(name, input_hash)| Operation::Activity { name, input_hash }),
         prop_oneof![3 => 0u64..5000, 1 => any::<u64>()]
-            .prop_map(|duration_ms| Command::Timer { duration_ms }),
-        name().prop_map(|name| Command::Signal { name }),
+            .prop_map(|duration_ms| Operation::Timer { duration_ms }),
+        name().prop_map(|name| Operation::Signal { name }),
         (name(), execution_id(), hash).prop_map(|(workflow, child_id, input_hash)| {
-            Command::Child {
+            Operation::Child {
                 workflow,
                 child_id,
                 input_hash,
@@ -506,8 +506,8 @@ fn command() -> impl Strategy<Value = Command> {
 
 fn call() -> impl Strategy<Value = Call> {
     prop_oneof![
-        6 => command().prop_map(Call::Follow),
-        1 => command().prop_map(Call::Command),
+        6 => operation().prop_map(Call::Follow),
+        1 => operation().prop_map(Call::Operation),
         5 => (any::<prop::sample::Index>(), 1usize..3).prop_map(|(i, n)| Call::WaitSome(i, n)),
         1 => prop::collection::vec(prop_oneof![4 => 0u32..8, 1 => any::<u32>()], 0..4).prop_map(Call::WaitAny),
         1 => prop_oneof![0u32..8, any::<u32>()].prop_map(Call::Cancel),
@@ -627,14 +627,14 @@ proptest! {
         calls in prop::collection::vec(call(), 0..24),
     ) {
         let Ok(mut replay) = Replay::new(journal) else { return Ok(()) };
-        let mut issued: Vec<(u32, Command)> = Vec::new();
+        let mut issued: Vec<(u32, Operation)> = Vec::new();
         for call in calls {
             let result = match call {
                 Call::Follow(fallback) => {
                     let c = agreeing.get(issued.len()).cloned().unwrap_or(fallback);
-                    replay.command(c.clone()).map(|h| issued.push((h, c)))
+                    replay.start(c.clone()).map(|h| issued.push((h, c)))
                 }
-                Call::Command(c) => replay.command(c.clone()).map(|h| issued.push((h, c))),
+                Call::Operation(c) => replay.start(c.clone()).map(|h| issued.push((h, c))),
                 Call::WaitAny(h) => replay.wait_any(&h).map(drop),
                 Call::WaitSome(at, n) if !issued.is_empty() => {
                     let first = at.index(issued.len());
@@ -671,11 +671,11 @@ proptest! {
 
     #[test]
     fn a_recorded_run_replays_to_the_same_answers(
-        script in prop::collection::vec((command(), any::<prop::sample::Index>(), 1usize..3), 1..10),
+        script in prop::collection::vec((operation(), any::<prop::sample::Index>(), 1usize..3), 1..10),
         cancel_at in prop::option::of(0usize..10),
         output in result(),
     ) {
-        // First run: a workflow issues each command, then waits on one or
+        // First run: a workflow issues each operation, then waits on one or
         // two outstanding handles; at new ground a "driver" completes the
         // first awaited one (or delivers a cancel request).
         let started = Entry {
@@ -692,10 +692,10 @@ proptest! {
         };
         let mut replay = Replay::new(vec![started]).unwrap();
         let mut answers = Vec::new();
-        let mut outstanding: Vec<(u32, Command)> = Vec::new();
+        let mut outstanding: Vec<(u32, Operation)> = Vec::new();
         let mut t = 1;
         for (step, (c, pick, n)) in script.iter().enumerate() {
-            let h = replay.command(c.clone()).unwrap();
+            let h = replay.start(c.clone()).unwrap();
             outstanding.push((h, c.clone()));
             let first = pick.index(outstanding.len());
             let awaited: Vec<u32> = outstanding.iter().skip(first).take(*n).map(|(h, _)| *h).collect();
@@ -725,7 +725,7 @@ proptest! {
         let mut again = Replay::new(journal.clone()).unwrap();
         let mut outstanding: Vec<u32> = Vec::new();
         for ((c, pick, n), answer) in script.into_iter().zip(&answers) {
-            outstanding.push(again.command(c).unwrap());
+            outstanding.push(again.start(c).unwrap());
             let first = pick.index(outstanding.len());
             let awaited: Vec<u32> = outstanding.iter().skip(first).take(n).copied().collect();
             let w = again.wait_any(&awaited).unwrap();
@@ -741,27 +741,27 @@ proptest! {
     }
 }
 
-/// The completion a driver journals for a command.
-fn completion(seq: u32, command: &Command) -> Event {
-    match command {
-        Command::Activity { name, input_hash } => Event::ActivityCompleted {
+/// The completion a driver journals for an operation.
+fn completion(seq: u32, operation: &Operation) -> Event {
+    match operation {
+        Operation::Activity { name, input_hash } => Event::ActivityCompleted {
             seq,
             name: name.clone(),
             input_hash: *input_hash,
             attempts: 1,
             result: Ok(Payload::from("1")),
         },
-        Command::Timer { duration_ms } => Event::TimerFired {
+        Operation::Timer { duration_ms } => Event::TimerFired {
             seq,
             duration_ms: *duration_ms,
         },
-        Command::Signal { name } => Event::SignalReceived {
+        Operation::Signal { name } => Event::SignalReceived {
             seq,
             name: name.clone(),
             payload: Payload::from("2"),
             inbox_id: format!("i{seq}"),
         },
-        Command::Child { child_id, .. } => Event::ChildCompleted {
+        Operation::Child { child_id, .. } => Event::ChildCompleted {
             seq,
             child_id: child_id.clone(),
             result: Ok(Payload::from("3")),

@@ -1,39 +1,14 @@
 //! Running one activity call: attempts, timeouts, retries with backoff.
 
+use crate::convert::failure_from_wit;
 use crate::events::{EngineEvent, Observer};
-use cairn_core::{Clock, ExecutionId, Failure, FailureKind, Payload, Timestamp};
-use cairn_host::{
-    ActivityInfo, GuestError, HostError, LoadedComponent, RetryPolicy, Sandbox, WitFailure,
-    WitFailureKind,
-};
+use cairn_core::advance::{ActivityCall, ActivityOutcome};
+use cairn_core::{Clock, ErrorCode, ExecutionId, Failure, FailureKind, Payload};
+use cairn_host::{ActivityInfo, GuestError, HostError, LoadedComponent, Sandbox};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What the workflow asked for.
-#[derive(Debug, Clone)]
-pub(crate) struct ActivitySpec {
-    pub name: String,
-    pub input: Arc<[u8]>,
-    pub retry: RetryPolicy,
-    pub timeout: Option<Duration>,
-}
-
-/// How a call ended (for now).
-#[derive(Debug)]
-pub(crate) enum ActivityOutcome {
-    /// Finished: its output, or its last failure.
-    Done {
-        attempts: u32,
-        result: Result<Payload, Failure>,
-    },
-    /// An attempt failed and the next waits longer than the driver waits inline.
-    RetryLater {
-        attempts: u32,
-        retry_at: Timestamp,
-        failure: Failure,
-    },
-}
-
+/// The attempts of one activity call, run by the driver in a task of its own.
 pub(crate) struct ActivityTask {
     pub sandbox: Arc<Sandbox>,
     pub component: Arc<LoadedComponent>,
@@ -42,32 +17,10 @@ pub(crate) struct ActivityTask {
     pub execution: ExecutionId,
     pub idempotency_key: String,
     pub seq: u32,
-    pub spec: ActivitySpec,
+    pub call: ActivityCall,
     /// Attempts already made (journaled).
     pub attempts_before: u32,
     pub inline_retry: Duration,
-}
-
-/// Delay before attempt `next` (2 = the first retry).
-pub(crate) fn backoff(policy: &RetryPolicy, next: u32) -> Duration {
-    let exp = next.saturating_sub(2).min(64) as i32;
-    let ms = policy.initial_interval_ms as f64 * policy.backoff_coefficient.max(1.0).powi(exp);
-    let ms = ms.min(policy.maximum_interval_ms.max(policy.initial_interval_ms) as f64);
-    Duration::from_millis(ms as u64)
-}
-
-fn failure_from_wit(f: WitFailure) -> Failure {
-    let kind = match f.kind {
-        WitFailureKind::Application => FailureKind::Application,
-        WitFailureKind::NonRetryable => FailureKind::NonRetryable,
-        WitFailureKind::Timeout => FailureKind::Timeout,
-        WitFailureKind::Cancelled => FailureKind::Cancelled,
-    };
-    Failure {
-        kind,
-        message: f.message,
-        details: f.details.map(Payload::new),
-    }
 }
 
 impl ActivityTask {
@@ -79,20 +32,30 @@ impl ActivityTask {
                 idempotency_key: self.idempotency_key.clone(),
                 attempt,
             };
+            if let Some(o) = &self.observer {
+                o.event(
+                    &self.execution,
+                    &EngineEvent::AttemptStarted {
+                        seq: self.seq,
+                        name: self.call.name.clone(),
+                        attempt,
+                    },
+                );
+            }
             let r = self
                 .sandbox
                 .run_activity(
                     &self.component,
-                    &self.spec.name,
-                    &self.spec.input,
+                    &self.call.name,
+                    self.call.input.as_bytes(),
                     info,
-                    self.spec.timeout,
+                    self.call.timeout,
                 )
                 .await;
             let failure = match r {
                 Ok(run) => {
                     if !run.output.is_empty() {
-                        tracing::debug!(execution = %self.execution, activity = %self.spec.name, output = %run.output, "activity output");
+                        tracing::debug!(execution = %self.execution, activity = %self.call.name, output = %run.output, "activity output");
                     }
                     match run.result {
                         Ok(out) => {
@@ -106,7 +69,10 @@ impl ActivityTask {
                 }
                 Err(HostError::Guest(GuestError::Timeout { ms })) => Failure::new(
                     FailureKind::Timeout,
-                    format!("attempt {attempt} timed out after {ms} ms"),
+                    format!(
+                        "{} attempt {attempt} timed out after {ms} ms",
+                        ErrorCode::ActivityTimeout
+                    ),
                 ),
                 // Retrying cannot change the operator's allow-list.
                 Err(HostError::Guest(g @ GuestError::HttpDenied { .. })) => Failure::new(
@@ -122,8 +88,7 @@ impl ActivityTask {
                     format!("attempt {attempt} could not run: {e}"),
                 ),
             };
-            let max = self.spec.retry.maximum_attempts;
-            if !failure.kind.is_retryable() || (max > 0 && attempt >= max) {
+            if !failure.kind.is_retryable() || !self.call.retry.allows_after(attempt) {
                 return ActivityOutcome::Done {
                     attempts: attempt,
                     result: Err(failure),
@@ -134,13 +99,13 @@ impl ActivityTask {
                     &self.execution,
                     &EngineEvent::AttemptFailed {
                         seq: self.seq,
-                        name: self.spec.name.clone(),
+                        name: self.call.name.clone(),
                         attempt,
                         failure: failure.clone(),
                     },
                 );
             }
-            let delay = backoff(&self.spec.retry, attempt + 1);
+            let delay = self.call.retry.delay_before(attempt + 1);
             let retry_at = self.clock.now().plus(delay);
             if delay > self.inline_retry {
                 return ActivityOutcome::RetryLater {
@@ -149,26 +114,9 @@ impl ActivityTask {
                     failure,
                 };
             }
-            tracing::debug!(execution = %self.execution, activity = %self.spec.name, attempt, ?delay, "retrying: {}", failure.message);
+            tracing::debug!(execution = %self.execution, activity = %self.call.name, attempt, ?delay, "retrying: {}", failure.message);
             self.clock.sleep_until(retry_at).await;
             attempt += 1;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let p = RetryPolicy {
-            initial_interval_ms: 100,
-            backoff_coefficient: 2.0,
-            maximum_interval_ms: 1000,
-            maximum_attempts: 0,
-        };
-        let ms: Vec<u128> = (2..=7).map(|n| backoff(&p, n).as_millis()).collect();
-        assert_eq!(ms, vec![100, 200, 400, 800, 1000, 1000]);
     }
 }

@@ -1,21 +1,31 @@
-//! One advance of one execution (see the crate docs for the algorithm), and
-//! the read-only replays behind `replay-check` and queries.
+//! One advance of one execution: the executor of
+//! [`cairn_core::AdvanceMachine`]'s actions.
+//!
+//! The machine decides (what to append, which activity to start, when to
+//! wait, suspend or yield); this module carries its actions out against the
+//! store, the sandbox and the clock, and reports back: appends and their
+//! conflicts, activity outcomes, children that could not be created, an
+//! inbox re-read after a refused suspend. It also owns what happens around
+//! the run: the load, the lease, parking, the final entry, continue-as-new
+//! and telling a parent that its child finished.
 
-use crate::activity::{ActivityOutcome, ActivitySpec, ActivityTask};
+use crate::activity::ActivityTask;
+use crate::convert::{completion_to_wit, failure_from_wit, retry_from_wit};
 use crate::events::EngineEvent;
 use crate::lease::{Acquired, HeldLease, LeaseCheck};
 use crate::{Advance, AdvanceOptions, Engine, EngineError, StartRequest};
+use cairn_core::advance::{ActivityCall, ActivityOutcome, AdvanceConfig, ChildCall, fit_entry};
 use cairn_core::replay::ReplayError;
 use cairn_core::{
-    Command, Completion, ContinueAsNew, Entry, ErrorCode, Event, Execution, ExecutionId, Failure,
-    FailureKind, InboxItem, InboxMessage, Nondeterminism, ParentRef, Payload, PendingCommand,
-    Replay, Status, StoreError, Suspend, Timestamp, Wait, input_hash,
+    Action, AdvanceMachine, ContinueAsNew, Entry, ErrorCode, Event, Execution, ExecutionId,
+    Failure, FailureKind, InboxMessage, Nondeterminism, ParentRef, Payload, Replay, Status,
+    StoreError, Suspend, Timestamp, Wait,
 };
 use cairn_host::{
-    ActivityOptions, Completion as WitCompletion, HostError, Interrupt, LoadedComponent, LogLevel,
-    QueryRequest, Wake, WitFailure, WitFailureKind, WorkflowCalls, WorkflowFuture,
+    ActivityOptions, HostError, Interrupt, LoadedComponent, LogLevel, Outcome, WitFailure,
+    WorkflowCalls, WorkflowExit, WorkflowFuture,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,8 +35,6 @@ use tokio::sync::mpsc;
 /// Why the driver stopped the guest.
 #[derive(Debug)]
 enum Stop {
-    /// A read-only replay reached new ground.
-    Frontier,
     Suspended {
         wake_at: Option<Timestamp>,
         waiting_on: String,
@@ -38,8 +46,6 @@ enum Stop {
     Store(StoreError),
     /// The workflow asked to continue as new with this input.
     ContinueAsNew(Payload),
-    /// The workflow answered a query.
-    QueryAnswered(Result<Payload, Failure>),
 }
 
 impl From<ReplayError> for Stop {
@@ -49,17 +55,6 @@ impl From<ReplayError> for Stop {
             ReplayError::Protocol(p) => Stop::Protocol(p),
         }
     }
-}
-
-/// How a driver treats new ground.
-#[derive(Debug, Clone)]
-enum Mode {
-    /// Make progress: run activities, append entries, suspend.
-    Drive,
-    /// Stop at new ground (replay-check).
-    ReadOnly,
-    /// At new ground, ask the workflow this query (then stop).
-    Query(Option<QueryRequest>),
 }
 
 /// A boxed engine future, to spawn advances recursively.
@@ -74,7 +69,7 @@ fn boxed_advance(engine: Engine, id: ExecutionId) -> BoxFuture<()> {
 }
 
 /// Retries a store call while it fails transiently.
-async fn retrying<T, F, Fut>(engine: &Engine, mut call: F) -> Result<T, StoreError>
+pub(crate) async fn retrying<T, F, Fut>(engine: &Engine, mut call: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
@@ -101,12 +96,43 @@ pub(crate) fn idempotency_key(id: &ExecutionId, run: u32, seq: u32) -> String {
     }
 }
 
+/// What a run of the workflow starts from: its journal, ready to replay,
+/// and the `started` entry's workflow, input and seed.
+pub(crate) struct ExecutionStart {
+    pub replay: Replay,
+    pub workflow: String,
+    pub input: Payload,
+    pub seed: u64,
+}
+
+/// Prepares the replay of `journal` by `component`. `Ok(Err(_))`: the
+/// journal itself cannot be replayed.
+pub(crate) fn prepare(
+    journal: Vec<Entry>,
+    component: &LoadedComponent,
+) -> Result<Result<ExecutionStart, Nondeterminism>, EngineError> {
+    let replay = match Replay::new(journal) {
+        Ok(r) => r,
+        Err(n) => return Ok(Err(n)),
+    };
+    let (workflow, input, _, seed) = replay.started();
+    let (workflow, input) = (workflow.to_owned(), input.clone());
+    component.check_workflow(&workflow)?;
+    Ok(Ok(ExecutionStart {
+        replay,
+        workflow,
+        input,
+        seed,
+    }))
+}
+
 pub(crate) async fn advance(
     engine: &Engine,
     id: &ExecutionId,
     opts: AdvanceOptions,
     loaded_wake: &mut Option<Timestamp>,
 ) -> Result<Advance, EngineError> {
+    observe(engine, id, EngineEvent::AdvanceStarted);
     let mut lease = None;
     let r = advance_leased(engine, id, opts, loaded_wake, &mut lease).await;
     if let Some(l) = lease {
@@ -124,7 +150,23 @@ pub(crate) async fn advance(
         };
         l.end(engine, id, release, wake_at).await;
     }
+    let outcome = match &r {
+        Ok(Advance::Finished { status, .. }) => status.as_str(),
+        Ok(Advance::Suspended { .. }) => "waiting",
+        Ok(Advance::Conflict { .. }) => "conflict",
+        Ok(Advance::Parked(_)) => "parked",
+        Ok(Advance::Yielded) => "yielded",
+        Err(_) => "error",
+    };
+    observe(engine, id, EngineEvent::AdvanceEnded { outcome });
     r
+}
+
+/// Tells the engine's observer, if any.
+fn observe(engine: &Engine, id: &ExecutionId, event: EngineEvent) {
+    if let Some(o) = &engine.inner.observer {
+        o.event(id, &event);
+    }
 }
 
 async fn advance_leased(
@@ -195,21 +237,12 @@ async fn advance_leased(
             .unwrap_or_else(|| ex.meta.component.clone());
         let component = engine.component(&hash).await?;
         let check = lease.as_ref().map(HeldLease::check);
-        let (mut driver, result) = match run_once(
-            engine,
-            id,
-            ex,
-            &component,
-            Mode::Drive,
-            opts.deadline,
-            check,
-        )
-        .await?
-        {
-            Ok(pair) => pair,
-            Err(n) => return park(engine, id, n).await,
-        };
-        let outcome = conclude(engine, id, &mut driver, result).await;
+        let (mut driver, exit) =
+            match run_once(engine, id, ex, &component, opts.deadline, check).await? {
+                Ok(pair) => pair,
+                Err(n) => return park(engine, id, n).await,
+            };
+        let outcome = conclude(engine, id, &mut driver, exit).await;
         driver.abort_running();
         // Children started by this advance are driven before it returns.
         for task in std::mem::take(&mut driver.spawned) {
@@ -239,85 +272,79 @@ fn parent_of(ex: &Execution) -> Option<ParentRef> {
     }
 }
 
-/// Runs the workflow once against `ex` in `mode`. `Err(nondeterminism)` if
-/// the journal itself cannot be replayed.
+/// Runs the workflow once against `ex`, driving it. `Err(nondeterminism)`
+/// if the journal itself cannot be replayed.
 async fn run_once(
     engine: &Engine,
     id: &ExecutionId,
     ex: Execution,
     component: &Arc<LoadedComponent>,
-    mode: Mode,
     deadline: Option<Timestamp>,
     lease: Option<LeaseCheck>,
-) -> Result<
-    Result<(Box<Driver>, Result<Result<Vec<u8>, WitFailure>, HostError>), Nondeterminism>,
-    EngineError,
-> {
-    let replay = match Replay::new(ex.journal) {
-        Ok(r) => r,
+) -> Result<Result<(Driver, Result<WorkflowExit, HostError>), Nondeterminism>, EngineError> {
+    let ExecutionStart {
+        replay,
+        workflow,
+        input,
+        seed,
+    } = match prepare(ex.journal, component)? {
+        Ok(s) => s,
         Err(n) => return Ok(Err(n)),
     };
-    let (workflow, input, seed) = {
-        let (w, i, _, s) = replay.started();
-        (w.to_owned(), i.clone(), s)
-    };
-    if component.check_workflow(&workflow).is_err() {
-        return Err(EngineError::Host(HostError::UnknownWorkflow {
-            name: workflow,
-            known: component.info.workflows.join(", "),
-        }));
-    }
     let (run, parent) = {
         let (r, p) = replay.run_and_parent();
         (r, p.cloned())
     };
+    observe(
+        engine,
+        id,
+        EngineEvent::RunLoaded {
+            workflow: workflow.clone(),
+            run,
+        },
+    );
+    let config = &engine.inner.config;
+    let machine = AdvanceMachine::new(
+        id.clone(),
+        replay,
+        ex.inbox,
+        ex.meta.inbox_version,
+        AdvanceConfig {
+            inline_timer: config.inline_timer,
+            inline_wake: config.inline_wake,
+            deadline,
+        },
+    );
     let (tx, rx) = mpsc::unbounded_channel();
     let driver = Driver {
         engine: engine.clone(),
         id: id.clone(),
         component: component.clone(),
-        replay,
+        machine,
         run,
         parent,
-        inbox: ex.inbox,
-        inbox_version: ex.meta.inbox_version,
-        specs: HashMap::new(),
-        children: HashMap::new(),
-        ensured: HashSet::new(),
         running: HashMap::new(),
         tx,
         rx,
-        inline_timers: HashMap::new(),
-        deadline,
         lease,
-        mode,
         spawned: Vec::new(),
         warned_history: false,
+        stop: None,
     };
-    let (calls, result) = engine
+    let (driver, exit) = engine
         .inner
         .sandbox
-        .run_workflow(
-            component,
-            &workflow,
-            input.as_bytes(),
-            seed,
-            Box::new(driver),
-        )
+        .run_workflow(component, &workflow, input.as_bytes(), seed, driver)
         .await;
-    let driver: Box<Driver> = calls
-        .into_any()
-        .downcast()
-        .expect("the sandbox returns the driver it was given");
-    Ok(Ok((driver, result)))
+    Ok(Ok((driver, exit)))
 }
 
-/// Turns a driving run's result into the advance's outcome.
+/// Turns a driving run's end into the advance's outcome.
 async fn conclude(
     engine: &Engine,
     id: &ExecutionId,
     driver: &mut Driver,
-    result: Result<Result<Vec<u8>, WitFailure>, HostError>,
+    exit: Result<WorkflowExit, HostError>,
 ) -> Result<Next, EngineError> {
     let protocol = |p: String| {
         Failure::new(
@@ -325,12 +352,14 @@ async fn conclude(
             format!("{} {p}", ErrorCode::ProtocolViolation),
         )
     };
-    let result = match result {
-        Ok(guest_result) => guest_result.map(Payload::new).map_err(failure_from_wit),
-        Err(HostError::Interrupted(i)) => {
-            let stop = i
-                .downcast::<Stop>()
-                .map_err(|_| EngineError::Corrupt("unknown interrupt".into()))?;
+    let result = match exit {
+        Ok(WorkflowExit::Returned(guest_result)) => {
+            guest_result.map(Payload::new).map_err(failure_from_wit)
+        }
+        Ok(WorkflowExit::Interrupted) => {
+            let stop = driver.stop.take().ok_or_else(|| {
+                EngineError::Internal("the workflow was interrupted without a reason".into())
+            })?;
             return match stop {
                 Stop::Suspended {
                     wake_at,
@@ -353,9 +382,6 @@ async fn conclude(
                 Stop::Yield => Ok(Next::Done(Advance::Yielded)),
                 Stop::Store(e) => Err(e.into()),
                 Stop::ContinueAsNew(input) => driver.continue_as_new(input).await,
-                Stop::Frontier | Stop::QueryAnswered(_) => Err(EngineError::Corrupt(
-                    "a driving advance stopped as a read-only one".into(),
-                )),
             };
         }
         Err(HostError::Guest(g)) => {
@@ -364,11 +390,12 @@ async fn conclude(
         }
         Err(e) => return Err(e.into()),
     };
-    match driver.replay.finish(result) {
+    match driver.machine.replay_mut().finish(result) {
         Ok(Some(event)) => driver.finish(event).await.map(Next::Done),
         Ok(None) => {
             let entry = driver
-                .replay
+                .machine
+                .replay()
                 .final_entry()
                 .cloned()
                 .expect("finish returned None: the journal is final");
@@ -431,79 +458,25 @@ async fn notify_parent(engine: &Engine, id: &ExecutionId, parent: &ParentRef, ev
     }
 }
 
-fn failure_from_wit(f: WitFailure) -> Failure {
-    let kind = match f.kind {
-        WitFailureKind::Application => FailureKind::Application,
-        WitFailureKind::NonRetryable => FailureKind::NonRetryable,
-        WitFailureKind::Timeout => FailureKind::Timeout,
-        WitFailureKind::Cancelled => FailureKind::Cancelled,
-    };
-    Failure {
-        kind,
-        message: f.message,
-        details: f.details.map(Payload::new),
-    }
-}
-
-fn failure_to_wit(f: Failure) -> WitFailure {
-    let kind = match f.kind {
-        FailureKind::Application => WitFailureKind::Application,
-        FailureKind::NonRetryable => WitFailureKind::NonRetryable,
-        FailureKind::Timeout => WitFailureKind::Timeout,
-        FailureKind::Cancelled => WitFailureKind::Cancelled,
-    };
-    WitFailure {
-        kind,
-        message: f.message,
-        details: f.details.map(Payload::into_bytes),
-    }
-}
-
-fn completion_to_wit(c: Completion) -> WitCompletion {
-    match c {
-        Completion::Activity(r) => {
-            WitCompletion::Activity(r.map(Payload::into_bytes).map_err(failure_to_wit))
-        }
-        Completion::Timer => WitCompletion::Timer,
-        Completion::Signal(p) => WitCompletion::Signal(p.into_bytes()),
-        Completion::Child(r) => {
-            WitCompletion::Child(r.map(Payload::into_bytes).map_err(failure_to_wit))
-        }
-    }
-}
-
-/// What the workflow asked a child to be.
-#[derive(Debug, Clone)]
-struct ChildSpec {
-    workflow: String,
-    input: Payload,
-}
-
+/// The executor: carries out the machine's actions for one run.
 struct Driver {
     engine: Engine,
     id: ExecutionId,
     component: Arc<LoadedComponent>,
-    replay: Replay,
+    machine: AdvanceMachine,
     run: u32,
     parent: Option<ParentRef>,
-    inbox: Vec<InboxItem>,
-    inbox_version: u64,
-    specs: HashMap<u32, ActivitySpec>,
-    children: HashMap<u32, ChildSpec>,
-    /// Children this driver made sure exist (and pushed).
-    ensured: HashSet<u32>,
+    /// Activity attempts in flight, by sequence number.
     running: HashMap<u32, tokio::task::JoinHandle<()>>,
     tx: mpsc::UnboundedSender<(u32, ActivityOutcome)>,
     rx: mpsc::UnboundedReceiver<(u32, ActivityOutcome)>,
-    /// Fire times of short timers waited inline (never journaled as started).
-    inline_timers: HashMap<u32, Timestamp>,
-    deadline: Option<Timestamp>,
     /// The lease this driver holds (push host): checked before each step.
     lease: Option<LeaseCheck>,
-    mode: Mode,
     /// Advances of children (and their deliveries) to await before returning.
     spawned: Vec<tokio::task::JoinHandle<()>>,
     warned_history: bool,
+    /// Why the guest was interrupted.
+    stop: Option<Stop>,
 }
 
 impl Drop for Driver {
@@ -519,16 +492,8 @@ impl Driver {
         }
     }
 
-    fn now(&self) -> Timestamp {
-        // Journal time never goes backwards, even if the system clock does.
-        let now = self.engine.inner.clock.now();
-        let last = self
-            .replay
-            .entries()
-            .last()
-            .map(|e| e.at)
-            .unwrap_or_default();
-        now.max(last)
+    fn clock(&self) -> Timestamp {
+        self.engine.inner.clock.now()
     }
 
     fn observe(&self, event: EngineEvent) {
@@ -541,59 +506,44 @@ impl Driver {
         self.spawned.push(tokio::spawn(fut));
     }
 
-    /// Appends one entry: one durable, conditional write.
-    async fn append(&mut self, event: Event, consume: Option<String>) -> Result<(), Stop> {
-        let at = self.now();
-        let mut entry = Entry {
-            index: self.replay.history_len(),
-            at,
-            event,
-        };
-        let limit = self.engine.inner.store.max_item_bytes();
-        let size = cairn_core::entry::encode(&entry).len();
-        if size > limit {
-            entry.event = match entry.event {
-                Event::ActivityCompleted {
-                    seq,
-                    name,
-                    input_hash,
-                    attempts,
-                    ..
-                } => {
-                    let failure = Failure::new(
-                        FailureKind::NonRetryable,
-                        format!(
-                            "{} the output of activity '{name}' is {size} bytes; the store accepts entries up to {limit}: return a reference to large data instead",
-                            ErrorCode::TooLarge
-                        ),
-                    );
-                    Event::ActivityCompleted {
-                        seq,
-                        name,
-                        input_hash,
-                        attempts,
-                        result: Err(failure),
-                    }
+    /// Stops the guest for `why`.
+    fn interrupt(&mut self, why: impl Into<Stop>) -> Interrupt {
+        self.stop = Some(why.into());
+        Interrupt
+    }
+
+    /// Carries out an action that needs no answer: start or abort an
+    /// activity attempt, ask a child to cancel.
+    fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::StartActivity {
+                seq,
+                call,
+                attempts_before,
+            } => self.spawn_activity(seq, call, attempts_before),
+            Action::AbortActivity { seq } => {
+                if let Some(task) = self.running.remove(&seq) {
+                    task.abort();
                 }
-                Event::Completed { .. } => Event::Failed {
-                    failure: Failure::new(
-                        FailureKind::NonRetryable,
-                        format!(
-                            "{} the workflow's output is {size} bytes; the store accepts entries up to {limit}",
-                            ErrorCode::TooLarge
-                        ),
-                    ),
-                },
-                _ => {
-                    return Err(Stop::Store(StoreError::TooLarge {
-                        id: self.id.clone(),
-                        what: format!("journal entry {}", entry.index),
-                        size,
-                        limit,
-                    }));
-                }
-            };
+            }
+            Action::CancelChild { child_id, reason } => self.cancel_child(child_id, reason),
+            other => unreachable!("not a fire-and-forget action: {other:?}"),
         }
+    }
+
+    /// Appends one entry: one durable, conditional write.
+    async fn append(&mut self, entry: Entry, consume: Option<String>) -> Result<(), Stop> {
+        let limit = self.engine.inner.store.max_item_bytes();
+        let index = entry.index;
+        let entry = fit_entry(entry, limit).map_err(|size| {
+            Stop::Store(StoreError::TooLarge {
+                id: self.id.clone(),
+                what: format!("journal entry {index}"),
+                size,
+                limit,
+                advice: self.engine.inner.store.too_large_advice(),
+            })
+        })?;
         crate::crash::point(crate::crash::CrashPoint::Append(entry.index));
         let (engine, id, run) = (&self.engine, &self.id, self.run);
         let r = retrying(engine, || {
@@ -609,10 +559,13 @@ impl Driver {
         .await;
         match r {
             Ok(()) => {
-                let entry = self.replay.record(entry.event, at);
                 tracing::debug!(execution = %self.id, index = entry.index, kind = entry.event.kind(), "appended");
+                let follow = self.machine.appended(entry.clone(), consume.as_deref());
                 self.observe(EngineEvent::Appended(entry));
                 self.guard_history();
+                for action in follow {
+                    self.carry_out(action);
+                }
                 Ok(())
             }
             Err(StoreError::Conflict { reason, .. }) => Err(Stop::Conflict(reason)),
@@ -626,12 +579,12 @@ impl Driver {
     /// Warns once when the run's journal reaches the configured size.
     fn guard_history(&mut self) {
         let threshold = self.engine.inner.config.history_warn_at;
-        if !self.warned_history && self.replay.history_len() >= threshold {
+        let len = self.machine.replay().history_len();
+        if !self.warned_history && len >= threshold {
             self.warned_history = true;
             let message = format!(
-                "the journal of run {} has {} entries: a long-lived workflow should call ctx.continue_as_new (see ctx.history_len())",
+                "the journal of run {} has {len} entries: a long-lived workflow should call ctx.continue_as_new (see ctx.history_len())",
                 self.run,
-                self.replay.history_len()
             );
             tracing::warn!(execution = %self.id, "{message}");
             self.observe(EngineEvent::Log {
@@ -643,9 +596,15 @@ impl Driver {
 
     /// Appends the final entry (with the status change), then tells the parent.
     async fn finish(&mut self, event: Event) -> Result<Advance, EngineError> {
-        match self.append(event, None).await {
+        let entry = self.machine.entry(event, self.clock());
+        match self.append(entry, None).await {
             Ok(()) => {
-                let entry = self.replay.final_entry().cloned().expect("just appended");
+                let entry = self
+                    .machine
+                    .replay()
+                    .final_entry()
+                    .cloned()
+                    .expect("just appended");
                 let status = entry.event.final_status().expect("final");
                 tracing::info!(execution = %self.id, %status, "finished");
                 if let Some(parent) = self.parent.clone() {
@@ -659,7 +618,7 @@ impl Driver {
             }
             Err(Stop::Conflict(reason)) => Ok(Advance::Conflict { reason }),
             Err(Stop::Store(e)) => Err(e.into()),
-            Err(other) => Err(EngineError::Corrupt(format!(
+            Err(other) => Err(EngineError::Internal(format!(
                 "unexpected stop while finishing: {other:?}"
             ))),
         }
@@ -667,8 +626,8 @@ impl Driver {
 
     /// Closes this run and opens the next.
     async fn continue_as_new(&mut self, input: Payload) -> Result<Next, EngineError> {
-        let at = self.now();
-        let (workflow, _, component, seed) = self.replay.started();
+        let at = self.machine.now(self.clock());
+        let (workflow, _, component, seed) = self.machine.replay().started();
         let next = Entry {
             index: 0,
             at,
@@ -682,7 +641,7 @@ impl Driver {
             },
         };
         let closing = Entry {
-            index: self.replay.history_len(),
+            index: self.machine.replay().history_len(),
             at,
             event: Event::ContinuedAsNew { input },
         };
@@ -717,10 +676,7 @@ impl Driver {
         }
     }
 
-    fn spawn_activity(&mut self, seq: u32, attempts_before: u32) {
-        let Some(spec) = self.specs.get(&seq).cloned() else {
-            return;
-        };
+    fn spawn_activity(&mut self, seq: u32, call: ActivityCall, attempts_before: u32) {
         let inner = &self.engine.inner;
         let task = ActivityTask {
             sandbox: inner.sandbox.clone(),
@@ -730,7 +686,7 @@ impl Driver {
             execution: self.id.clone(),
             idempotency_key: idempotency_key(&self.id, self.run, seq),
             seq,
-            spec,
+            call,
             attempts_before,
             inline_retry: inner.config.inline_retry,
         };
@@ -744,309 +700,85 @@ impl Driver {
         );
     }
 
-    async fn wait_any(&mut self, handles: Vec<u32>) -> Result<Wake, Stop> {
+    async fn wait_any(&mut self, handles: Vec<u32>) -> Result<Outcome, Stop> {
         loop {
-            match self.replay.wait_any(&handles)? {
+            match self.machine.wait_any(&handles)? {
                 Wait::Ready { handle, completion } => {
-                    return Ok(Wake::Completed((handle, completion_to_wit(completion))));
+                    return Ok(Outcome::Completed((handle, completion_to_wit(completion))));
                 }
-                Wait::CancelRequested { reason } => return Ok(Wake::CancelRequested(reason)),
-                Wait::Frontier => match &mut self.mode {
-                    Mode::Drive => self.progress(&handles).await?,
-                    Mode::ReadOnly => return Err(Stop::Frontier),
-                    Mode::Query(q) => match q.take() {
-                        Some(q) => return Ok(Wake::Query(q)),
-                        None => {
-                            return Err(Stop::Protocol(
-                                "the workflow waited again instead of answering the query".into(),
-                            ));
-                        }
-                    },
-                },
+                Wait::CancelRequested { reason } => return Ok(Outcome::CancelRequested(reason)),
+                Wait::Frontier => self.progress(&handles).await?,
             }
         }
     }
 
-    /// Makes sure child `seq` exists and is being driven. `Some(entry)`: the
-    /// child could not be created; its result is this failure.
-    async fn ensure_child(
-        &mut self,
-        seq: u32,
-        child_id: &ExecutionId,
-    ) -> Result<Option<Event>, Stop> {
-        if !self.ensured.insert(seq) {
-            return Ok(None);
+    /// New ground: carry out the machine's actions until one appends an
+    /// entry (or waits for something that lets the next call append one),
+    /// suspends or yields.
+    async fn progress(&mut self, awaited: &[u32]) -> Result<(), Stop> {
+        let clock = self.clock();
+        if let Some(reason) = self
+            .lease
+            .as_ref()
+            .and_then(|l| l.invalid(self.machine.now(clock)))
+        {
+            return Err(Stop::Conflict(format!(
+                "stopped before the next step: {reason}"
+            )));
         }
-        let Some(spec) = self.children.get(&seq).cloned() else {
-            return Ok(None);
-        };
+        loop {
+            match self.machine.next(awaited, clock) {
+                Action::Append { entry, consume } => return self.append(entry, consume).await,
+                Action::StartChild { seq, call } => {
+                    if let Some(message) = self.start_child(seq, call).await?
+                        && let Some(Action::Append { entry, consume }) =
+                            self.machine.child_not_started(seq, message, clock)
+                    {
+                        return self.append(entry, consume).await;
+                    }
+                }
+                Action::Wait { until } => return self.wait(until).await,
+                Action::Suspend {
+                    wake_at,
+                    waiting_on,
+                } => return self.suspend(wake_at, waiting_on).await,
+                Action::Yield => return Err(Stop::Yield),
+                action => self.carry_out(action),
+            }
+        }
+    }
+
+    /// Makes sure child `seq` exists and is being driven. `Some(why)`: it
+    /// could not be created; its result is that failure.
+    async fn start_child(&mut self, seq: u32, call: ChildCall) -> Result<Option<String>, Stop> {
+        let child_id = call.child_id.clone();
         let req = StartRequest {
-            workflow: spec.workflow.clone(),
-            id: child_id.clone(),
-            input: spec.input.clone(),
+            workflow: call.workflow,
+            id: call.child_id,
+            input: call.input,
             component: Some(self.component.hash.clone()),
             parent: Some(ParentRef {
                 id: self.id.clone(),
                 seq,
             }),
         };
-        let failed = |message: String| {
-            Some(Event::ChildCompleted {
-                seq,
-                child_id: child_id.clone(),
-                result: Err(Failure::new(FailureKind::NonRetryable, message)),
-                inbox_id: String::new(),
-            })
-        };
         match self.engine.start(req).await {
-            Ok(started) if started.meta.status.is_terminal() => {
-                // It finished, but its news may have been lost: ask again.
-                let (engine, child) = (self.engine.clone(), child_id.clone());
-                self.spawn(boxed_advance(engine, child));
-                Ok(None)
-            }
+            // Finished or not, make sure it runs (or re-sends its news).
             Ok(_) => {
-                self.spawn(boxed_advance(self.engine.clone(), child_id.clone()));
+                self.spawn(boxed_advance(self.engine.clone(), child_id));
                 Ok(None)
             }
-            Err(EngineError::Store(e @ StoreError::Exists { .. })) => Ok(failed(e.to_string())),
+            Err(EngineError::Store(e @ StoreError::Exists { .. })) => Ok(Some(e.to_string())),
             Err(EngineError::Store(e)) if e.is_transient() => Err(Stop::Store(e)),
-            Err(e) => Ok(failed(format!("child {child_id} cannot start: {e}"))),
+            Err(e) => Ok(Some(format!("child {child_id} cannot start: {e}"))),
         }
     }
 
-    /// New ground: make one step of progress (append an entry, or wait for
-    /// something that will let the next call append one), or suspend.
-    async fn progress(&mut self, awaited: &[u32]) -> Result<(), Stop> {
-        let now = self.now();
-        if let Some(reason) = self.lease.as_ref().and_then(|l| l.invalid(now)) {
-            return Err(Stop::Conflict(format!(
-                "stopped before the next step: {reason}"
-            )));
-        }
-        if self.deadline.is_some_and(|d| now >= d) && self.running.is_empty() {
-            return Err(Stop::Yield);
-        }
-        let pending = self.replay.pending();
-        // A cancel request is delivered at the next wait; children are cancelled too.
-        if let Some(pos) = self
-            .inbox
-            .iter()
-            .position(|i| matches!(i.message, InboxMessage::Cancel { .. }))
-        {
-            let item = self.inbox[pos].clone();
-            let InboxMessage::Cancel { reason } = item.message else {
-                unreachable!()
-            };
-            self.append(
-                Event::CancelRequested {
-                    reason: reason.clone(),
-                    inbox_id: item.id.clone(),
-                },
-                Some(item.id),
-            )
-            .await?;
-            self.inbox.remove(pos);
-            for p in &pending {
-                if let PendingCommand::Child {
-                    child_id,
-                    started: true,
-                    ..
-                } = p
-                {
-                    self.cancel_child(child_id);
-                }
-            }
-            return Ok(());
-        }
-        // Signals and children's results: consumed only by a wait that awaits them.
-        for p in &pending {
-            let (seq, found) = match p {
-                PendingCommand::Signal { seq, name } if awaited.contains(seq) => {
-                    (*seq, self.inbox.iter().position(|i| matches!(&i.message, InboxMessage::Signal { name: n, .. } if n == name)))
-                }
-                PendingCommand::Child { seq, child_id, started: true, .. } if awaited.contains(seq) => (
-                    *seq,
-                    self.inbox.iter().position(|i| matches!(&i.message, InboxMessage::ChildCompleted { child_id: c, .. } if c == child_id)),
-                ),
-                _ => continue,
-            };
-            let Some(pos) = found else { continue };
-            let item = self.inbox[pos].clone();
-            let event = match (item.message, p) {
-                (InboxMessage::Signal { payload, .. }, PendingCommand::Signal { name, .. }) => {
-                    Event::SignalReceived {
-                        seq,
-                        name: name.clone(),
-                        payload,
-                        inbox_id: item.id.clone(),
-                    }
-                }
-                (InboxMessage::ChildCompleted { child_id, result }, _) => Event::ChildCompleted {
-                    seq,
-                    child_id,
-                    result,
-                    inbox_id: item.id.clone(),
-                },
-                _ => unreachable!("matched above"),
-            };
-            self.append(event, Some(item.id)).await?;
-            self.inbox.remove(pos);
-            return Ok(());
-        }
-        // Children: journal the start, then make sure each exists and runs.
-        for p in &pending {
-            let PendingCommand::Child {
-                seq,
-                workflow,
-                child_id,
-                started,
-            } = p
-            else {
-                continue;
-            };
-            if !started {
-                let hash = self
-                    .children
-                    .get(seq)
-                    .map(|c| input_hash(c.input.as_bytes()))
-                    .unwrap_or(0);
-                self.append(
-                    Event::ChildStarted {
-                        seq: *seq,
-                        workflow: workflow.clone(),
-                        child_id: child_id.clone(),
-                        input_hash: hash,
-                    },
-                    None,
-                )
-                .await?;
-                return Ok(());
-            }
-            if let Some(event) = self.ensure_child(*seq, child_id).await? {
-                self.append(event, None).await?;
-                return Ok(());
-            }
-        }
-        // Timers: short ones are waited inline; long ones are journaled.
-        let inline_timer = self.engine.inner.config.inline_timer;
-        for p in &pending {
-            let PendingCommand::Timer {
-                seq,
-                duration_ms,
-                fire_at: None,
-            } = p
-            else {
-                continue;
-            };
-            if self.inline_timers.contains_key(seq) {
-                continue;
-            }
-            let fire_at = now.plus(Duration::from_millis(*duration_ms));
-            if Duration::from_millis(*duration_ms) <= inline_timer {
-                self.inline_timers.insert(*seq, fire_at);
-            } else {
-                self.append(
-                    Event::TimerStarted {
-                        seq: *seq,
-                        duration_ms: *duration_ms,
-                        fire_at,
-                    },
-                    None,
-                )
-                .await?;
-                return Ok(());
-            }
-        }
-        // Activities: run every pending one that is not running or waiting to retry.
-        let mut next_retry: Option<(Timestamp, u32, u32)> = None;
-        for p in &pending {
-            let PendingCommand::Activity {
-                seq,
-                attempts,
-                retry_at,
-                ..
-            } = p
-            else {
-                continue;
-            };
-            if self.running.contains_key(seq) {
-                continue;
-            }
-            match retry_at {
-                Some(t) if *t > now => {
-                    if next_retry.is_none_or(|(nt, _, _)| *t < nt) {
-                        next_retry = Some((*t, *seq, *attempts));
-                    }
-                }
-                _ => {
-                    if self.deadline.is_some_and(|d| now >= d) {
-                        return Err(Stop::Yield);
-                    }
-                    self.spawn_activity(*seq, *attempts);
-                }
-            }
-        }
-        // The next timer.
-        let mut next_timer: Option<(Timestamp, u32, u64)> = None;
-        for p in &pending {
-            let PendingCommand::Timer {
-                seq,
-                duration_ms,
-                fire_at,
-            } = p
-            else {
-                continue;
-            };
-            let t = fire_at
-                .or_else(|| self.inline_timers.get(seq).copied())
-                .expect("every pending timer has a fire time by now");
-            if next_timer.is_none_or(|(nt, _, _)| t < nt) {
-                next_timer = Some((t, *seq, *duration_ms));
-            }
-        }
-        if let Some((t, seq, duration_ms)) = next_timer
-            && t <= now
-        {
-            self.inline_timers.remove(&seq);
-            return self
-                .append(Event::TimerFired { seq, duration_ms }, None)
-                .await;
-        }
-        // What to wait for inline: inline timers, and durable wakes that are close.
-        let inline_wake = self.engine.inner.config.inline_wake;
-        let timer_wait = next_timer
-            .filter(|(t, seq, _)| {
-                self.inline_timers.contains_key(seq) || t.since(now) <= inline_wake
-            })
-            .map(|(t, ..)| t);
-        let retry_wait = next_retry
-            .filter(|(t, ..)| t.since(now) <= inline_wake)
-            .map(|(t, ..)| t);
-        let mut wait_until = match (timer_wait, retry_wait) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let (Some(w), Some(d)) = (wait_until, self.deadline)
-            && w > d
-        {
-            if self.running.is_empty() {
-                return Err(Stop::Yield);
-            }
-            wait_until = None;
-        }
-        if self.running.is_empty() && wait_until.is_none() {
-            let wake_at = [next_timer.map(|(t, ..)| t), next_retry.map(|(t, ..)| t)]
-                .into_iter()
-                .flatten()
-                .min();
-            return self
-                .suspend(wake_at, describe(&pending, &self.inline_timers))
-                .await;
-        }
+    /// Waits for a running activity, until `until`, or for the lease to end.
+    async fn wait(&mut self, until: Option<Timestamp>) -> Result<(), Stop> {
         let clock = self.engine.inner.clock.clone();
         let sleep = async move {
-            match wait_until {
+            match until {
                 Some(t) => clock.sleep_until(t).await,
                 None => std::future::pending().await,
             }
@@ -1064,36 +796,19 @@ impl Driver {
             }
             Some((seq, outcome)) = self.rx.recv(), if !self.running.is_empty() => {
                 self.running.remove(&seq);
-                let Some(spec) = self.specs.get(&seq) else { return Ok(()) };
-                let (name, input_hash) = (spec.name.clone(), input_hash(&spec.input));
-                let event = match outcome {
-                    ActivityOutcome::Done { attempts, result } => Event::ActivityCompleted { seq, name, input_hash, attempts, result },
-                    ActivityOutcome::RetryLater { attempts, retry_at, failure } => {
-                        Event::ActivityRetrying { seq, name, input_hash, attempts, retry_at, failure }
-                    }
-                };
-                self.append(event, None).await
-            }
-            _ = sleep => {
-                if let Some((t, seq, attempts)) = next_retry
-                    && t <= self.engine.inner.clock.now()
-                {
-                    self.spawn_activity(seq, attempts);
+                match self.machine.activity_finished(seq, outcome, self.clock()) {
+                    Some(Action::Append { entry, consume }) => self.append(entry, consume).await,
+                    _ => Ok(()),
                 }
-                Ok(())
             }
+            _ = sleep => Ok(()),
         }
     }
 
     /// Asks child `child_id` to cancel (once: whichever request lands first
-    /// is the one the child keeps) and pushes it. The reason says whether
-    /// this execution was cancelled or merely stopped waiting for the child.
-    fn cancel_child(&mut self, child_id: &ExecutionId) {
-        let reason = match self.replay.cancel_reason() {
-            Some(r) => format!("its parent {} was cancelled: {r}", self.id),
-            None => format!("its parent {} no longer waits for it", self.id),
-        };
-        let (engine, child) = (self.engine.clone(), child_id.clone());
+    /// is the one the child keeps) and pushes it.
+    fn cancel_child(&mut self, child: ExecutionId, reason: String) {
+        let engine = self.engine.clone();
         self.spawn(Box::pin(async move {
             let message = InboxMessage::Cancel { reason };
             match engine
@@ -1116,11 +831,11 @@ impl Driver {
     ) -> Result<(), Stop> {
         let s = Suspend {
             run: self.run,
-            journal_len: self.replay.history_len(),
-            inbox_version: self.inbox_version,
+            journal_len: self.machine.replay().history_len(),
+            inbox_version: self.machine.inbox_version(),
             wake_at,
             waiting_on: waiting_on.clone(),
-            at: self.now(),
+            at: self.machine.now(self.clock()),
         };
         let (engine, id) = (&self.engine, &self.id);
         crate::crash::point(crate::crash::CrashPoint::Suspend);
@@ -1142,14 +857,13 @@ impl Driver {
                 let ex = retrying(engine, || engine.inner.store.load(id))
                     .await
                     .map_err(Stop::Store)?;
-                let same_run =
-                    ex.meta.run == self.run && ex.journal.len() as u32 == self.replay.history_len();
+                let len = self.machine.replay().history_len();
+                let same_run = ex.meta.run == self.run && ex.journal.len() as u32 == len;
                 if !same_run || !matches!(ex.meta.status, Status::Running | Status::Waiting) {
                     return Err(Stop::Conflict(reason));
                 }
                 tracing::debug!(execution = %self.id, "inbox changed while advancing; continuing with the new inbox");
-                self.inbox = ex.inbox;
-                self.inbox_version = ex.meta.inbox_version;
+                self.machine.inbox_replaced(ex.inbox, ex.meta.inbox_version);
                 Ok(())
             }
             Err(e) => Err(Stop::Store(e)),
@@ -1157,81 +871,33 @@ impl Driver {
     }
 }
 
-/// What a suspended execution waits for, in words.
-fn describe(pending: &[PendingCommand], inline: &HashMap<u32, Timestamp>) -> String {
-    let parts: Vec<String> = pending
-        .iter()
-        .map(|p| match p {
-            PendingCommand::Signal { name, .. } => format!("signal '{name}'"),
-            PendingCommand::Timer { fire_at, seq, .. } => {
-                let t = fire_at
-                    .or_else(|| inline.get(seq).copied())
-                    .unwrap_or_default();
-                format!("timer until {t}")
-            }
-            PendingCommand::Activity { name, retry_at, .. } => match retry_at {
-                Some(t) => format!("retry of activity '{name}' at {t}"),
-                None => format!("activity '{name}'"),
-            },
-            PendingCommand::Child { child_id, .. } => format!("child {child_id}"),
-        })
-        .collect();
-    if parts.is_empty() {
-        "nothing".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
-fn interrupt(e: ReplayError) -> Interrupt {
-    Interrupt::new(Stop::from(e))
-}
-
 impl WorkflowCalls for Driver {
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
-        self
-    }
-
     fn schedule_activity(
         &mut self,
         name: String,
         input: Vec<u8>,
         options: ActivityOptions,
     ) -> Result<u32, Interrupt> {
-        let hash = input_hash(&input);
-        let seq = self
-            .replay
-            .command(Command::Activity {
-                name: name.clone(),
-                input_hash: hash,
-            })
-            .map_err(interrupt)?;
-        let retry = options
-            .retry
-            .unwrap_or(self.engine.inner.config.default_retry);
-        let timeout = options.timeout_ms.map(Duration::from_millis);
-        self.specs.insert(
-            seq,
-            ActivitySpec {
-                name,
-                input: input.into(),
-                retry,
-                timeout,
-            },
-        );
-        Ok(seq)
+        let call = ActivityCall {
+            name,
+            input: Payload::new(input),
+            retry: options
+                .retry
+                .map(retry_from_wit)
+                .unwrap_or(self.engine.inner.config.default_retry),
+            timeout: options.timeout_ms.map(Duration::from_millis),
+        };
+        self.machine.activity(call).map_err(|e| self.interrupt(e))
     }
 
     fn start_timer(&mut self, duration_ms: u64) -> Result<u32, Interrupt> {
-        self.replay
-            .command(Command::Timer { duration_ms })
-            .map_err(interrupt)
+        self.machine
+            .timer(duration_ms)
+            .map_err(|e| self.interrupt(e))
     }
 
     fn wait_signal(&mut self, name: String) -> Result<u32, Interrupt> {
-        self.replay
-            .command(Command::Signal { name })
-            .map_err(interrupt)
+        self.machine.signal(name).map_err(|e| self.interrupt(e))
     }
 
     fn start_child(
@@ -1240,64 +906,44 @@ impl WorkflowCalls for Driver {
         id: String,
         input: Vec<u8>,
     ) -> Result<u32, Interrupt> {
-        let child_id = ExecutionId::new(id)
-            .map_err(|e| Interrupt::new(Stop::Protocol(format!("start-child: {e}"))))?;
-        if child_id == self.id {
-            return Err(Interrupt::new(Stop::Protocol(format!(
-                "start-child: {child_id} is this execution's own id"
-            ))));
-        }
-        let input = Payload::new(input);
-        let command = Command::Child {
-            workflow: workflow.clone(),
-            child_id,
-            input_hash: input_hash(input.as_bytes()),
+        let child_id = match ExecutionId::new(id) {
+            Ok(c) => c,
+            Err(e) => return Err(self.interrupt(Stop::Protocol(format!("start-child: {e}")))),
         };
-        let seq = self.replay.command(command).map_err(interrupt)?;
-        self.children.insert(seq, ChildSpec { workflow, input });
-        Ok(seq)
+        let call = ChildCall {
+            workflow,
+            child_id,
+            input: Payload::new(input),
+        };
+        self.machine.child(call).map_err(|e| self.interrupt(e))
     }
 
-    fn wait_any(&mut self, handles: Vec<u32>) -> WorkflowFuture<'_, Wake> {
+    fn wait_any(&mut self, handles: Vec<u32>) -> WorkflowFuture<'_, Outcome> {
         Box::pin(async move {
             Driver::wait_any(self, handles)
                 .await
-                .map_err(Interrupt::new)
+                .map_err(|stop| self.interrupt(stop))
         })
     }
 
     fn cancel(&mut self, handle: u32) -> Result<(), Interrupt> {
-        if let Some(task) = self.running.remove(&handle) {
-            task.abort();
+        let actions = self.machine.cancel(handle).map_err(|e| self.interrupt(e))?;
+        for action in actions {
+            self.carry_out(action);
         }
-        self.inline_timers.remove(&handle);
-        if matches!(self.mode, Mode::Drive) {
-            let child = self.replay.pending().into_iter().find_map(|p| match p {
-                PendingCommand::Child {
-                    seq,
-                    child_id,
-                    started: true,
-                    ..
-                } if seq == handle => Some(child_id),
-                _ => None,
-            });
-            if let Some(child) = child {
-                self.cancel_child(&child);
-            }
-        }
-        self.replay.cancel(handle).map_err(interrupt)
+        Ok(())
     }
 
     fn now_ms(&self) -> u64 {
-        self.replay.now().as_millis()
+        self.machine.replay().now().as_millis()
     }
 
     fn history_len(&self) -> u32 {
-        self.replay.history_len()
+        self.machine.replay().history_len()
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
-        if self.replay.is_replaying() || !matches!(self.mode, Mode::Drive) {
+        if self.machine.replay().is_replaying() {
             return;
         }
         match level {
@@ -1314,141 +960,12 @@ impl WorkflowCalls for Driver {
     }
 
     fn continue_as_new(&mut self, input: Vec<u8>) -> Interrupt {
-        match self.mode {
-            Mode::Drive => Interrupt::new(Stop::ContinueAsNew(Payload::new(input))),
-            // A read-only replay that gets here has matched the whole run.
-            Mode::ReadOnly | Mode::Query(_) => Interrupt::new(Stop::Frontier),
-        }
+        self.interrupt(Stop::ContinueAsNew(Payload::new(input)))
     }
 
-    fn answer_query(&mut self, answer: Result<Vec<u8>, WitFailure>) -> Interrupt {
-        Interrupt::new(Stop::QueryAnswered(
-            answer.map(Payload::new).map_err(failure_from_wit),
+    fn answer_query(&mut self, _answer: Result<Vec<u8>, WitFailure>) -> Interrupt {
+        self.interrupt(Stop::Protocol(
+            "answer-query without a query to answer".into(),
         ))
-    }
-}
-
-/// What a read-only replay found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ReplayOutcome {
-    /// The component agrees with every journaled entry (up to new ground,
-    /// or to the recorded result if the execution has finished).
-    Compatible {
-        /// Entries in the journal.
-        entries: u32,
-        /// Whether the replay reached the journal's final result.
-        finished: bool,
-    },
-    /// The component diverges from the journal.
-    Diverged(Nondeterminism),
-    /// The guest failed while replaying (a trap, fuel, memory, a denied call)
-    /// where the journal recorded something else.
-    Failed(String),
-}
-
-/// Replays `id`'s current run against `component` without writing anything.
-pub(crate) async fn replay(
-    engine: &Engine,
-    id: &ExecutionId,
-    component: &Arc<LoadedComponent>,
-) -> Result<ReplayOutcome, EngineError> {
-    let ex = retrying(engine, || engine.inner.store.load(id)).await?;
-    let entries = ex.journal.len() as u32;
-    let (driver, result) =
-        match run_once(engine, id, ex, component, Mode::ReadOnly, None, None).await {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(n)) => return Ok(ReplayOutcome::Diverged(n)),
-            Err(EngineError::Host(HostError::UnknownWorkflow { name, .. })) => {
-                return Ok(ReplayOutcome::Failed(format!(
-                    "the component has no workflow named '{name}'"
-                )));
-            }
-            Err(e) => return Err(e),
-        };
-    let mut driver = driver;
-    let result = match result {
-        Ok(r) => r.map(Payload::new).map_err(failure_from_wit),
-        Err(HostError::Interrupted(i)) => {
-            return match i.downcast::<Stop>() {
-                Ok(Stop::Frontier) => Ok(ReplayOutcome::Compatible {
-                    entries,
-                    finished: false,
-                }),
-                Ok(Stop::Nondeterminism(n)) => Ok(ReplayOutcome::Diverged(n)),
-                Ok(Stop::Protocol(p)) => Ok(ReplayOutcome::Failed(p)),
-                Ok(other) => Err(EngineError::Corrupt(format!(
-                    "unexpected stop in a read-only replay: {other:?}"
-                ))),
-                Err(_) => Err(EngineError::Corrupt("unknown interrupt".into())),
-            };
-        }
-        // A journal that recorded exactly this failure is compatible.
-        Err(HostError::Guest(g)) => Err(Failure::new(FailureKind::NonRetryable, g.to_string())),
-        Err(e) => return Err(e.into()),
-    };
-    let finished = driver.replay.final_entry().is_some();
-    match driver.replay.finish(result) {
-        Ok(_) => Ok(ReplayOutcome::Compatible { entries, finished }),
-        Err(ReplayError::Nondeterminism(n)) => Ok(ReplayOutcome::Diverged(n)),
-        Err(ReplayError::Protocol(p)) => Ok(ReplayOutcome::Failed(p)),
-    }
-}
-
-/// Asks a running execution's workflow a query, on a replayed instance.
-pub(crate) async fn query(
-    engine: &Engine,
-    id: &ExecutionId,
-    name: &str,
-    args: Payload,
-) -> Result<Result<Payload, Failure>, EngineError> {
-    let ex = retrying(engine, || engine.inner.store.load(id)).await?;
-    if ex.meta.status.is_terminal() {
-        return Err(EngineError::QueryFinished {
-            id: id.clone(),
-            status: ex.meta.status,
-        });
-    }
-    let component = engine.component(&ex.meta.component).await?;
-    let request = QueryRequest {
-        name: name.to_string(),
-        args: args.into_bytes(),
-    };
-    let (_, result) = match run_once(
-        engine,
-        id,
-        ex,
-        &component,
-        Mode::Query(Some(request)),
-        None,
-        None,
-    )
-    .await?
-    {
-        Ok(pair) => pair,
-        Err(n) => {
-            return Err(EngineError::Corrupt(format!(
-                "the journal cannot be replayed: {n}"
-            )));
-        }
-    };
-    match result {
-        Err(HostError::Interrupted(i)) => match i.downcast::<Stop>() {
-            Ok(Stop::QueryAnswered(answer)) => Ok(answer),
-            Ok(Stop::Nondeterminism(n)) => Err(EngineError::Corrupt(format!(
-                "the execution diverges from its code: {n}"
-            ))),
-            Ok(Stop::Frontier) => Err(EngineError::QueryFinished {
-                id: id.clone(),
-                status: Status::Running,
-            }),
-            Ok(other) => Err(EngineError::Corrupt(format!(
-                "the query stopped unexpectedly: {other:?}"
-            ))),
-            Err(_) => Err(EngineError::Corrupt("unknown interrupt".into())),
-        },
-        Err(e) => Err(e.into()),
-        Ok(_) => Err(EngineError::Corrupt(
-            "the workflow returned while answering a query".into(),
-        )),
     }
 }

@@ -7,9 +7,11 @@
 //! 2. finished? return (duplicate pushes are harmless);
 //! 3. instantiate its pinned component (cached, precompiled);
 //! 4. run the workflow: the journal answers its calls ([`cairn_core::Replay`]);
-//!    at new ground the driver runs activities (their own instances, retry
-//!    policy), starts timers (short ones waited inline, long ones journaled
-//!    and suspended), consumes signals and cancel requests from the inbox;
+//!    at new ground [`cairn_core::AdvanceMachine`] decides and the driver
+//!    carries its actions out: it runs activities (their own instances,
+//!    retry policy), starts timers (short ones waited inline, long ones
+//!    journaled and suspended), consumes signals and cancel requests from
+//!    the inbox;
 //! 5. every new entry is one conditional append, durable before the next
 //!    effect starts; a conflict means another driver won: stop;
 //! 6. suspend only if the inbox and journal are as loaded; else take the new
@@ -17,17 +19,20 @@
 //! 7. near the deadline, stop at a step boundary ([`Advance::Yielded`]).
 
 mod activity;
+pub mod api;
 mod components;
+mod convert;
 mod crash;
 mod driver;
 mod error;
 mod events;
 mod lease;
+mod readonly;
 
 pub use components::{ComponentUse, GcAction, GcReport, MissingComponent};
-pub use driver::ReplayOutcome;
 pub use error::EngineError;
 pub use events::{EngineEvent, Observer};
+pub use readonly::ReplayOutcome;
 
 use cairn_core::{
     Clock, ComponentHash, Created, Entry, Event, Execution, ExecutionId, ExecutionMeta, InboxItem,
@@ -66,7 +71,7 @@ pub struct EngineConfig {
     /// suspending (saves a suspend + wake round trip).
     pub inline_wake: Duration,
     /// Retry policy of activities that set none.
-    pub default_retry: cairn_host::RetryPolicy,
+    pub default_retry: cairn_core::RetryPolicy,
     /// Store errors marked transient are retried this many times.
     pub store_retries: u32,
     /// Directories holding components as `<sha256>.wasm` (the Lambda
@@ -93,12 +98,7 @@ impl Default for EngineConfig {
             inline_timer: Duration::from_secs(1),
             inline_retry: Duration::from_secs(5),
             inline_wake: Duration::from_millis(500),
-            default_retry: cairn_host::RetryPolicy {
-                initial_interval_ms: 1000,
-                backoff_coefficient: 2.0,
-                maximum_interval_ms: 100_000,
-                maximum_attempts: 0,
-            },
+            default_retry: cairn_core::RetryPolicy::default(),
             store_retries: 3,
             history_warn_at: 10_000,
             push_parents: true,
@@ -333,6 +333,7 @@ impl Engine {
                 what: "the input (journal entry 0)".into(),
                 size,
                 limit,
+                advice: self.inner.store.too_large_advice(),
             }
             .into());
         }
@@ -408,7 +409,7 @@ impl Engine {
             None => self.inner.store.meta(id).await?.component,
         };
         let component = self.component(&hash).await?;
-        driver::replay(self, id, &component).await
+        readonly::replay(self, id, &component).await
     }
 
     /// Asks a running execution's workflow the query `name` (answered by a
@@ -420,7 +421,7 @@ impl Engine {
         name: &str,
         args: Payload,
     ) -> Result<Result<Payload, cairn_core::Failure>, EngineError> {
-        driver::query(self, id, name, args).await
+        readonly::query(self, id, name, args).await
     }
 
     /// Writes a signal to the execution's inbox. The caller pushes an
@@ -511,6 +512,7 @@ impl Engine {
                 what: message.describe(),
                 size,
                 limit,
+                advice: self.inner.store.too_large_advice(),
             }
             .into());
         }

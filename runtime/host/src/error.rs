@@ -3,28 +3,12 @@
 use cairn_core::ErrorCode;
 use std::fmt;
 
-/// The driver stops the guest: suspension, a store conflict, nondeterminism.
-/// The host turns it into a trap that unwinds the guest, and hands it back
-/// from [`crate::Sandbox::run_workflow`] untouched.
-pub struct Interrupt(pub Box<dyn std::any::Any + Send + Sync>);
-
-impl Interrupt {
-    /// Wraps any reason.
-    pub fn new<T: Send + Sync + 'static>(reason: T) -> Self {
-        Self(Box::new(reason))
-    }
-
-    /// Takes the reason back if it is a `T`.
-    pub fn downcast<T: 'static>(self) -> Result<T, Self> {
-        self.0.downcast::<T>().map(|b| *b).map_err(Self)
-    }
-}
-
-impl fmt::Debug for Interrupt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Interrupt(..)")
-    }
-}
+/// A [`crate::WorkflowCalls`] implementation stops the guest (to suspend,
+/// on a conflict, on nondeterminism...). The implementation keeps its own
+/// reason; the sandbox unwinds the guest and reports
+/// [`crate::WorkflowExit::Interrupted`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Interrupt;
 
 impl fmt::Display for Interrupt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -43,10 +27,11 @@ pub enum GuestError {
         /// What happened, with the guest's backtrace when available.
         message: String,
     },
-    /// It ran longer than its fuel budget without awaiting.
-    #[error("{code} the workflow ran more than {budget} instructions without awaiting an operation (an endless loop?); the execution fails so it cannot hang the host", code = ErrorCode::FuelExhausted)]
+    /// It used up its fuel budget per await: ran longer than the budget
+    /// without awaiting.
+    #[error("{code} the workflow used up its fuel budget per await: it ran more than {budget} instructions without awaiting an operation (an endless loop?); the execution fails so it cannot hang the host", code = ErrorCode::FuelExhausted)]
     FuelExhausted {
-        /// Fuel per step.
+        /// The fuel budget per await (instructions).
         budget: u64,
     },
     /// It asked for more memory than allowed.
@@ -71,7 +56,7 @@ pub enum GuestError {
         target: String,
     },
     /// The activity attempt ran out of time.
-    #[error("activity attempt timed out after {ms} ms")]
+    #[error("{code} activity attempt timed out after {ms} ms", code = ErrorCode::ActivityTimeout)]
     Timeout {
         /// The timeout.
         ms: u64,
@@ -82,7 +67,8 @@ impl GuestError {
     /// The stable code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Trap { .. } | Self::Timeout { .. } => ErrorCode::GuestTrap,
+            Self::Trap { .. } => ErrorCode::GuestTrap,
+            Self::Timeout { .. } => ErrorCode::ActivityTimeout,
             Self::HttpDenied { .. } => ErrorCode::HttpNotAllowed,
             Self::FuelExhausted { .. } => ErrorCode::FuelExhausted,
             Self::MemoryLimit { .. } => ErrorCode::MemoryLimit,
@@ -111,10 +97,7 @@ pub enum HostError {
     /// The guest failed (see [`GuestError`]).
     #[error(transparent)]
     Guest(#[from] GuestError),
-    /// The driver interrupted the guest.
-    #[error("interrupted by the driver")]
-    Interrupted(Interrupt),
     /// The sandbox itself failed (engine setup, cache IO).
-    #[error("sandbox error: {0}")]
+    #[error("{code} sandbox error: {0}", code = ErrorCode::Internal)]
     Internal(String),
 }

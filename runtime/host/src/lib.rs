@@ -4,7 +4,7 @@
 //!
 //! - the **engine configuration** for deterministic workflows: NaN
 //!   canonicalization, deterministic relaxed SIMD, no threads, a fuel budget
-//!   per step (a runaway loop fails the execution, deterministically), a
+//!   per await (a runaway loop fails the execution, deterministically), a
 //!   memory limit, the pooling allocator;
 //! - the **component cache**: components are identified by the sha256 of
 //!   their bytes, compiled once, kept precompiled on disk (`.cwasm`) and in
@@ -35,7 +35,7 @@ mod wasi;
 
 pub use bindings::types::{
     ActivityInfo, ActivityOptions, Completion, ComponentInfo, Failure as WitFailure,
-    FailureKind as WitFailureKind, LogLevel, QueryRequest, RetryPolicy, Wake,
+    FailureKind as WitFailureKind, LogLevel, Operation, Outcome, QueryRequest, RetryPolicy,
 };
 pub use error::{GuestError, HostError, Interrupt};
 pub use http::HttpAllowList;
@@ -43,5 +43,5 @@ pub use limits::MemoryBudget;
 pub use precompile::{Precompiler, engine_tag, file_name as precompiled_file_name, host_target};
 pub use sandbox::{
     ActivityRun, ComponentBytes, LoadedComponent, Sandbox, SandboxConfig, WIT_PACKAGE,
-    WorkflowCalls, WorkflowFuture, component_hash,
+    WorkflowCalls, WorkflowExit, WorkflowFuture, component_hash,
 };

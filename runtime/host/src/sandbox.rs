@@ -2,7 +2,8 @@
 
 use crate::bindings::cairn::workflow::host;
 use crate::bindings::types::{
-    ActivityInfo, ActivityOptions, ComponentInfo, Failure as WitFailure, LogLevel, Wake,
+    ActivityInfo, ActivityOptions, ComponentInfo, Failure as WitFailure, LogLevel, Operation,
+    Outcome,
 };
 use crate::bindings::{Component as Bindings, ComponentPre};
 use crate::error::{GuestError, HostError, Interrupt};
@@ -26,7 +27,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The WIT package this host implements.
-pub const WIT_PACKAGE: &str = "cairn:workflow@0.1.0";
+pub const WIT_PACKAGE: &str = "cairn:workflow@0.2.0";
 
 /// The sha256 of a component's bytes.
 pub fn component_hash(bytes: &[u8]) -> ComponentHash {
@@ -36,8 +37,9 @@ pub fn component_hash(bytes: &[u8]) -> ComponentHash {
 /// How the sandbox runs guests.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    /// Instructions (fuel units) a workflow may run between two awaits.
-    pub fuel_per_step: u64,
+    /// The fuel budget per await: instructions (fuel units) a workflow may
+    /// run between two awaits, refilled each time `wait-any` returns.
+    pub fuel_per_await: u64,
     /// Linear memory limit per instance, in bytes.
     pub memory_limit_bytes: usize,
     /// Memory all instances may hold together (see [`crate::MemoryBudget`]);
@@ -76,7 +78,7 @@ pub struct SandboxConfig {
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
-            fuel_per_step: 2_000_000_000,
+            fuel_per_await: 2_000_000_000,
             memory_limit_bytes: 256 << 20,
             memory_budget_bytes: None,
             pooled_instances: 0,
@@ -125,10 +127,10 @@ pub type WorkflowFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Interrupt
 
 /// The driver's side of the `cairn:workflow/host` imports. Each call may
 /// return an [`Interrupt`] to stop the guest (suspend, conflict,
-/// nondeterminism); the sandbox unwinds the guest and returns it.
-pub trait WorkflowCalls: Send + 'static {
-    /// Gives the implementation back to its owner after the run.
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
+/// nondeterminism), keeping the reason itself; the sandbox unwinds the
+/// guest and hands the implementation back with
+/// [`WorkflowExit::Interrupted`].
+pub trait WorkflowCalls: std::any::Any + Send {
     /// `schedule-activity`.
     fn schedule_activity(
         &mut self,
@@ -140,8 +142,9 @@ pub trait WorkflowCalls: Send + 'static {
     fn start_timer(&mut self, duration_ms: u64) -> Result<u32, Interrupt>;
     /// `wait-signal`.
     fn wait_signal(&mut self, name: String) -> Result<u32, Interrupt>;
-    /// `wait-any`.
-    fn wait_any(&mut self, handles: Vec<u32>) -> WorkflowFuture<'_, Wake>;
+    /// The wait of `wait-any` (its operations were started first, one
+    /// [`WorkflowCalls`] call each, in order).
+    fn wait_any(&mut self, handles: Vec<u32>) -> WorkflowFuture<'_, Outcome>;
     /// `cancel`.
     fn cancel(&mut self, handle: u32) -> Result<(), Interrupt>;
     /// Journal time (ms since the epoch): `now-ms` and the WASI clocks.
@@ -163,6 +166,16 @@ pub trait WorkflowCalls: Send + 'static {
     fn continue_as_new(&mut self, input: Vec<u8>) -> Interrupt;
     /// `answer-query`: always stops the guest.
     fn answer_query(&mut self, answer: Result<Vec<u8>, WitFailure>) -> Interrupt;
+}
+
+/// How a workflow run ended, when the sandbox did not fail.
+#[derive(Debug)]
+pub enum WorkflowExit {
+    /// The guest returned its result.
+    Returned(Result<Vec<u8>, WitFailure>),
+    /// A call of the [`WorkflowCalls`] implementation returned an
+    /// [`Interrupt`]: it knows why.
+    Interrupted,
 }
 
 /// The bytes of a component with their hash.
@@ -348,8 +361,25 @@ impl host::Host for GuestState {
         }
     }
 
-    async fn wait_any(&mut self, handles: Vec<u32>) -> wasmtime::Result<Wake> {
+    async fn wait_any(
+        &mut self,
+        start: Vec<Operation>,
+        handles: Vec<u32>,
+    ) -> wasmtime::Result<Outcome> {
         let calls = self.calls("wait-any")?;
+        // Exactly what the one-operation calls would do, in the same order:
+        // the journal cannot tell a batched step from separate calls.
+        for op in start {
+            let started = match op {
+                Operation::Activity(a) => calls.schedule_activity(a.name, a.input, a.options),
+                Operation::Timer(ms) => calls.start_timer(ms),
+                Operation::Signal(name) => calls.wait_signal(name),
+                Operation::Child(c) => calls.start_child(c.workflow, c.id, c.input),
+            };
+            if let Err(i) = started {
+                return self.interrupted(i);
+            }
+        }
         let r = calls.wait_any(handles).await;
         let now = calls.now_ms();
         match r {
@@ -672,19 +702,17 @@ impl Sandbox {
     }
 
     /// Runs workflow `workflow` of `component` from the start with `input`,
-    /// its host calls answered by `calls`. Returns the guest's own result, or
-    /// why it did not return one.
-    pub async fn run_workflow(
+    /// its host calls answered by `calls`. Gives `calls` back with how the
+    /// run ended: the guest's own result, an interrupt by `calls`, or the
+    /// guest's failure (trap, fuel, memory, a denied call).
+    pub async fn run_workflow<C: WorkflowCalls>(
         &self,
         component: &LoadedComponent,
         workflow: &str,
         input: &[u8],
         seed: u64,
-        calls: Box<dyn WorkflowCalls>,
-    ) -> (
-        Box<dyn WorkflowCalls>,
-        Result<Result<Vec<u8>, WitFailure>, HostError>,
-    ) {
+        calls: C,
+    ) -> (C, Result<WorkflowExit, HostError>) {
         let journal_time = JournalTime::default();
         journal_time.set_ms(calls.now_ms());
         let out = MemoryOutputPipe::new(16 << 10);
@@ -701,7 +729,7 @@ impl Sandbox {
             wasi,
             table: ResourceTable::new(),
             limits: Limits::new(self.config.memory_limit_bytes, self.budget.clone()),
-            calls: Some(calls),
+            calls: Some(Box::new(calls)),
             journal_time,
             rng: SeededRng::new(seed),
             refuel: false,
@@ -712,19 +740,26 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let budget = self.config.fuel_per_step;
+        let budget = self.config.fuel_per_await;
         let r = self
             .run_in(&mut store, component, workflow, input, budget)
             .await;
-        let calls = store
+        let calls: Box<dyn std::any::Any> = store
             .data_mut()
             .calls
             .take()
             .expect("the calls are kept until the run ends");
-        if let Some(i) = store.data_mut().interrupt.take() {
-            return (calls, Err(HostError::Interrupted(i)));
+        let calls = *calls
+            .downcast::<C>()
+            .expect("the store holds the calls it was given");
+        if store.data_mut().interrupt.take().is_some() {
+            return (calls, Ok(WorkflowExit::Interrupted));
         }
-        (calls, r.map_err(|e| self.guest_error(e, &store)))
+        (
+            calls,
+            r.map(WorkflowExit::Returned)
+                .map_err(|e| self.guest_error(e, &store)),
+        )
     }
 
     async fn run_in(
@@ -854,7 +889,7 @@ impl Sandbox {
         }
         if let Some(Trap::OutOfFuel) = e.downcast_ref::<Trap>() {
             return GuestError::FuelExhausted {
-                budget: self.config.fuel_per_step,
+                budget: self.config.fuel_per_await,
             }
             .into();
         }

@@ -64,6 +64,16 @@ pub struct Settings {
     /// `CAIRN_BATCH_CONCURRENCY` (8): executions of one stream batch (and
     /// of one sweep) advanced at the same time.
     pub batch_concurrency: usize,
+    /// `CAIRN_INDEX_SHARDS` (128): shards of the status and wake index keys
+    /// the store writes (see `cairn_store_dynamodb::DEFAULT_INDEX_SHARDS`).
+    pub index_shards: u32,
+    /// `CAIRN_PAYLOAD_BUCKET`: the S3 bucket that holds payloads over the
+    /// threshold (both stacks create it); unset: payloads stay in the
+    /// table, up to its 400 KB item limit.
+    pub payload_bucket: Option<String>,
+    /// `CAIRN_PAYLOAD_THRESHOLD_BYTES` (65,536): bodies over it go to the
+    /// payload bucket (see `cairn_store_dynamodb::DEFAULT_PAYLOAD_THRESHOLD`).
+    pub payload_threshold: usize,
     /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (MB): the guest memory budget is
     /// derived from it (see [`guest_memory_budget`]).
     pub function_memory_mb: Option<u64>,
@@ -240,6 +250,9 @@ impl Settings {
             lease: Duration::from_secs(30),
             inbox_grace: Duration::from_secs(60),
             batch_concurrency: 8,
+            index_shards: cairn_store_dynamodb::DEFAULT_INDEX_SHARDS,
+            payload_bucket: None,
+            payload_threshold: cairn_store_dynamodb::DEFAULT_PAYLOAD_THRESHOLD,
             function_memory_mb: None,
             activity_dirs: Vec::new(),
             http_allow: HttpAllowList::default(),
@@ -276,6 +289,20 @@ impl Settings {
             },
             batch_concurrency: env_number::<usize>("CAIRN_BATCH_CONCURRENCY")?
                 .map_or(defaults.batch_concurrency, |n| n.max(1)),
+            index_shards: match env_number::<u32>("CAIRN_INDEX_SHARDS")? {
+                Some(n) => cairn_store_dynamodb::check_index_shards(n)
+                    .map_err(|e| HandlerError::config(format!("CAIRN_INDEX_SHARDS: {e}")))?,
+                None => defaults.index_shards,
+            },
+            payload_bucket: std::env::var("CAIRN_PAYLOAD_BUCKET")
+                .ok()
+                .map(|b| b.trim().to_string())
+                .filter(|b| !b.is_empty()),
+            payload_threshold: match std::env::var("CAIRN_PAYLOAD_THRESHOLD_BYTES") {
+                Ok(v) => cairn_store_dynamodb::check_payload_threshold(&v)
+                    .map_err(|e| HandlerError::config(e.to_string()))?,
+                Err(_) => defaults.payload_threshold,
+            },
             function_memory_mb: env_number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?,
             activity_dirs: match std::env::var("CAIRN_ACTIVITY_DIRS") {
                 Ok(v) => v
@@ -355,9 +382,14 @@ pub fn deadline(header_ms: u64, now: Timestamp) -> Option<Timestamp> {
     }
 }
 
-/// Safety margin before the invocation's deadline.
+/// Safety margin before the invocation's deadline: what the advance leaves
+/// for the step in flight to be journaled and the continuation to be
+/// scheduled. A quarter of the time left, at most 10 s; at least 1 s (or
+/// half the time left, if less), so a short timeout on a slow moment still
+/// ends before Lambda stops the function.
 fn margin(remaining: Duration) -> Duration {
-    (remaining / 4).min(Duration::from_secs(10))
+    let floor = Duration::from_secs(1).min(remaining / 2);
+    (remaining / 4).clamp(floor, Duration::from_secs(10))
 }
 
 impl App {
@@ -367,8 +399,13 @@ impl App {
         sdk: &aws_config::SdkConfig,
         started: Instant,
     ) -> Result<Self, HandlerError> {
-        let store = cairn_store_dynamodb::DynamoStore::from_sdk_config(sdk, &settings.table)
-            .with_inbox_grace(settings.inbox_grace);
+        let mut store = cairn_store_dynamodb::DynamoStore::from_sdk_config(sdk, &settings.table)
+            .with_inbox_grace(settings.inbox_grace)
+            .with_index_shards(settings.index_shards)
+            .with_payload_threshold(settings.payload_threshold);
+        if let Some(bucket) = &settings.payload_bucket {
+            store = store.with_payload_bucket(bucket);
+        }
         let dynamo_stats = Some(store.stats().clone());
         let mut sandbox = SandboxConfig {
             cache_dir: Some(settings.cache_dir.clone()),
@@ -679,7 +716,7 @@ fn outcome_name(a: &Advance) -> &'static str {
         Advance::Suspended { .. } => "waiting",
         Advance::Conflict { .. } => "conflict",
         Advance::Parked(_) => "parked",
-        Advance::Yielded => "continuing",
+        Advance::Yielded => "yielded",
     }
 }
 

@@ -40,6 +40,21 @@ pub fn at_expression(at: Timestamp) -> String {
     format!("at({})", &iso[..19])
 }
 
+/// A failed Scheduler request as [`send_with_retries`] takes it: whether
+/// the service said throttling or internal error (`None`: no answer) and
+/// the error's text. (The operations' error types share these methods, not
+/// a trait.)
+macro_rules! failure {
+    ($e:expr) => {{
+        let e = $e;
+        (
+            e.as_service_error()
+                .map(|s| s.is_throttling_exception() || s.is_internal_server_exception()),
+            aws_sdk_scheduler::error::DisplayErrorContext(&e).to_string(),
+        )
+    }};
+}
+
 impl Scheduler {
     /// A scheduler on `group`, invoking as `role_arn`.
     pub fn new(
@@ -100,11 +115,8 @@ impl Scheduler {
             .mode(FlexibleTimeWindowMode::Off)
             .build()
             .map_err(|e| HandlerError::config(e.to_string()))?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            self.created.fetch_add(1, Ordering::Relaxed);
-            let r = self
+        let sent = send_with_retries(&self.created, || async {
+            match self
                 .client
                 .create_schedule()
                 .name(schedule_name(id, at))
@@ -115,63 +127,115 @@ impl Scheduler {
                 .action_after_completion(ActionAfterCompletion::Delete)
                 .target(target.clone())
                 .send()
-                .await;
-            let e = match r {
-                Ok(_) => return Ok(()),
+                .await
+            {
+                Ok(_) => Ok(()),
+                // Created already: idempotent.
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_conflict_exception()) =>
                 {
-                    return Ok(());
+                    Ok(())
                 }
-                Err(e) => e,
-            };
-            // Throttling, 5xx and transport errors pass; a quota or a bad
-            // request does not within seconds (the sweep is the net).
-            let retryable = e
-                .as_service_error()
-                .is_none_or(|s| s.is_throttling_exception() || s.is_internal_server_exception());
-            let message = format!(
-                "cannot schedule the wake of {id} at {at} (attempt {attempt}): {}",
-                aws_sdk_scheduler::error::DisplayErrorContext(&e)
-            );
-            if !retryable || attempt >= CREATE_ATTEMPTS {
-                return Err(HandlerError::unavailable(message));
+                Err(e) => Err(failure!(e)),
             }
-            tracing::warn!("{message}; retrying");
-            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
-        }
+        })
+        .await;
+        // A quota or a bad request does not pass within seconds either: the
+        // sweep is the net, so both are "unavailable".
+        sent.map_err(|(attempt, _, detail)| {
+            HandlerError::unavailable(format!(
+                "cannot schedule the wake of {id} at {at} (attempt {attempt}): {detail}"
+            ))
+        })
     }
 
-    /// Deletes the wake of `id` at `at` (gone already is fine).
+    /// Deletes the wake of `id` at `at` (gone already is fine). Throttling,
+    /// 5xx and transport errors are retried like a create's, then reported
+    /// as unavailable (`CRN205`, retry later); anything else (a refused
+    /// request: the role, the group) is a configuration error (`CRN206`).
     pub async fn delete(&self, id: &ExecutionId, at: Timestamp) -> Result<(), HandlerError> {
-        self.deleted.fetch_add(1, Ordering::Relaxed);
-        let r = self
-            .client
-            .delete_schedule()
-            .name(schedule_name(id, at))
-            .group_name(&self.group)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        let sent = send_with_retries(&self.deleted, || async {
+            match self
+                .client
+                .delete_schedule()
+                .name(schedule_name(id, at))
+                .group_name(&self.group)
+                .send()
+                .await
             {
-                Ok(())
+                Ok(_) => Ok(()),
+                // Gone already (fired, or deleted by another invocation).
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(failure!(e)),
             }
-            Err(e) => Err(HandlerError::config(format!(
-                "cannot delete the wake of {id} at {at}: {}",
-                aws_sdk_scheduler::error::DisplayErrorContext(&e)
-            ))),
-        }
+        })
+        .await;
+        sent.map_err(|(attempt, retryable, detail)| {
+            let message =
+                format!("cannot delete the wake of {id} at {at} (attempt {attempt}): {detail}");
+            if retryable {
+                HandlerError::unavailable(message)
+            } else {
+                HandlerError::config(message)
+            }
+        })
     }
+}
+
+/// Sends one Scheduler request (counted in `sent`) until it succeeds,
+/// retrying transient failures (see [`transient`]) up to
+/// [`CREATE_ATTEMPTS`] times with doubling delays. `send` gives `Ok` for a
+/// success (or a benign refusal), else whether the service said throttling
+/// or internal error (`None`: no service answer) and the error's text. On
+/// giving up: the attempts made, whether the last failure was transient,
+/// and its text.
+async fn send_with_retries<F, Fut>(sent: &AtomicU64, mut send: F) -> Result<(), (u32, bool, String)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), (Option<bool>, String)>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        sent.fetch_add(1, Ordering::Relaxed);
+        let (throttled_or_internal, detail) = match send().await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let retryable = transient(throttled_or_internal);
+        if !retryable || attempt >= CREATE_ATTEMPTS {
+            return Err((attempt, retryable, detail));
+        }
+        tracing::warn!("a Scheduler request failed (attempt {attempt}): {detail}; retrying");
+        tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+    }
+}
+
+/// Whether a Scheduler error may pass if retried: a service error that is
+/// throttling or internal (`Some(true)`), or no service answer at all
+/// (`None`: a timeout, a reset connection, a dispatch failure).
+fn transient(throttled_or_internal: Option<bool>) -> bool {
+    throttled_or_internal.unwrap_or(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_5xx_and_transport_errors_are_transient_refusals_are_not() {
+        assert!(transient(None), "no answer: a transport error");
+        assert!(transient(Some(true)), "throttled or internal");
+        assert!(!transient(Some(false)), "a refused request");
+        let e = HandlerError::unavailable("x");
+        assert!(e.error_type.starts_with("CRN205."), "{}", e.error_type);
+    }
 
     #[test]
     fn names_and_expressions_fit_the_scheduler() {

@@ -32,6 +32,8 @@
 
 mod support;
 
+use cairn_core::ExecutionMeta;
+use cairn_store_dynamodb::DynamoStore;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -494,16 +496,8 @@ struct Journals {
 
 /// Every execution of the tree rooted at `id` (the execution and its
 /// children, by their ids' prefix), with every run's journal.
-async fn tree(aws: &Aws, id: &str) -> Vec<Journals> {
+async fn tree(store: &DynamoStore, all: &[ExecutionMeta], id: &str) -> Vec<Journals> {
     use cairn_core::Store as _;
-    let store = cairn_store_dynamodb::DynamoStore::from_sdk_config(
-        &aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .load()
-            .await,
-        &aws.table,
-    );
-    let all = store.list(cairn_core::ListFilter::default()).await.unwrap();
     let mut out = Vec::new();
     for m in all {
         let this = m.id.as_str();
@@ -520,6 +514,21 @@ async fn tree(aws: &Aws, id: &str) -> Vec<Journals> {
         }
     }
     out
+}
+
+/// A store on the test's table, and every execution in it: listed once (a
+/// list reads every shard of the status index).
+async fn everything(aws: &Aws) -> (DynamoStore, Vec<ExecutionMeta>) {
+    use cairn_core::Store as _;
+    let store = DynamoStore::from_sdk_config(
+        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await,
+        &aws.table,
+    );
+    let all = store.list(cairn_core::ListFilter::default()).await.unwrap();
+    (store, all)
 }
 
 /// The entries of `ex` (every run) with its root's id taken out.
@@ -736,10 +745,11 @@ async fn every_execution_completes_through_kills_duplicates_and_late_wakes() {
     let mut reruns = 0;
     let mut journaled_completions = 0;
     let by_kind: BTreeMap<&str, &Run> = reference.iter().map(|r| (kind(&r.id), r)).collect();
+    let (store, all) = everything(&aws).await;
     for run in &runs {
         let reference_run = by_kind[kind(&run.id)];
-        let got = tree(&aws, &run.id).await;
-        let want = tree(&aws, &reference_run.id).await;
+        let got = tree(&store, &all, &run.id).await;
+        let want = tree(&store, &all, &reference_run.id).await;
         if got.len() != want.len() {
             violations.push(format!(
                 "{}: {} executions in its tree, the uninterrupted run had {}",

@@ -6,9 +6,6 @@ use cairn_core::store::*;
 use cairn_core::{ComponentHash, Entry, ExecutionId, Timestamp};
 use std::collections::HashMap;
 
-/// The one partition of the `by-wake` index (small tables need no sharding).
-pub(crate) const WAKE_BUCKET: &str = "w";
-
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
@@ -37,12 +34,6 @@ pub(crate) fn exec_pk(id: &ExecutionId) -> String {
 /// descending query reads meta, inbox, then the current run, newest first.
 pub(crate) fn entry_sk(run: u32, index: u32) -> String {
     format!("h#{run:06}#{index:010}")
-}
-
-/// The key of `run`'s first entry: `sk >= ` it holds the run, the inbox and
-/// the meta, and no older run.
-pub(crate) fn run_floor_sk(run: u32) -> String {
-    entry_sk(run, 0)
 }
 
 /// An item's size as DynamoDB counts it (close enough for figures):
@@ -76,13 +67,19 @@ fn corrupt(id: &ExecutionId, reason: impl Into<String>) -> StoreError {
     }
 }
 
-pub(crate) fn meta_item(m: &ExecutionMeta) -> Item {
+/// The meta item of a new execution; `shards`: the store's index shard count.
+pub(crate) fn meta_item(m: &ExecutionMeta, shards: u32) -> Item {
+    let shard = crate::shards::shard_of(&m.id, shards);
     let mut item: Item = HashMap::new();
     item.insert("pk".into(), s(exec_pk(&m.id)));
     item.insert("sk".into(), s("meta"));
     item.insert("workflow".into(), s(&m.workflow));
     item.insert("component".into(), s(m.component.as_str()));
     item.insert("status".into(), s(m.status.as_str()));
+    item.insert(
+        "status_shard".into(),
+        s(crate::shards::status_key(m.status, shard)),
+    );
     item.insert("input_hash".into(), n(m.input_hash));
     item.insert("created_at".into(), n(m.created_at.as_millis()));
     item.insert("updated_at".into(), n(m.updated_at.as_millis()));
@@ -92,7 +89,7 @@ pub(crate) fn meta_item(m: &ExecutionMeta) -> Item {
     // workflow waits for (0: none).
     if let Some(t) = m.due_at {
         item.insert("wake_at".into(), n(t.as_millis()));
-        item.insert("wake_bucket".into(), s(WAKE_BUCKET));
+        item.insert("wake_bucket".into(), s(crate::shards::wake_key(shard)));
     }
     item.insert("timer_at".into(), n(m.wake_at.map_or(0, |t| t.as_millis())));
     if let Some(w) = &m.waiting_on {
@@ -137,10 +134,19 @@ pub(crate) fn meta_from_item(id: &ExecutionId, item: &Item) -> Result<ExecutionM
     })
 }
 
-pub(crate) fn entry_item(id: &ExecutionId, run: u32, index: u32, body: String) -> Item {
+/// A journal entry's item without its body (see `payloads::Body::set`).
+pub(crate) fn entry_item(id: &ExecutionId, run: u32, index: u32) -> Item {
     let mut item: Item = HashMap::new();
     item.insert("pk".into(), s(exec_pk(id)));
     item.insert("sk".into(), s(entry_sk(run, index)));
+    item
+}
+
+/// A journal entry's item with its body inline (tests that write items
+/// themselves).
+#[cfg(test)]
+pub(crate) fn inline_entry_item(id: &ExecutionId, run: u32, index: u32, body: String) -> Item {
+    let mut item = entry_item(id, run, index);
     item.insert("body".into(), s(body));
     item
 }
@@ -160,7 +166,6 @@ pub(crate) fn inbox_item(
     ulid: &str,
     at: Timestamp,
     message: &InboxMessage,
-    body: String,
 ) -> Item {
     let mut item: Item = HashMap::new();
     item.insert("pk".into(), s(exec_pk(id)));
@@ -172,7 +177,6 @@ pub(crate) fn inbox_item(
         InboxMessage::ChildCompleted { .. } => "child",
     };
     item.insert("kind".into(), s(kind));
-    item.insert("body".into(), s(body));
     item
 }
 

@@ -10,6 +10,10 @@
 //! | component | `component#<sha256>` | `meta`, `c#<chunk>` |
 //! | workflow registry | `workflow#<name>` | `meta` |
 //!
+//! The meta's index keys are sharded (no hot key at internet scale): see
+//! the [`shards`] module; the table's contract item `cairn#table` / `meta`
+//! records the highest shard count written with.
+//!
 //! Correctness under concurrent Lambda invocations rests on conditional
 //! writes, never on locks:
 //!
@@ -23,10 +27,15 @@
 //!   never read. Otherwise the first page stops at 500 items (so it reads
 //!   little of an older run) and the pages after it, the run now known
 //!   from the meta, are bounded to the run;
+//! - **create** is entry 0, then the meta, each one conditional `PutItem`;
+//!   an entry 0 without its meta (a start stopped in between) is taken
+//!   over by the next start of the same workflow and input;
 //! - **append** is one conditional `PutItem` (`attribute_not_exists`): the
-//!   first writer of an index wins. When two items must change together it is
-//!   one `TransactWriteItems`: a final entry with the meta's status; a signal
-//!   entry with its inbox item (marked consumed, expiring after 7 days);
+//!   first writer of an index wins. A final entry is that put, then the
+//!   meta's status in one update conditional on the run (half done, the
+//!   next load finishes it): a transaction would cost twice the write
+//!   units. A signal entry and its inbox item (marked consumed, expiring
+//!   after 7 days) change together in one `TransactWriteItems`;
 //! - **deliver** puts the inbox item and bumps the meta's inbox version in one
 //!   transaction;
 //! - **suspend** updates the meta only if the inbox version is the one loaded,
@@ -40,15 +49,28 @@
 //! answered as done. Throttling, 5xx and connection errors are retried by
 //! the SDK under the store's [`retry_config`]; what still fails is
 //! [`StoreError::Unavailable`].
-//! Items over DynamoDB's 400 KB limit are refused before the call, naming
-//! the execution, the item and the size.
+//! Bodies over a threshold (64 KiB by default) go to an S3 bucket when one
+//! is configured, the item holding a reference with the body's SHA-256
+//! (see the [`payloads`] module), up to [`MAX_PAYLOAD_BYTES`]; without a
+//! bucket, items over DynamoDB's 400 KB limit are refused before the call,
+//! naming the execution, the item, the size and the setting.
 
 mod codec;
+mod journal_cache;
+mod payloads;
 mod requests;
+mod shards;
 mod table;
 
+pub use payloads::{
+    DEFAULT_PAYLOAD_THRESHOLD, MAX_PAYLOAD_BYTES, PAYLOAD_PREFIX, check_payload_threshold,
+};
 pub use requests::RequestStats;
-pub use table::{TableCheck, create_table, describe_table};
+pub use shards::{
+    CONTRACT_VERSION, DEFAULT_INDEX_SHARDS, MAX_INDEX_SHARDS, check_index_shards, shard_of,
+    status_key, wake_key,
+};
+pub use table::{STATUS_PROJECTION, TableCheck, create_table, describe_table, upgrade_table};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -75,6 +97,22 @@ const COLD_FIRST_PAGE_ITEMS: i32 = 500;
 /// Executions whose current run the store remembers (a few bytes each);
 /// past it the memory starts over.
 const RUN_HINTS: usize = 10_000;
+
+/// Copies of each workflow's pointer that starts read in turn, so that no
+/// key takes more than its share of the starts' reads (see
+/// `workflow_component`): 16 copies keep each under DynamoDB's 3,000 read
+/// units per second up to about 48,000 starts per second of one workflow.
+pub const POINTER_REPLICAS: u64 = 16;
+
+/// Every status, for a list that names none.
+const ALL_STATUSES: [Status; 6] = [
+    Status::Running,
+    Status::Waiting,
+    Status::Completed,
+    Status::Failed,
+    Status::Cancelled,
+    Status::Parked,
+];
 
 /// How long consumed inbox items are kept (for audit) before TTL removes them.
 const CONSUMED_RETENTION_SECS: u64 = 7 * 86_400;
@@ -125,6 +163,18 @@ pub struct DynamoStore {
     /// The current run of executions whose meta the store saw: the lower
     /// bound of a load's key condition.
     run_hints: Arc<Mutex<HashMap<ExecutionId, u32>>>,
+    /// Index shards this store writes to (see [`shards`]).
+    index_shards: u32,
+    /// The shard count this process has recorded in the contract item (0:
+    /// none yet): writes wait for it to reach `index_shards`.
+    shards_recorded: Arc<std::sync::atomic::AtomicU32>,
+    /// Workflow pointer reads so far: the next picks copy `n % POINTER_REPLICAS`.
+    pointer_reads: Arc<std::sync::atomic::AtomicU64>,
+    /// Journals this process loaded or wrote lately: a load reads only
+    /// the entries after them (see [`journal_cache`]).
+    journals: Arc<journal_cache::JournalCache>,
+    /// Large bodies in S3 (see [`payloads`]).
+    payloads: payloads::Payloads,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -186,7 +236,83 @@ impl DynamoStore {
             ulids: Arc::new(Mutex::new(ulid::Generator::new())),
             inbox_grace: None,
             run_hints: Arc::default(),
+            index_shards: DEFAULT_INDEX_SHARDS,
+            shards_recorded: Arc::default(),
+            pointer_reads: Arc::default(),
+            journals: Arc::default(),
+            payloads: payloads::Payloads {
+                client: payloads::s3_client(sdk),
+                bucket: None,
+                threshold: DEFAULT_PAYLOAD_THRESHOLD,
+            },
         }
+    }
+
+    /// Bodies over the payload threshold go to `bucket` (see [`payloads`]),
+    /// up to [`MAX_PAYLOAD_BYTES`]. Without one, bodies stay in the item,
+    /// up to [`MAX_ITEM_BYTES`].
+    pub fn with_payload_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.payloads.bucket = Some(bucket.into());
+        self
+    }
+
+    /// Bodies over `bytes` go to the payload bucket (default
+    /// [`DEFAULT_PAYLOAD_THRESHOLD`]; at most [`MAX_ITEM_BYTES`], the
+    /// most an item holds).
+    pub fn with_payload_threshold(mut self, bytes: usize) -> Self {
+        self.payloads.threshold = bytes.min(MAX_ITEM_BYTES);
+        self
+    }
+
+    /// Payloads read and written through S3 with the endpoint, region and
+    /// credentials of `sdk` (by default those the store was made with).
+    pub fn with_payload_sdk_config(mut self, sdk: &aws_config::SdkConfig) -> Self {
+        self.payloads.client = payloads::s3_client(sdk);
+        self
+    }
+
+    /// Creates the payload bucket unless it exists (`cairn table create`,
+    /// for local use: the deploy stacks create theirs). `Ok(true)`: created.
+    pub async fn create_payload_bucket(&self) -> Result<bool, StoreError> {
+        let Some(bucket) = self.payloads.bucket.as_deref() else {
+            return Err(StoreError::Misconfigured(
+                "no payload bucket is configured: set CAIRN_PAYLOAD_BUCKET (or --payload-bucket)"
+                    .into(),
+            ));
+        };
+        let client = &self.payloads.client;
+        if client.head_bucket().bucket(bucket).send().await.is_ok() {
+            return Ok(false);
+        }
+        let mut create = client.create_bucket().bucket(bucket);
+        if let Some(region) = client.config().region().map(|r| r.to_string())
+            && region != "us-east-1"
+        {
+            create = create.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                        region.as_str(),
+                    ))
+                    .build(),
+            );
+        }
+        create.send().await.map_err(|e| {
+            StoreError::Misconfigured(format!(
+                "cannot create payload bucket {bucket}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ))
+        })?;
+        Ok(true)
+    }
+
+    /// The payload bucket, if any.
+    pub fn payload_bucket(&self) -> Option<&str> {
+        self.payloads.bucket.as_deref()
+    }
+
+    /// The payload threshold in bytes.
+    pub fn payload_threshold(&self) -> usize {
+        self.payloads.threshold
     }
 
     /// The same store with its SDK client's configuration adjusted by `f`
@@ -206,6 +332,19 @@ impl DynamoStore {
     pub fn with_inbox_grace(mut self, grace: std::time::Duration) -> Self {
         self.inbox_grace = Some(grace);
         self
+    }
+
+    /// Writes index keys over `n` shards (see the [`shards`] module; checked
+    /// with [`check_index_shards`]). Readers query every shard any store
+    /// ever wrote to, so changing `n` loses no execution.
+    pub fn with_index_shards(mut self, n: u32) -> Self {
+        self.index_shards = n.clamp(1, MAX_INDEX_SHARDS);
+        self
+    }
+
+    /// The shard count this store writes with.
+    pub fn index_shards(&self) -> u32 {
+        self.index_shards
     }
 
     /// The table name.
@@ -279,9 +418,9 @@ impl DynamoStore {
     async fn load_from(
         &self,
         id: &ExecutionId,
-        mut floor: Option<u32>,
+        mut floor: Option<(u32, u32)>,
     ) -> Result<Option<Execution>, StoreError> {
-        let hint = floor;
+        let hint = floor.map(|(run, _)| run);
         let mut meta: Option<ExecutionMeta> = None;
         let mut journal = Vec::new();
         let mut inbox = Vec::new();
@@ -299,9 +438,9 @@ impl DynamoStore {
             // Descending, `meta` and `in#` sort above every entry: a floor
             // at the run's first entry keeps them and drops older runs.
             let query = match floor {
-                Some(run) => query
+                Some((run, index)) => query
                     .key_condition_expression("pk = :pk AND sk >= :floor")
-                    .expression_attribute_values(":floor", s(run_floor_sk(run))),
+                    .expression_attribute_values(":floor", s(entry_sk(run, index))),
                 None => query
                     .key_condition_expression("pk = :pk")
                     .limit(COLD_FIRST_PAGE_ITEMS),
@@ -315,7 +454,7 @@ impl DynamoStore {
                 items.len() as u64,
                 items.iter().map(item_bytes).sum::<usize>() as u64,
             );
-            for item in items {
+            for mut item in items {
                 let sk = get_s(&item, "sk").unwrap_or_default();
                 if sk == "meta" {
                     let m = meta_from_item(id, &item)?;
@@ -328,6 +467,9 @@ impl DynamoStore {
                     // deliveries remain idempotent; they are not pending.
                     let consumed = item.contains_key("consumed_at");
                     if !consumed {
+                        self.payloads
+                            .resolve(id, || format!("inbox item {ulid}"), &mut item)
+                            .await?;
                         inbox.push(inbox_from_item(id, ulid, &item)?);
                     }
                 } else if let Some((run, index)) = parse_entry_sk(&sk) {
@@ -338,6 +480,9 @@ impl DynamoStore {
                     if run < current {
                         break 'pages; // An earlier run: not part of this load.
                     }
+                    self.payloads
+                        .resolve(id, || format!("journal entry {index}"), &mut item)
+                        .await?;
                     journal.push(entry_from_item(id, index, &item)?);
                 }
             }
@@ -347,8 +492,11 @@ impl DynamoStore {
             }
             // The next page starts within the run (or above it): bound it
             // to the run, now known from the meta, and lift the item cap.
-            if let Some(m) = &meta {
-                floor = Some(m.run);
+            // (A bound within the run, from the journal cache, stays.)
+            if let Some(m) = &meta
+                && floor.is_none_or(|(run, _)| run != m.run)
+            {
+                floor = Some((m.run, 0));
             }
         }
         let meta = meta.ok_or_else(|| StoreError::NotFound(id.clone()))?;
@@ -391,21 +539,39 @@ impl DynamoStore {
         }
     }
 
+    /// Refuses a body over the store's limit before any request.
     fn check_size(
         &self,
         id: &ExecutionId,
         what: impl FnOnce() -> String,
         size: usize,
     ) -> Result<(), StoreError> {
-        if size > MAX_ITEM_BYTES {
+        let limit = self.payloads.limit();
+        if size > limit {
             return Err(StoreError::TooLarge {
                 id: id.clone(),
                 what: what(),
                 size,
-                limit: MAX_ITEM_BYTES,
+                limit,
+                advice: self.payloads.advice(),
             });
         }
         Ok(())
+    }
+
+    /// The item of journal entry `index` of `run`, its body in S3 when
+    /// large (written before the item: see [`payloads`]).
+    async fn entry_item(
+        &self,
+        id: &ExecutionId,
+        run: u32,
+        index: u32,
+        what: impl FnOnce() -> String,
+        body: String,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let mut item = entry_item(id, run, index);
+        self.payloads.body(id, what, body).await?.set(&mut item);
+        Ok(item)
     }
 
     /// One transaction. Cancelled for a `TransactionConflict` (another
@@ -483,12 +649,16 @@ fn put(table: &str, item: HashMap<String, AttributeValue>, condition: &str) -> T
 /// byte for byte the same, the journal would hold exactly what this caller
 /// meant to write.)
 fn is_own_entry(found: Option<&HashMap<String, AttributeValue>>, body: &str) -> bool {
-    found.and_then(|item| get_s(item, "body")).as_deref() == Some(body)
+    found.is_some_and(|item| payloads::same_body(item, body))
 }
 
 impl cairn_core::Store for DynamoStore {
     fn max_item_bytes(&self) -> usize {
-        MAX_ITEM_BYTES
+        self.payloads.limit()
+    }
+
+    fn too_large_advice(&self) -> String {
+        self.payloads.advice()
     }
 
     fn create(&self, new: NewExecution) -> StoreFuture<'_, Created> {
@@ -497,41 +667,128 @@ impl cairn_core::Store for DynamoStore {
             let body = String::from_utf8(cairn_core::entry::encode(&new.started))
                 .expect("entries are JSON");
             self.check_size(&id, || "the input (journal entry 0)".into(), body.len())?;
-            let items = vec![
-                put(
-                    &self.table,
-                    meta_item(&new.meta),
-                    "attribute_not_exists(pk)",
-                ),
-                put(
-                    &self.table,
-                    entry_item(&id, 1, 0, body),
-                    "attribute_not_exists(pk)",
-                ),
-            ];
-            match self.transact(items).await {
-                Ok(()) => {
-                    self.note_run(&id, 1); // entry 0 is run 1's
-                    Ok(Created::New)
-                }
-                Err(TransactError::Cancelled(..)) => {
-                    let existing =
-                        self.get_meta(&id)
-                            .await?
-                            .ok_or_else(|| StoreError::Conflict {
-                                id: id.clone(),
-                                reason: "the execution's items exist without its meta".into(),
-                            })?;
-                    cairn_core::memory::check_same_start(&existing, &new.meta)
-                }
-                Err(TransactError::Other(e)) => Err(e),
+            self.ensure_shards().await?;
+            let entry0 = self
+                .entry_item(
+                    &id,
+                    1,
+                    0,
+                    || "the input (journal entry 0)".into(),
+                    body.clone(),
+                )
+                .await?;
+            // Entry 0, then the meta, each one conditional put: no
+            // transaction (which costs twice the write units, the status
+            // index's too). A load needs the meta, so an entry 0 alone is
+            // no execution yet; a start stopped between the two is taken
+            // over by the next start of the same workflow and input.
+            use aws_sdk_dynamodb::operation::put_item::PutItemError;
+            use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld;
+            let r = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(entry0))
+                .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(AllOld)
+                .send()
+                .await;
+            let ours = match r {
+                Ok(_) => true,
+                Err(e) => match e.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                        if let Some(existing) = self.get_meta(&id).await? {
+                            // Started before (this very start again too).
+                            return cairn_core::memory::check_same_start(&existing, &new.meta);
+                        } else if is_own_entry(c.item.as_ref(), &body) {
+                            true // our put, applied before its reply was lost
+                        } else {
+                            let mut found = c.item.clone().unwrap_or_default();
+                            self.payloads
+                                .resolve(&id, || "journal entry 0".into(), &mut found)
+                                .await?;
+                            let same = Some(&found)
+                                .and_then(|i| entry_from_item(&id, 0, i).ok())
+                                .is_some_and(|e| match e.event {
+                                    cairn_core::Event::Started {
+                                        workflow, input, ..
+                                    } => {
+                                        workflow == new.meta.workflow
+                                            && cairn_core::input_hash(input.as_bytes())
+                                                == new.meta.input_hash
+                                    }
+                                    _ => false,
+                                });
+                            if !same {
+                                return Err(StoreError::Conflict {
+                                    id: id.clone(),
+                                    reason: "the execution's items exist without its meta (another start of this id, with another workflow or input, stopped before its meta): start it with that workflow and input".into(),
+                                });
+                            }
+                            false // its entry 0 stands; the meta follows
+                        }
+                    }
+                    _ => return Err(sdk_error(&self.table, e)),
+                },
+            };
+            let r = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(meta_item(&new.meta, self.index_shards)))
+                .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(AllOld)
+                .send()
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e) => match e.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                        let found = c
+                            .item
+                            .as_ref()
+                            .map(|i| meta_from_item(&id, i))
+                            .transpose()?;
+                        let mine = found.as_ref().is_some_and(|m| {
+                            m.created_at == new.meta.created_at
+                                && m.workflow == new.meta.workflow
+                                && m.input_hash == new.meta.input_hash
+                        });
+                        if !mine {
+                            let existing = match found {
+                                Some(m) => m,
+                                None => self
+                                    .get_meta(&id)
+                                    .await?
+                                    .ok_or_else(|| StoreError::NotFound(id.clone()))?,
+                            };
+                            return cairn_core::memory::check_same_start(&existing, &new.meta);
+                        }
+                        // Our meta, applied before its reply was lost.
+                    }
+                    _ => return Err(sdk_error(&self.table, e)),
+                },
             }
+            self.note_run(&id, 1); // entry 0 is run 1's
+            if ours {
+                self.journals.put(
+                    &id,
+                    1,
+                    new.meta.created_at,
+                    std::slice::from_ref(&new.started),
+                );
+            }
+            Ok(Created::New)
         })
     }
 
     fn load<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, Execution> {
         Box::pin(async move {
-            let ex = match self.load_from(id, self.run_hint(id)).await {
+            if let Some(ex) = self.load_after_cached(id).await? {
+                return self.loaded(id, ex).await;
+            }
+            let floor = self.run_hint(id).map(|run| (run, 0));
+            let ex = match self.load_from(id, floor).await {
                 Ok(Some(ex)) => ex,
                 Ok(None) => {
                     self.forget_run(id);
@@ -546,8 +803,7 @@ impl cairn_core::Store for DynamoStore {
                     return Err(e);
                 }
             };
-            self.note_run(id, ex.meta.run);
-            Ok(ex)
+            self.loaded(id, ex).await
         })
     }
 
@@ -565,11 +821,23 @@ impl cairn_core::Store for DynamoStore {
             let body = String::from_utf8(cairn_core::entry::encode(&append.entry))
                 .expect("entries are JSON");
             self.check_size(id, || format!("journal entry {index}"), body.len())?;
-            let entry = entry_item(id, append.run, index, body.clone());
+            let entry = self
+                .entry_item(
+                    id,
+                    append.run,
+                    index,
+                    || format!("journal entry {index}"),
+                    body.clone(),
+                )
+                .await?;
             let finish = append.entry.event.final_status();
             let at = append.entry.at;
-            if finish.is_none() && append.consume.is_none() {
-                // The common step: one conditional put.
+            if append.consume.is_none() {
+                // The common step: one conditional put. A final entry is
+                // then followed by the meta's status, conditional on the
+                // run: no transaction (which would cost twice the write
+                // units, indexes included). Stopped in between, the next
+                // load finishes the meta (see `load_from`).
                 let r = self
                     .client
                     .put_item()
@@ -582,21 +850,24 @@ impl cairn_core::Store for DynamoStore {
                     .send()
                     .await;
                 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-                return match r {
-                    Ok(_) => Ok(()),
+                match r {
+                    Ok(_) => {}
                     Err(e) => match e.as_service_error() {
                         Some(PutItemError::ConditionalCheckFailedException(c)) => {
-                            if is_own_entry(c.item.as_ref(), &body) {
-                                Ok(())
-                            } else {
-                                Err(StoreError::Conflict {
+                            if !is_own_entry(c.item.as_ref(), &body) {
+                                return Err(StoreError::Conflict {
                                     id: id.clone(),
                                     reason: format!("journal entry {index} already exists"),
-                                })
+                                });
                             }
                         }
-                        _ => Err(sdk_error(&self.table, e)),
+                        _ => return Err(sdk_error(&self.table, e)),
                     },
+                }
+                self.journals.push(id, append.run, &append.entry);
+                return match finish {
+                    None => Ok(()),
+                    Some(status) => self.finish_meta(id, append.run, status, at).await,
                 };
             }
             let mut items = vec![put(&self.table, entry, "attribute_not_exists(pk)")];
@@ -625,6 +896,7 @@ impl cairn_core::Store for DynamoStore {
                 );
             }
             if let Some(status) = finish {
+                self.ensure_shards().await?;
                 items.push(
                     TransactWriteItem::builder()
                         .update(
@@ -632,7 +904,8 @@ impl cairn_core::Store for DynamoStore {
                                 .table_name(&self.table)
                                 .key("pk", s(exec_pk(id)))
                                 .key("sk", s("meta"))
-                                .update_expression("SET #st = :st, updated_at = :at REMOVE wake_at, wake_bucket, timer_at, waiting_on, lease_owner, lease_until")
+                                .update_expression("SET #st = :st, status_shard = :ss, updated_at = :at REMOVE wake_at, wake_bucket, timer_at, waiting_on, lease_owner, lease_until")
+                                .expression_attribute_values(":ss", self.status_key_of(id, status))
                                 .condition_expression("attribute_exists(pk) AND #run = :run")
                                 .expression_attribute_names("#st", "status")
                                 .expression_attribute_names("#run", "run")
@@ -646,11 +919,15 @@ impl cairn_core::Store for DynamoStore {
                 );
             }
             match self.transact(items).await {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    self.journals.push(id, append.run, &append.entry);
+                    Ok(())
+                }
                 // Our own entry: this very transaction was applied before.
                 Err(TransactError::Cancelled(_, found))
                     if is_own_entry(found.first().and_then(Option::as_ref), &body) =>
                 {
+                    self.journals.push(id, append.run, &append.entry);
                     Ok(())
                 }
                 Err(TransactError::Cancelled(reasons, _)) => {
@@ -672,6 +949,7 @@ impl cairn_core::Store for DynamoStore {
 
     fn suspend<'a>(&'a self, id: &'a ExecutionId, sus: Suspend) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            self.ensure_shards().await?;
             let mut update = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(exec_pk(id)))
@@ -686,13 +964,14 @@ impl cairn_core::Store for DynamoStore {
                 .expression_attribute_values(":running", s("running"))
                 .expression_attribute_values(":waiting", s("waiting"))
                 .expression_attribute_values(":on", s(&sus.waiting_on))
-                .expression_attribute_values(":at", n(sus.at.as_millis()));
+                .expression_attribute_values(":at", n(sus.at.as_millis()))
+                .expression_attribute_values(":ss", self.status_key_of(id, Status::Waiting));
             update = match sus.wake_at {
                 Some(t) => update
-                    .update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at, wake_at = :wake, timer_at = :wake, wake_bucket = :b REMOVE lease_owner, lease_until")
+                    .update_expression("SET #st = :waiting, status_shard = :ss, waiting_on = :on, updated_at = :at, wake_at = :wake, timer_at = :wake, wake_bucket = :b REMOVE lease_owner, lease_until")
                     .expression_attribute_values(":wake", n(t.as_millis()))
-                    .expression_attribute_values(":b", s(WAKE_BUCKET)),
-                None => update.update_expression("SET #st = :waiting, waiting_on = :on, updated_at = :at, timer_at = :none REMOVE wake_at, wake_bucket, lease_owner, lease_until").expression_attribute_values(":none", n(0)),
+                    .expression_attribute_values(":b", self.wake_key_of(id)),
+                None => update.update_expression("SET #st = :waiting, status_shard = :ss, waiting_on = :on, updated_at = :at, timer_at = :none REMOVE wake_at, wake_bucket, lease_owner, lease_until").expression_attribute_values(":none", n(0)),
             };
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
@@ -741,13 +1020,15 @@ impl cairn_core::Store for DynamoStore {
         at: Timestamp,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            self.ensure_shards().await?;
             let r = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .key("pk", s(exec_pk(id)))
                 .key("sk", s("meta"))
-                .update_expression("SET #st = :parked, parked = :info, updated_at = :at REMOVE wake_at, wake_bucket, timer_at, lease_owner, lease_until")
+                .expression_attribute_values(":ss", self.status_key_of(id, Status::Parked))
+                .update_expression("SET #st = :parked, status_shard = :ss, parked = :info, updated_at = :at REMOVE wake_at, wake_bucket, timer_at, lease_owner, lease_until")
                 .condition_expression("attribute_exists(pk) AND NOT (#st IN (:c, :f, :x))")
                 .expression_attribute_names("#st", "status")
                 .expression_attribute_values(":parked", s("parked"))
@@ -773,13 +1054,15 @@ impl cairn_core::Store for DynamoStore {
 
     fn unpark<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            self.ensure_shards().await?;
             let r = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .key("pk", s(exec_pk(id)))
                 .key("sk", s("meta"))
-                .update_expression("SET #st = :running REMOVE parked")
+                .expression_attribute_values(":ss", self.status_key_of(id, Status::Running))
+                .update_expression("SET #st = :running, status_shard = :ss REMOVE parked")
                 .condition_expression("#st = :parked")
                 .expression_attribute_names("#st", "status")
                 .expression_attribute_values(":running", s("running"))
@@ -840,16 +1123,36 @@ impl cairn_core::Store for DynamoStore {
                 closing.len(),
             )?;
             self.check_size(id, || format!("the input of run {}", c.run + 1), next.len())?;
+            self.ensure_shards().await?;
+            let closing_item = self
+                .entry_item(
+                    id,
+                    c.run,
+                    c.closing.index,
+                    || format!("journal entry {} of run {}", c.closing.index, c.run),
+                    closing.clone(),
+                )
+                .await?;
+            let next_item = self
+                .entry_item(
+                    id,
+                    c.run + 1,
+                    0,
+                    || format!("the input of run {}", c.run + 1),
+                    next,
+                )
+                .await?;
             let items = vec![
-                put(&self.table, entry_item(id, c.run, c.closing.index, closing.clone()), "attribute_not_exists(pk)"),
-                put(&self.table, entry_item(id, c.run + 1, 0, next), "attribute_not_exists(pk)"),
+                put(&self.table, closing_item, "attribute_not_exists(pk)"),
+                put(&self.table, next_item, "attribute_not_exists(pk)"),
                 TransactWriteItem::builder()
                     .update(
                         Update::builder()
                             .table_name(&self.table)
                             .key("pk", s(exec_pk(id)))
                             .key("sk", s("meta"))
-                            .update_expression("SET #run = :next, #st = :running, updated_at = :at, timer_at = :none REMOVE waiting_on")
+                            .update_expression("SET #run = :next, #st = :running, status_shard = :ss, updated_at = :at, timer_at = :none REMOVE waiting_on")
+                            .expression_attribute_values(":ss", self.status_key_of(id, Status::Running))
                             .expression_attribute_values(":none", n(0))
                             .condition_expression("#run = :run AND (#st = :running OR #st = :waiting)")
                             .expression_attribute_names("#st", "status")
@@ -864,6 +1167,7 @@ impl cairn_core::Store for DynamoStore {
                     )
                     .build(),
             ];
+            self.journals.forget(id);
             match self.transact(items).await {
                 Ok(()) => {
                     self.note_run(id, c.run + 1);
@@ -904,10 +1208,17 @@ impl cairn_core::Store for DynamoStore {
                     .send()
                     .await
                     .map_err(|e| sdk_error(&self.table, e))?;
-                for item in page.items.unwrap_or_default() {
+                for mut item in page.items.unwrap_or_default() {
                     if let Some((_, index)) =
                         parse_entry_sk(&get_s(&item, "sk").unwrap_or_default())
                     {
+                        self.payloads
+                            .resolve(
+                                id,
+                                || format!("journal entry {index} of run {run}"),
+                                &mut item,
+                            )
+                            .await?;
                         out.push(entry_from_item(id, index, &item)?);
                     }
                 }
@@ -930,17 +1241,13 @@ impl cairn_core::Store for DynamoStore {
         Box::pin(self.insert_inbox(id, key.to_string(), message, at))
     }
 
+    /// Scatter-gather over `by-status-shard`: for each status asked and
+    /// each shard any store wrote to, the newest first, at most `limit`
+    /// (paged until the filter kept that many); merged newest first.
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>> {
         Box::pin(async move {
             let statuses = if filter.status.is_empty() {
-                vec![
-                    Status::Running,
-                    Status::Waiting,
-                    Status::Completed,
-                    Status::Failed,
-                    Status::Cancelled,
-                    Status::Parked,
-                ]
+                ALL_STATUSES.to_vec()
             } else {
                 filter.status.clone()
             };
@@ -949,43 +1256,35 @@ impl cairn_core::Store for DynamoStore {
             } else {
                 filter.limit
             };
+            let shards = self.shards_to_read().await?;
+            let keys: Vec<String> = statuses
+                .iter()
+                .flat_map(|st| (0..shards).map(move |k| shards::status_key(*st, k)))
+                .collect();
+            let mut values = Vec::new();
+            if let Some(w) = &filter.workflow {
+                values.push((":w", s(w)));
+            }
+            let q = shards::IndexQuery {
+                index: table::STATUS_INDEX,
+                key_attr: "status_shard",
+                condition: "#k = :k",
+                values,
+                filter: filter.workflow.as_ref().map(|_| "workflow = :w"),
+                forward: false,
+            };
             let mut out = Vec::new();
-            for status in statuses {
-                let mut start = None;
-                let mut got = 0usize;
-                loop {
-                    let mut q = self
-                        .client
-                        .query()
-                        .table_name(&self.table)
-                        .index_name("by-status")
-                        .key_condition_expression("#st = :st")
-                        .expression_attribute_names("#st", "status")
-                        .expression_attribute_values(":st", s(status.as_str()))
-                        .scan_index_forward(false)
-                        .set_exclusive_start_key(start);
-                    if let Some(w) = &filter.workflow {
-                        q = q
-                            .filter_expression("workflow = :w")
-                            .expression_attribute_values(":w", s(w));
-                    }
-                    let page = q.send().await.map_err(|e| sdk_error(&self.table, e))?;
-                    for item in page.items.unwrap_or_default() {
-                        let pk = get_s(&item, "pk").unwrap_or_default();
-                        let Some(id) = pk
-                            .strip_prefix("exec#")
-                            .and_then(|i| ExecutionId::new(i).ok())
-                        else {
-                            continue;
-                        };
-                        out.push(meta_from_item(&id, &item)?);
-                        got += 1;
-                    }
-                    start = page.last_evaluated_key;
-                    if start.is_none() || got >= limit {
-                        break;
-                    }
-                }
+            for item in self.scatter(q, keys, limit).await? {
+                let pk = get_s(&item, "pk").unwrap_or_default();
+                let Some(id) = pk
+                    .strip_prefix("exec#")
+                    .and_then(|i| ExecutionId::new(i).ok())
+                else {
+                    continue;
+                };
+                // Listed metas lack what the index does not project: the
+                // lease and the due time (see `table::STATUS_PROJECTION`).
+                out.push(meta_from_item(&id, &item)?);
             }
             out.sort_by(|a, b| {
                 b.updated_at
@@ -997,41 +1296,37 @@ impl cairn_core::Store for DynamoStore {
         })
     }
 
+    /// Scatter-gather over `by-wake`: every shard any store wrote to, and
+    /// contract 1's single key; due first, at most `limit` of each, merged.
     fn due(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<(ExecutionId, Timestamp)>> {
         Box::pin(async move {
+            let shards = self.shards_to_read().await?;
+            let keys: Vec<String> = std::iter::once(shards::LEGACY_WAKE_BUCKET.to_owned())
+                .chain((0..shards).map(shards::wake_key))
+                .collect();
+            let q = shards::IndexQuery {
+                index: "by-wake",
+                key_attr: "wake_bucket",
+                condition: "#k = :k AND wake_at <= :now",
+                values: vec![(":now", n(now.as_millis().min(i64::MAX as u64)))],
+                filter: None,
+                forward: true,
+            };
+            let want = limit;
             let mut out = Vec::new();
-            let mut start = None;
-            loop {
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("by-wake")
-                    .key_condition_expression("wake_bucket = :b AND wake_at <= :now")
-                    .expression_attribute_values(":b", s(WAKE_BUCKET))
-                    .expression_attribute_values(":now", n(now.as_millis().min(i64::MAX as u64)))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(&self.table, e))?;
-                for item in page.items.unwrap_or_default() {
-                    let pk = get_s(&item, "pk").unwrap_or_default();
-                    let (Some(id), Some(at)) = (
-                        pk.strip_prefix("exec#")
-                            .and_then(|i| ExecutionId::new(i).ok()),
-                        get_n(&item, "wake_at"),
-                    ) else {
-                        continue;
-                    };
-                    out.push((id, Timestamp::from_millis(at)));
-                }
-                start = page.last_evaluated_key;
-                if start.is_none() || out.len() >= limit {
-                    break;
-                }
+            for item in self.scatter(q, keys, want).await? {
+                let pk = get_s(&item, "pk").unwrap_or_default();
+                let (Some(id), Some(at)) = (
+                    pk.strip_prefix("exec#")
+                        .and_then(|i| ExecutionId::new(i).ok()),
+                    get_n(&item, "wake_at"),
+                ) else {
+                    continue;
+                };
+                out.push((id, Timestamp::from_millis(at)));
             }
             out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-            out.truncate(limit);
+            out.truncate(want);
             Ok(out)
         })
     }
@@ -1134,16 +1429,62 @@ impl cairn_core::Store for DynamoStore {
         hash: &'a ComponentHash,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            // The canonical pointer first (what `list_workflows` reads),
+            // then the copies starts read (see `workflow_component`): once
+            // this returns, every start follows the new pointer.
+            let item = |pk: String| {
+                HashMap::from([
+                    ("pk".to_owned(), s(pk)),
+                    ("sk".to_owned(), s("meta")),
+                    ("component".to_owned(), s(hash.as_str())),
+                ])
+            };
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", s(format!("workflow#{name}")))
-                .item("sk", s("meta"))
-                .item("component", s(hash.as_str()))
+                .set_item(Some(item(format!("workflow#{name}"))))
                 .send()
                 .await
                 .map_err(|e| sdk_error(&self.table, e))?;
-            Ok(())
+            // The copies in one BatchWriteItem (at most 25 puts), sent
+            // again with what DynamoDB left unprocessed.
+            let mut writes: Vec<aws_sdk_dynamodb::types::WriteRequest> = (0..POINTER_REPLICAS)
+                .map(|k| {
+                    aws_sdk_dynamodb::types::WriteRequest::builder()
+                        .put_request(
+                            aws_sdk_dynamodb::types::PutRequest::builder()
+                                .set_item(Some(item(format!("wfcopy#{k}#{name}"))))
+                                .build()
+                                .expect("put request has an item"),
+                        )
+                        .build()
+                })
+                .collect();
+            for attempt in 0..RETRY_ATTEMPTS * 2 {
+                if writes.is_empty() {
+                    return Ok(());
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5)))
+                        .await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, writes)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&self.table, e))?;
+                writes = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+            }
+            Err(StoreError::Unavailable(format!(
+                "DynamoDB left {} copies of workflow {name}'s pointer unwritten on table {}: register it again",
+                writes.len(),
+                self.table
+            )))
         })
     }
 
@@ -1173,6 +1514,9 @@ impl cairn_core::Store for DynamoStore {
         wake_at: Option<Timestamp>,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            if wake_at.is_some() {
+                self.ensure_shards().await?;
+            }
             let mut update = self
                 .client
                 .update_item()
@@ -1187,7 +1531,7 @@ impl cairn_core::Store for DynamoStore {
                         "SET wake_at = :w, wake_bucket = :b REMOVE lease_owner, lease_until",
                     )
                     .expression_attribute_values(":w", n(t.as_millis()))
-                    .expression_attribute_values(":b", s(WAKE_BUCKET)),
+                    .expression_attribute_values(":b", self.wake_key_of(id)),
                 None => update.update_expression("REMOVE lease_owner, lease_until"),
             };
             match update.send().await {
@@ -1204,20 +1548,36 @@ impl cairn_core::Store for DynamoStore {
         })
     }
 
+    /// Every start reads its workflow's pointer: one key read by every
+    /// start would be hot (10,000 starts/s are 10,000 read units/s; a key
+    /// takes 3,000), so the pointer has [`POINTER_REPLICAS`] copies
+    /// (`wfcopy#<k>#<name>`, written by `set_workflow_component` after the
+    /// canonical `workflow#<name>`) and each read takes the next copy. A
+    /// table whose pointer predates the copies is read at `workflow#`.
     fn workflow_component<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ComponentHash>> {
         Box::pin(async move {
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", s(format!("workflow#{name}")))
-                .key("sk", s("meta"))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| sdk_error(&self.table, e))?;
-            out.item
-                .and_then(|i| get_s(&i, "component"))
+            let k = self
+                .pointer_reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                % POINTER_REPLICAS;
+            let mut found = None;
+            for pk in [format!("wfcopy#{k}#{name}"), format!("workflow#{name}")] {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s("meta"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&self.table, e))?;
+                if let Some(item) = out.item {
+                    found = get_s(&item, "component");
+                    break;
+                }
+            }
+            found
                 .map(|h| ComponentHash::parse(&h).map_err(StoreError::Misconfigured))
                 .transpose()
         })
@@ -1317,6 +1677,123 @@ impl cairn_core::Store for DynamoStore {
 }
 
 impl DynamoStore {
+    /// A load that reads only the entries after the journal this process
+    /// keeps for `id` (see [`journal_cache`]); `None` when it keeps none,
+    /// or what came back does not continue it (then a whole load follows).
+    async fn load_after_cached(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
+        let Some((run, created_at, len)) = self.journals.prefix(id) else {
+            return Ok(None);
+        };
+        let mut ex = match self.load_from(id, Some((run, len))).await {
+            Ok(Some(ex)) => ex,
+            Ok(None) => {
+                self.journals.forget(id);
+                return Ok(None);
+            }
+            Err(e) => {
+                self.journals.forget(id);
+                return Err(e);
+            }
+        };
+        let first = ex.journal.first().map(|e| e.index);
+        if ex.meta.created_at != created_at {
+            // Not the execution the cache knew.
+        } else if ex.meta.run == run && first.is_none_or(|i| i == len) {
+            if let Some(mut cached) = self.journals.entries(id, run, len) {
+                cached.append(&mut ex.journal);
+                ex.journal = cached;
+                return Ok(Some(ex));
+            }
+        } else if ex.meta.run > run && first == Some(0) {
+            // Continued as new elsewhere: the new run is above the bound
+            // and came back whole.
+            return Ok(Some(ex));
+        }
+        self.journals.forget(id);
+        Ok(None)
+    }
+
+    /// After a load: finishes a half-written final entry (see `append`),
+    /// remembers the run and keeps the journal.
+    async fn loaded(&self, id: &ExecutionId, mut ex: Execution) -> Result<Execution, StoreError> {
+        // A final entry whose meta update did not happen (the writer
+        // stopped between the two): finish it now.
+        if let Some(last) = ex.journal.last()
+            && let Some(status) = last.event.final_status()
+            && !ex.meta.status.is_terminal()
+        {
+            let at = last.at;
+            self.finish_meta(id, ex.meta.run, status, at).await?;
+            let m = &mut ex.meta;
+            m.status = status;
+            m.updated_at = at;
+            m.due_at = None;
+            m.wake_at = None;
+            m.waiting_on = None;
+            m.lease = None;
+        }
+        // The meta read says the run: a remembered one ahead of it (an
+        // execution made again under the same id) goes.
+        self.forget_run(id);
+        self.note_run(id, ex.meta.run);
+        self.journals
+            .put(id, ex.meta.run, ex.meta.created_at, &ex.journal);
+        Ok(ex)
+    }
+
+    /// Sets the meta's final `status` after run `run`'s final entry was
+    /// written: one conditional update (the run is `run`, the status not
+    /// final yet). Already final with `status`: done before (a retry, or a
+    /// load that finished it).
+    async fn finish_meta(
+        &self,
+        id: &ExecutionId,
+        run: u32,
+        status: Status,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.ensure_shards().await?;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(exec_pk(id)))
+            .key("sk", s("meta"))
+            .update_expression("SET #st = :st, status_shard = :ss, updated_at = :at REMOVE wake_at, wake_bucket, timer_at, waiting_on, lease_owner, lease_until")
+            .condition_expression("attribute_exists(pk) AND #run = :run AND NOT (#st IN (:c, :f, :x))")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#run", "run")
+            .expression_attribute_values(":st", s(status.as_str()))
+            .expression_attribute_values(":ss", self.status_key_of(id, status))
+            .expression_attribute_values(":at", n(at.as_millis()))
+            .expression_attribute_values(":run", n(u64::from(run)))
+            .expression_attribute_values(":c", s("completed"))
+            .expression_attribute_values(":f", s("failed"))
+            .expression_attribute_values(":x", s("cancelled"))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                match self.get_meta(id).await? {
+                    Some(m) if m.status == status && m.run == run => Ok(()),
+                    None => Err(StoreError::NotFound(id.clone())),
+                    Some(m) => Err(StoreError::Conflict {
+                        id: id.clone(),
+                        reason: format!(
+                            "cannot finish run {run} as {status}: the execution is {} in run {}",
+                            m.status, m.run
+                        ),
+                    }),
+                }
+            }
+            Err(e) => Err(sdk_error(&self.table, e)),
+        }
+    }
+
     /// Puts an inbox item under `item_id` and bumps the meta's inbox version,
     /// in one transaction. `None`: an item with that id exists already (a
     /// keyed delivery that happened before).
@@ -1329,12 +1806,16 @@ impl DynamoStore {
     ) -> Result<Option<InboxItem>, StoreError> {
         let body = serde_json::to_string(&message).expect("inbox messages serialize");
         self.check_size(id, || message.describe(), body.len())?;
+        if self.inbox_grace.is_some() {
+            self.ensure_shards().await?;
+        }
+        let mut item = inbox_item(id, &item_id, at, &message);
+        self.payloads
+            .body(id, || message.describe(), body)
+            .await?
+            .set(&mut item);
         let items = vec![
-            put(
-                &self.table,
-                inbox_item(id, &item_id, at, &message, body),
-                "attribute_not_exists(pk)",
-            ),
+            put(&self.table, item, "attribute_not_exists(pk)"),
             self.bump_inbox_version(id, at),
         ];
         match self.transact(items).await {
@@ -1363,7 +1844,7 @@ impl DynamoStore {
             Some(grace) => update
                 .update_expression("SET inbox_version = inbox_version + :one, updated_at = :at, wake_at = :due, wake_bucket = :b")
                 .expression_attribute_values(":due", n(at.plus(grace).as_millis()))
-                .expression_attribute_values(":b", s(WAKE_BUCKET)),
+                .expression_attribute_values(":b", self.wake_key_of(id)),
             None => update.update_expression("SET inbox_version = inbox_version + :one, updated_at = :at"),
         };
         TransactWriteItem::builder()
@@ -1390,6 +1871,7 @@ impl DynamoStore {
         until: Timestamp,
         now: Option<Timestamp>,
     ) -> Result<(), StoreError> {
+        self.ensure_shards().await?;
         let mut update = self
             .client
             .update_item()
@@ -1402,7 +1884,7 @@ impl DynamoStore {
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":o", s(owner))
             .expression_attribute_values(":u", n(until.as_millis()))
-            .expression_attribute_values(":b", s(WAKE_BUCKET))
+            .expression_attribute_values(":b", self.wake_key_of(id))
             .expression_attribute_values(":c", s("completed"))
             .expression_attribute_values(":f", s("failed"))
             .expression_attribute_values(":x", s("cancelled"))
@@ -1567,5 +2049,9 @@ where
     TransactError::Other(sdk_error(table, e))
 }
 
+#[cfg(test)]
+mod payload_tests;
+#[cfg(test)]
+mod shard_tests;
 #[cfg(test)]
 mod tests;

@@ -141,6 +141,7 @@ impl SqliteStore {
                 what: what(),
                 size,
                 limit: self.max_item_bytes,
+                advice: cairn_core::store::DEFAULT_TOO_LARGE_ADVICE.into(),
             });
         }
         Ok(())

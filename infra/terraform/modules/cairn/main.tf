@@ -63,7 +63,7 @@ resource "aws_dynamodb_table" "this" {
   }
 
   attribute {
-    name = "status"
+    name = "status_shard"
     type = "S"
   }
 
@@ -82,15 +82,18 @@ resource "aws_dynamodb_table" "this" {
     type = "N"
   }
 
-  # Sparse: only execution meta items carry `status`.
+  # Sparse: only execution meta items carry `status_shard`
+  # (`<status>#<shard>`: no hot key; see infra/CONTRACT.md). Lease
+  # attributes are not projected: a lease write writes no index item.
   global_secondary_index {
-    name            = "by-status"
-    hash_key        = "status"
-    range_key       = "updated_at"
-    projection_type = "ALL"
+    name               = "by-status-shard"
+    hash_key           = "status_shard"
+    range_key          = "updated_at"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["workflow", "component", "status", "input_hash", "created_at", "inbox_version", "run", "timer_at", "waiting_on", "parked"]
   }
 
-  # Sparse: only waiting executions with a wake time carry `wake_bucket`.
+  # Sparse: only executions with a wake time carry `wake_bucket` (`w#<shard>`).
   global_secondary_index {
     name            = "by-wake"
     hash_key        = "wake_bucket"
@@ -119,6 +122,104 @@ resource "aws_dynamodb_table" "this" {
   lifecycle {
     prevent_destroy = true
   }
+}
+
+# Payloads over payload_threshold_bytes (see runtime/store-dynamodb,
+# payloads): objects payloads/<execution id>/<sha256>, written before the item
+# that refers to them. Encrypted, private, expiring after
+# payload_retention_days. Named by Terraform (bucket names are global and
+# lowercase, the prefix need not be); the function gets the name
+# (CAIRN_PAYLOAD_BUCKET).
+resource "aws_s3_bucket" "payloads" {
+  tags = var.tags
+
+  lifecycle {
+    prevent_destroy = true # like the table: the payloads of its executions
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "payloads" {
+  bucket = aws_s3_bucket.payloads.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "payloads" {
+  bucket                  = aws_s3_bucket.payloads.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "payloads" {
+  bucket = aws_s3_bucket.payloads.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "payloads" {
+  bucket = aws_s3_bucket.payloads.id
+
+  rule {
+    id     = "payload-retention"
+    status = "Enabled"
+
+    filter {
+      prefix = "payloads/"
+    }
+
+    expiration {
+      days = var.payload_retention_days
+    }
+  }
+
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+# Only TLS requests reach the payloads.
+data "aws_iam_policy_document" "payloads_tls" {
+  statement {
+    sid     = "TlsOnly"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.payloads.arn,
+      "${aws_s3_bucket.payloads.arn}/*",
+    ]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "payloads" {
+  bucket = aws_s3_bucket.payloads.id
+  policy = data.aws_iam_policy_document.payloads_tls.json
 }
 
 # Stream records that keep failing, and async invocations (scheduler wakes,
@@ -187,16 +288,19 @@ resource "aws_lambda_function" "this" {
 
   environment {
     variables = {
-      CAIRN_TABLE               = aws_dynamodb_table.this.name
-      CAIRN_COMPONENTS_DIR      = "/opt/components"
-      CAIRN_SCHEDULER_GROUP     = aws_scheduler_schedule_group.this.name
-      CAIRN_SCHEDULER_ROLE_ARN  = aws_iam_role.scheduler.arn
-      CAIRN_SCHEDULER_DLQ_ARN   = aws_sqs_queue.scheduler_dead_letter.arn
-      CAIRN_LEASE_SECONDS       = var.lease_seconds
-      CAIRN_INBOX_GRACE_SECONDS = var.inbox_grace_seconds
-      CAIRN_BATCH_CONCURRENCY   = var.batch_concurrency
-      CAIRN_ALLOW_HTTP          = join(",", var.allow_http)
-      CAIRN_HTTP_EXTRA_ROOTS    = join(",", var.http_extra_roots)
+      CAIRN_TABLE                   = aws_dynamodb_table.this.name
+      CAIRN_COMPONENTS_DIR          = "/opt/components"
+      CAIRN_SCHEDULER_GROUP         = aws_scheduler_schedule_group.this.name
+      CAIRN_SCHEDULER_ROLE_ARN      = aws_iam_role.scheduler.arn
+      CAIRN_SCHEDULER_DLQ_ARN       = aws_sqs_queue.scheduler_dead_letter.arn
+      CAIRN_LEASE_SECONDS           = var.lease_seconds
+      CAIRN_INBOX_GRACE_SECONDS     = var.inbox_grace_seconds
+      CAIRN_BATCH_CONCURRENCY       = var.batch_concurrency
+      CAIRN_INDEX_SHARDS            = var.index_shards
+      CAIRN_PAYLOAD_BUCKET          = aws_s3_bucket.payloads.id
+      CAIRN_PAYLOAD_THRESHOLD_BYTES = var.payload_threshold_bytes
+      CAIRN_ALLOW_HTTP              = join(",", var.allow_http)
+      CAIRN_HTTP_EXTRA_ROOTS        = join(",", var.http_extra_roots)
       # KEY=VALUE and KEY=/parameter/name pairs, comma-separated.
       CAIRN_ACTIVITY_ENV             = join(",", [for k, v in var.activity_env : "${k}=${v}"])
       CAIRN_ACTIVITY_SECRETS         = join(",", [for k, name in var.activity_secrets : "${k}=${name}"])
@@ -310,6 +414,16 @@ data "aws_iam_policy_document" "function" {
     effect    = "Allow"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  statement {
+    sid    = "Payloads"
+    effect = "Allow"
+    actions = [
+      "s3:GetObject",
+      "s3:PutObject",
+    ]
+    resources = ["${aws_s3_bucket.payloads.arn}/payloads/*"]
   }
 
   statement {
@@ -697,7 +811,7 @@ resource "aws_cloudwatch_metric_alarm" "table_throttles" {
 
       dimensions = {
         TableName                = aws_dynamodb_table.this.name
-        GlobalSecondaryIndexName = "by-status"
+        GlobalSecondaryIndexName = "by-status-shard"
       }
     }
   }
@@ -714,7 +828,7 @@ resource "aws_cloudwatch_metric_alarm" "table_throttles" {
 
       dimensions = {
         TableName                = aws_dynamodb_table.this.name
-        GlobalSecondaryIndexName = "by-status"
+        GlobalSecondaryIndexName = "by-status-shard"
       }
     }
   }

@@ -27,3 +27,8 @@ output "caller_policy_arn" {
   description = "The managed policy to attach to applications that call Cairn (invoke the function, and its URL when enabled)."
   value       = aws_iam_policy.caller.arn
 }
+
+output "payload_bucket_name" {
+  description = "The payload bucket (for `cairn --store dynamodb --payload-bucket NAME`)."
+  value       = aws_s3_bucket.payloads.id
+}

@@ -87,6 +87,39 @@ variable "inbox_grace_seconds" {
   }
 }
 
+variable "index_shards" {
+  description = "Shards of the status and wake index keys (CAIRN_INDEX_SHARDS); may change at any time, readers cover every count ever used."
+  type        = number
+  default     = 128
+
+  validation {
+    condition     = var.index_shards >= 1 && var.index_shards <= 1024
+    error_message = "index_shards must be between 1 and 1024 (a sweep sends one query per shard)."
+  }
+}
+
+variable "payload_threshold_bytes" {
+  description = "Journal entries and inbox messages (inputs, signals, activity results, outputs) over this many bytes are kept in the payload bucket, the table holding a reference with their SHA-256 (CAIRN_PAYLOAD_THRESHOLD_BYTES)."
+  type        = number
+  default     = 65536
+
+  validation {
+    condition     = var.payload_threshold_bytes >= 1 && var.payload_threshold_bytes <= 400000
+    error_message = "payload_threshold_bytes must be between 1 and 400000 (a DynamoDB item holds at most 400 KB)."
+  }
+}
+
+variable "payload_retention_days" {
+  description = "Days a payload object is kept after it was written (the payload bucket's lifecycle expiration; also removes objects a crashed write left behind). Keep it at least as long as you keep executions: an execution whose payload expired can no longer be loaded."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.payload_retention_days >= 1
+    error_message = "payload_retention_days must be at least 1."
+  }
+}
+
 variable "batch_concurrency" {
   description = "Executions of one batch advanced at once (CAIRN_BATCH_CONCURRENCY)."
   type        = number

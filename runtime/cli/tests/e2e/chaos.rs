@@ -690,12 +690,23 @@ fn chaos(env: Env, store: &'static str) {
     random(&mut h, &mut f, &mut rng, 5, 10); // slow
     random(&mut h, &mut f, &mut rng, 6, 8); // nap
     random(&mut h, &mut f, &mut rng, 7, 6); // approval
-    // Whether a random kill lands before the process finishes is chance: a
-    // seed whose kills came late tops up with more swaps until 100 landed
+    // Whether a random kill lands before the process finishes is chance
+    // (on a loaded machine a seed's kills can mostly come late): top up with
+    // swaps aborted before a random append, which always land, each resume
+    // killed again at a random moment with probability 1/2, until 100 landed
     // (bounded, so a harness that cannot kill still fails below).
     let mut extra = 0;
     while f.kill_points < 100 && extra < 60 {
-        random(&mut h, &mut f, &mut rng, swaps[extra % swaps.len()], 1);
+        let (w, r) = &references[swaps[extra % swaps.len()]];
+        let len = r.shape.len() as u64;
+        let id = next_id("topup");
+        let mut plan = vec![Kill::BeforeAppend(rng.range(1, len) as u32)];
+        if rng.chance(50) {
+            plan.push(random_delay(&mut rng, r.duration * 3 / 4));
+        }
+        drive(&mut h, &mut f, *w, &id, &plan);
+        check(&h, &mut f, *w, &id, r);
+        h.next_table();
         extra += 1;
     }
 

@@ -29,7 +29,12 @@ fn fails_with(workflow: &str, input: &str, code: &str, words: &[&str]) -> serde_
 
 #[test]
 fn an_endless_loop_runs_out_of_fuel() {
-    fails_with("spin", "null", "CRN303", &["without awaiting"]);
+    fails_with(
+        "spin",
+        "null",
+        "CRN303",
+        &["fuel budget per await", "without awaiting"],
+    );
 }
 
 #[test]
@@ -45,6 +50,29 @@ fn a_panic_reports_its_message_and_location() {
         "CRN302",
         &["boom: the workflow hit a bug", "testkit/src/lib.rs"],
     );
+}
+
+#[test]
+fn sdk_misuse_fails_the_execution_with_a_clear_failure_not_a_trap() {
+    for (kind, words) in [
+        ("select_all_of_nothing", "select_all was given no futures"),
+        (
+            "unserializable_next_run",
+            "continue-as-new: the next run's input cannot be serialized as JSON",
+        ),
+    ] {
+        let c = Cairn::new();
+        let id = format!("misuse-{kind}");
+        let input = format!("{kind:?}");
+        let r = c.run(&["run", TESTKIT, "-w", "misuse", "-i", &input, "--id", &id]);
+        assert_eq!(r.code, 1, "{kind}: {r:?}");
+        let st = c.status(&id);
+        assert_eq!(st["status"], "failed", "{kind}: {st}");
+        assert_eq!(st["failure"]["kind"], "non-retryable", "{kind}: {st}");
+        let message = st["failure"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{kind}: {message}");
+        assert!(!message.contains("CRN302"), "{kind}: a trap: {message}");
+    }
 }
 
 #[test]
@@ -131,11 +159,11 @@ fn parallel_activities_and_retries_work() {
 /// version (same length, so the binary stays a valid component): what a
 /// guest built against an older or newer WIT looks like to this host.
 fn with_wit_version(c: &Cairn, version: &str) -> String {
-    assert_eq!(version.len(), "0.1.0".len());
+    assert_eq!(version.len(), "0.2.0".len());
     let mut bytes = std::fs::read(SWAP_SAGA).unwrap();
     let mut renamed = 0;
     for iface in ["types", "host", "guest"] {
-        let from = format!("cairn:workflow/{iface}@0.1.0");
+        let from = format!("cairn:workflow/{iface}@0.2.0");
         let to = format!("cairn:workflow/{iface}@{version}");
         let mut i = 0;
         while let Some(at) = bytes[i..]
@@ -148,7 +176,7 @@ fn with_wit_version(c: &Cairn, version: &str) -> String {
             i = at + to.len();
         }
     }
-    assert!(renamed > 0, "swap-saga names cairn:workflow@0.1.0");
+    assert!(renamed > 0, "swap-saga names cairn:workflow@0.2.0");
     let path = c.path().join(format!("swap-{version}.wasm"));
     std::fs::write(&path, bytes).unwrap();
     path.display().to_string()
@@ -158,10 +186,12 @@ fn with_wit_version(c: &Cairn, version: &str) -> String {
 fn a_guest_built_against_another_wit_version_is_refused_naming_both_versions() {
     let c = Cairn::new();
     for (version, advice) in [
-        ("0.2.0", "upgrade cairn"),
+        ("0.3.0", "upgrade cairn"),
+        // What every component built before the 0.2.0 vocabulary and
+        // batched `wait-any` looks like.
         (
-            "0.0.9",
-            "rebuild the component with the cairn-sdk of this cairn (WIT 0.1.0)",
+            "0.1.0",
+            "rebuild the component with the cairn-sdk of this cairn (WIT 0.2.0)",
         ),
     ] {
         let wasm = with_wit_version(&c, version);
@@ -174,7 +204,7 @@ fn a_guest_built_against_another_wit_version_is_refused_naming_both_versions() {
             for words in [
                 "CRN301",
                 &format!("cairn:workflow@{version}"),
-                "this host implements cairn:workflow@0.1.0",
+                "this host implements cairn:workflow@0.2.0",
                 advice,
             ] {
                 assert!(

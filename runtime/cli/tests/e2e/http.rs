@@ -189,6 +189,8 @@ fn a_hung_server_hits_the_per_attempt_timeout() {
     assert_eq!(r.code, 1, "{r:?}");
     let message = st["failure"]["message"].as_str().unwrap();
     assert!(message.contains("timed out after 1000 ms"), "{message}");
+    // Its own code, not a trap's (CRN302).
+    assert!(message.contains("CRN307"), "{message}");
     assert_eq!(activity_attempts(&c, "hang"), 2);
     assert_eq!(plain.seen("/hang").len(), 2);
 }

@@ -10,6 +10,7 @@
 //! - `GET /hang`: never answers
 //! - `GET /big?bytes=N`: N bytes, byte i = i % 251, in 64 KiB writes
 //! - `GET /status/<code>`: that status
+//! - `POST /v1/traces`: an OTLP/HTTP collector (200, empty answer)
 //! - a "cloud API" for the provision example: `POST /resources` (`{name,
 //!   kind}`; the same Idempotency-Key gives the same resource), `GET
 //!   /resources/<id>` (`{id, status}`: `ready` at the 6th poll for `slow-*`
@@ -351,6 +352,10 @@ fn serve<S: Read + Write>(stream: S, state: &State) {
             let code = r["/status/".len()..].parse().unwrap_or(500);
             respond(&mut out, code, "text/plain", b"as you asked")
         }
+        // An OpenTelemetry collector's OTLP/HTTP traces endpoint: the
+        // requests are in `seen`; the answer is an empty
+        // ExportTraceServiceResponse (zero bytes of protobuf).
+        ("POST", "/v1/traces") => respond(&mut out, 200, "application/x-protobuf", b""),
         _ => respond(&mut out, 404, "text/plain", b"no such route"),
     }
 }

@@ -94,7 +94,8 @@ pub struct StartAnswer {
     pub created: bool,
     /// What this invocation's advance ended with: `completed`, `failed`,
     /// `cancelled`, `waiting`, `conflict` (another driver has it),
-    /// `parked` or `continuing` (stopped near the deadline; a wake goes on).
+    /// `parked` or `yielded` (stopped at the deadline, at a step boundary;
+    /// a wake goes on).
     pub outcome: String,
     /// With `wait_ms`: how long the answer waited for the result (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -103,7 +103,7 @@ pub fn http_status(code: ErrorCode) -> u16 {
 /// The readable name of a code, the error's `type` (`ExecutionExists`).
 pub fn type_name(code: ErrorCode) -> &'static str {
     match code {
-        ErrorCode::NondeterministicCommand
+        ErrorCode::NondeterministicOperation
         | ErrorCode::UnexpectedEntry
         | ErrorCode::ResultMismatch => "Nondeterminism",
         ErrorCode::CorruptJournal => "CorruptJournal",
@@ -122,10 +122,12 @@ pub fn type_name(code: ErrorCode) -> &'static str {
         ErrorCode::MemoryLimit => "MemoryLimit",
         ErrorCode::DeniedInWorkflow => "DeniedInWorkflow",
         ErrorCode::HttpNotAllowed => "HttpNotAllowed",
+        ErrorCode::ActivityTimeout => "ActivityTimeout",
         ErrorCode::UnknownWorkflow => "UnknownWorkflow",
         ErrorCode::BadInput => "BadRequest",
         ErrorCode::ComponentNotFound => "ComponentNotFound",
         ErrorCode::QueryUnavailable => "QueryUnavailable",
+        ErrorCode::Internal => "Internal",
     }
 }
 

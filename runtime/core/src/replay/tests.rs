@@ -3,8 +3,8 @@ use crate::entry;
 use crate::testing::JournalBuilder;
 use crate::{FailureKind, input_hash};
 
-fn act(name: &str, input: &[u8]) -> Command {
-    Command::Activity {
+fn act(name: &str, input: &[u8]) -> Operation {
+    Operation::Activity {
         name: name.into(),
         input_hash: input_hash(input),
     }
@@ -35,21 +35,21 @@ fn sequential_activities_are_answered_from_the_journal_then_finish() {
         .build();
     let mut r = Replay::new(journal).unwrap();
     assert!(r.is_replaying());
-    let h = r.command(act("withdraw", b"A")).unwrap();
+    let h = r.start(act("withdraw", b"A")).unwrap();
     assert_eq!(ready_ok(r.wait_any(&[h]).unwrap()), (1, b"1".to_vec()));
     assert_eq!(
         r.now(),
         JournalBuilder::T0.plus(std::time::Duration::from_secs(1))
     );
-    let h = r.command(act("withdraw", b"B")).unwrap();
+    let h = r.start(act("withdraw", b"B")).unwrap();
     assert_eq!(ready_ok(r.wait_any(&[h]).unwrap()), (2, b"2".to_vec()));
     assert!(!r.is_replaying());
     // New ground: the third call has no entry.
-    let h = r.command(act("deposit", b"C")).unwrap();
+    let h = r.start(act("deposit", b"C")).unwrap();
     assert_eq!(r.wait_any(&[h]).unwrap(), Wait::Frontier);
     assert_eq!(
         r.pending(),
-        vec![PendingCommand::Activity {
+        vec![PendingOperation::Activity {
             seq: 3,
             name: "deposit".into(),
             attempts: 0,
@@ -85,9 +85,9 @@ fn a_different_activity_at_the_same_step_is_nondeterminism_naming_the_entry() {
         .activity_ok(2, "withdraw", b"B", b"2")
         .build();
     let mut r = Replay::new(journal).unwrap();
-    r.command(act("withdraw", b"A")).unwrap();
-    let n = nondet(r.command(act("deposit", b"B")).unwrap_err());
-    assert_eq!(n.code, ErrorCode::NondeterministicCommand);
+    r.start(act("withdraw", b"A")).unwrap();
+    let n = nondet(r.start(act("deposit", b"B")).unwrap_err());
+    assert_eq!(n.code, ErrorCode::NondeterministicOperation);
     assert_eq!(n.index, 2);
     assert!(n.expected.contains("activity 'withdraw'"), "{n}");
     assert!(n.got.contains("activity 'deposit'"), "{n}");
@@ -104,15 +104,15 @@ fn the_same_activity_with_another_input_is_nondeterminism() {
         .activity_ok(1, "withdraw", b"A", b"1")
         .build();
     let mut r = Replay::new(journal).unwrap();
-    let n = nondet(r.command(act("withdraw", b"not A")).unwrap_err());
-    assert_eq!((n.code, n.index), (ErrorCode::NondeterministicCommand, 1));
+    let n = nondet(r.start(act("withdraw", b"not A")).unwrap_err());
+    assert_eq!((n.code, n.index), (ErrorCode::NondeterministicOperation, 1));
 }
 
 #[test]
 fn a_timer_where_an_activity_was_is_nondeterminism() {
     let journal = JournalBuilder::new("w", b"{}").timer_fired(1, 500).build();
     let mut r = Replay::new(journal).unwrap();
-    let n = nondet(r.command(act("x", b"")).unwrap_err());
+    let n = nondet(r.start(act("x", b"")).unwrap_err());
     assert!(n.expected.contains("timer of 500ms"), "{n}");
 }
 
@@ -124,8 +124,8 @@ fn wait_any_returns_the_lowest_journal_index_among_awaited_handles() {
         .activity_ok(1, "a", b"", b"A")
         .build();
     let mut r = Replay::new(journal).unwrap();
-    let a = r.command(act("a", b"")).unwrap();
-    let b = r.command(act("b", b"")).unwrap();
+    let a = r.start(act("a", b"")).unwrap();
+    let b = r.start(act("b", b"")).unwrap();
     assert_eq!(ready_ok(r.wait_any(&[a, b]).unwrap()), (2, b"B".to_vec()));
     assert_eq!(ready_ok(r.wait_any(&[a]).unwrap()), (1, b"A".to_vec()));
     // Waiting on a delivered handle again gives the same answer.
@@ -140,12 +140,12 @@ fn select_signal_or_timeout_takes_the_timeout_branch_and_cancels_the_wait() {
         .build();
     let mut r = Replay::new(journal).unwrap();
     let sig = r
-        .command(Command::Signal {
+        .start(Operation::Signal {
             name: "approve".into(),
         })
         .unwrap();
     let timer = r
-        .command(Command::Timer {
+        .start(Operation::Timer {
             duration_ms: 3_600_000,
         })
         .unwrap();
@@ -170,30 +170,30 @@ fn pending_timers_and_retries_carry_what_the_journal_knows() {
         .build();
     let mut r = Replay::new(journal).unwrap();
     let t = r
-        .command(Command::Timer {
+        .start(Operation::Timer {
             duration_ms: 86_400_000,
         })
         .unwrap();
-    let a = r.command(act("flaky", b"x")).unwrap();
-    let s = r.command(Command::Signal { name: "s".into() }).unwrap();
+    let a = r.start(act("flaky", b"x")).unwrap();
+    let s = r.start(Operation::Signal { name: "s".into() }).unwrap();
     assert_eq!(r.wait_any(&[t, a, s]).unwrap(), Wait::Frontier);
     assert_eq!(
         r.pending(),
         vec![
-            PendingCommand::Timer {
+            PendingOperation::Timer {
                 seq: 1,
                 duration_ms: 86_400_000,
                 fire_at: Some(
                     JournalBuilder::T0.plus(std::time::Duration::from_millis(86_400_000))
                 )
             },
-            PendingCommand::Activity {
+            PendingOperation::Activity {
                 seq: 2,
                 name: "flaky".into(),
                 attempts: 3,
                 retry_at: Some(retry_at)
             },
-            PendingCommand::Signal {
+            PendingOperation::Signal {
                 seq: 3,
                 name: "s".into()
             },
@@ -208,7 +208,7 @@ fn a_cancel_request_is_delivered_in_journal_order() {
         .activity_ok(1, "a", b"", b"A")
         .build();
     let mut r = Replay::new(journal).unwrap();
-    let a = r.command(act("a", b"")).unwrap();
+    let a = r.start(act("a", b"")).unwrap();
     assert_eq!(
         r.wait_any(&[a]).unwrap(),
         Wait::CancelRequested {
@@ -231,10 +231,10 @@ fn journal_entries_the_workflow_never_asks_for_are_nondeterminism() {
         .activity_ok(3, "b", b"", b"B")
         .build();
     let mut r = Replay::new(with_gap).unwrap();
-    let a = r.command(act("a", b"")).unwrap();
+    let a = r.start(act("a", b"")).unwrap();
     r.wait_any(&[a]).unwrap();
     let s = r
-        .command(Command::Signal {
+        .start(Operation::Signal {
             name: "never".into(),
         })
         .unwrap();
@@ -244,7 +244,7 @@ fn journal_entries_the_workflow_never_asks_for_are_nondeterminism() {
 
     // The new code calls only `a` and returns.
     let mut r = Replay::new(journal).unwrap();
-    let a = r.command(act("a", b"")).unwrap();
+    let a = r.start(act("a", b"")).unwrap();
     r.wait_any(&[a]).unwrap();
     let n = nondet(r.finish(Ok(Payload::from("x"))).unwrap_err());
     assert_eq!((n.code, n.index), (ErrorCode::UnexpectedEntry, 2));
@@ -339,7 +339,7 @@ mod golden {
             ),
         ];
         for (i, (name, input)) in steps.iter().enumerate() {
-            let h = r.command(act(name, input)).unwrap();
+            let h = r.start(act(name, input)).unwrap();
             let Wait::Ready {
                 completion: Completion::Activity(result),
                 ..
@@ -363,7 +363,7 @@ mod golden {
     fn approval_replays_to_its_frontier() {
         let journal = load("approval-waiting");
         let mut r = Replay::new(journal).unwrap();
-        let t = r.command(Command::Timer { duration_ms: 2000 }).unwrap();
+        let t = r.start(Operation::Timer { duration_ms: 2000 }).unwrap();
         assert_eq!(
             r.wait_any(&[t]).unwrap(),
             Wait::Ready {
@@ -372,12 +372,12 @@ mod golden {
             }
         );
         let s = r
-            .command(Command::Signal {
+            .start(Operation::Signal {
                 name: "approve".into(),
             })
             .unwrap();
         let timeout = r
-            .command(Command::Timer {
+            .start(Operation::Timer {
                 duration_ms: 3_600_000,
             })
             .unwrap();

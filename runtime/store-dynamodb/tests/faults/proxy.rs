@@ -22,13 +22,11 @@
 //! every retry passes" or "retries run out". Every injection is counted by
 //! kind and operation.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use crate::http1::{Request, Sender, canonical_reason, forward, read_request, write_reply};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A kind of fault.
@@ -128,7 +126,7 @@ impl Fault {
 /// holds: for a transaction, one cancellation reason per item (the first
 /// `TransactionConflict`, the others `None`); otherwise the exception.
 fn transaction_conflict(req: &Request) -> String {
-    if req.operation() != "TransactWriteItems" {
+    if operation(req) != "TransactWriteItems" {
         return r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"Transaction is ongoing for the item"}"#.into();
     }
     let items = serde_json::from_slice::<serde_json::Value>(&req.body)
@@ -317,150 +315,13 @@ impl Proxy {
     }
 }
 
-/// One parsed request.
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Bytes,
-}
-
-impl Request {
-    fn operation(&self) -> String {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
-            .map(|(_, v)| v.rsplit('.').next().unwrap_or(v).to_owned())
-            .unwrap_or_else(|| "unknown".into())
-    }
-}
-
-/// Reads one request from `socket`; `None` when the client closed it.
-async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut chunk = [0u8; 16 * 1024];
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let (method, path) = (first.next()?.to_owned(), first.next()?.to_owned());
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let len: usize = headers
+/// The DynamoDB operation of `req` (its `X-Amz-Target`'s last part).
+fn operation(req: &Request) -> String {
+    req.headers
         .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let mut chunk = [0u8; 64 * 1024];
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = Bytes::copy_from_slice(&buf[head_end..head_end + len]);
-    buf.drain(..head_end + len);
-    Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    })
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(upstream: &str) -> Option<Sender> {
-    let stream = TcpStream::connect(upstream).await.ok()?;
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .ok()?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Some(sender)
-}
-
-/// Forwards `req`; the reply's status, headers and body.
-async fn forward(
-    upstream: &str,
-    sender: &mut Option<Sender>,
-    req: &Request,
-) -> Option<(u16, Vec<(String, String)>, Bytes)> {
-    // A pooled upstream connection may have been closed by DynamoDB Local:
-    // one fresh connection, then give up (the client sees a reset).
-    for _ in 0..2 {
-        if sender.as_ref().is_none_or(|s| s.is_closed()) {
-            *sender = connect(upstream).await;
-        }
-        let s = sender.as_mut()?;
-        if s.ready().await.is_err() {
-            *sender = None;
-            continue;
-        }
-        let mut builder = hyper::Request::builder()
-            .method(req.method.as_str())
-            .uri(req.path.as_str());
-        for (k, v) in &req.headers {
-            builder = builder.header(k.as_str(), v.as_str());
-        }
-        let request = builder.body(Full::new(req.body.clone())).ok()?;
-        match s.send_request(request).await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let headers = resp
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.as_str().to_owned(),
-                            v.to_str().unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect();
-                let body = resp.into_body().collect().await.ok()?.to_bytes();
-                return Some((status, headers, body));
-            }
-            Err(_) => *sender = None,
-        }
-    }
-    None
-}
-
-async fn write_reply(
-    socket: &mut TcpStream,
-    status: u16,
-    reason: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> std::io::Result<()> {
-    let mut out = format!("HTTP/1.1 {status} {reason}\r\n");
-    for (k, v) in headers {
-        if ["content-length", "transfer-encoding", "connection"]
-            .iter()
-            .any(|h| k.eq_ignore_ascii_case(h))
-        {
-            continue;
-        }
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(body);
-    socket.write_all(&bytes).await?;
-    socket.flush().await
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+        .map(|(_, v)| v.rsplit('.').next().unwrap_or(v).to_owned())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Closes `socket` with a reset (RST), as a dropped connection or a crashed
@@ -478,7 +339,7 @@ async fn serve(mut socket: TcpStream, upstream: String, schedule: Arc<Mutex<Sche
     let mut buf = Vec::new();
     let mut sender: Option<Sender> = None;
     while let Some(req) = read_request(&mut socket, &mut buf).await {
-        let op = req.operation();
+        let op = operation(&req);
         let (fault, delay) = schedule
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -512,13 +373,15 @@ async fn serve(mut socket: TcpStream, upstream: String, schedule: Arc<Mutex<Sche
         if fault == Some(Fault::LostReply) {
             return reset(socket);
         }
-        let reason = hyper::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("Unknown");
-        if write_reply(&mut socket, status, reason, &headers, &body)
-            .await
-            .is_err()
+        if write_reply(
+            &mut socket,
+            status,
+            canonical_reason(status),
+            &headers,
+            &body,
+        )
+        .await
+        .is_err()
         {
             return;
         }

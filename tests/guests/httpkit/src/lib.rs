@@ -25,7 +25,7 @@ pub struct Call {
 
 /// Runs the `call` activity once with `call`'s retry policy and timeout.
 pub async fn fetch(ctx: Ctx, call: Call) -> Result<serde_json::Value, Failure> {
-    let mut activity = ctx.activity("call", &call).retry(
+    let mut activity = ctx.call(activity!(call), &call).retry(
         RetryPolicy::attempts(call.attempts.unwrap_or(1))
             .initial_interval(Duration::from_millis(50)),
     );

@@ -2,6 +2,11 @@
 //! activities, fan-out, and hostile guests (endless loops, memory hogs,
 //! traps, forbidden IO). Built twice: plainly, and with the `changed`
 //! feature, which reorders `ordered` to prove nondeterminism detection.
+//!
+//! Most workflows use the SDK's typed references (`ctx.call(activity!(echo),
+//! &n)`); `flaky`, `family` and `ticker` keep the deprecated string forms
+//! (`ctx.activity`, `ctx.child`, `ctx.signal`, `ctx.on_query`) on purpose,
+//! so the end-to-end tests prove those still work while they last.
 
 use cairn_sdk::prelude::*;
 use std::io::Write;
@@ -17,11 +22,20 @@ pub struct Approval {
     pub timeout_ms: u64,
 }
 
+/// The signal `approval` waits for (any JSON).
+pub const APPROVE: SignalRef<serde_json::Value> = SignalRef::new("approve");
+
+/// The signals `collect` gathers (any JSON).
+pub const GO: SignalRef<serde_json::Value> = SignalRef::new("go");
+
+/// The signal `ordered` waits for between its two steps.
+pub const CONTINUE: SignalRef<serde_json::Value> = SignalRef::new("continue");
+
 /// Sleeps `delay_ms`, then waits for signal `approve` up to `timeout_ms`.
 pub async fn approval(ctx: Ctx, input: Approval) -> Result<serde_json::Value, Failure> {
     ctx.sleep(Duration::from_millis(input.delay_ms)).await?;
-    let decision: Option<serde_json::Value> = ctx
-        .signal("approve")
+    let decision = ctx
+        .wait_signal(APPROVE)
         .timeout(Duration::from_millis(input.timeout_ms))
         .await?;
     Ok(match decision {
@@ -34,7 +48,7 @@ pub async fn approval(ctx: Ctx, input: Approval) -> Result<serde_json::Value, Fa
 pub async fn collect(ctx: Ctx, count: u32) -> Result<Vec<serde_json::Value>, Failure> {
     let mut got = Vec::new();
     for _ in 0..count {
-        got.push(ctx.signal::<serde_json::Value>("go").await?);
+        got.push(ctx.wait_signal(GO).await?);
     }
     Ok(got)
 }
@@ -52,21 +66,26 @@ pub async fn nap(ctx: Ctx, ms: u64) -> Result<u64, Failure> {
 
 // ---- activities that take time and leave traces ------------------------
 
-/// Input of `slow`.
-#[derive(Deserialize)]
+/// Input of `slow`. (Fields in this order so that `brood`'s children get
+/// the bytes they got when it sent `json!({"steps": .., "ms": ..})`, whose
+/// keys serde_json sorts.)
+#[derive(Serialize, Deserialize)]
 pub struct Slow {
-    /// Steps to run.
-    pub steps: u32,
     /// Milliseconds each step's activity sleeps.
     pub ms: u64,
+    /// Steps to run.
+    pub steps: u32,
 }
 
 /// Runs `steps` activities of `ms` each, one after another.
 pub async fn slow(ctx: Ctx, input: Slow) -> Result<Vec<String>, Failure> {
     let mut keys = Vec::new();
     for step in 1..=input.steps {
-        let key: String = ctx
-            .activity("work", &serde_json::json!({"step": step, "ms": input.ms}))
+        let key = ctx
+            .call(
+                activity!(work),
+                &serde_json::json!({"step": step, "ms": input.ms}),
+            )
             .await?;
         keys.push(key);
     }
@@ -85,30 +104,34 @@ pub fn work(ctx: &ActivityCtx, input: serde_json::Value) -> Result<String, Failu
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open("/trace/attempts")?;
+            .open("/trace/attempts")
+            .retryable("opening /trace/attempts")?;
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
-        f.write_all(format!("{} {} {ms}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())?;
-        f.sync_all()?;
+        f.write_all(format!("{} {} {ms}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())
+            .retryable("writing /trace/attempts")?;
+        f.sync_all().retryable("syncing /trace/attempts")?;
     }
     std::thread::sleep(std::time::Duration::from_millis(ms));
     if std::path::Path::new("/trace").is_dir() {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open("/trace/log")?;
+            .open("/trace/log")
+            .retryable("opening /trace/log")?;
         // One write per line: a kill between two writes would tear it.
-        f.write_all(format!("{} {}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())?;
-        f.sync_all()?;
+        f.write_all(format!("{} {}\n", ctx.idempotency_key(), ctx.attempt()).as_bytes())
+            .retryable("writing /trace/log")?;
+        f.sync_all().retryable("syncing /trace/log")?;
     }
     Ok(ctx.idempotency_key().to_string())
 }
 
 /// Runs `n` `echo` activities at once and returns their outputs in order.
 pub async fn fanout(ctx: Ctx, n: u32) -> Result<Vec<u32>, Failure> {
-    let calls: Vec<_> = (0..n).map(|i| ctx.activity::<u32>("echo", &i)).collect();
+    let calls: Vec<_> = (0..n).map(|i| ctx.call(activity!(echo), &i)).collect();
     join_all(calls).await.into_iter().collect()
 }
 
@@ -116,7 +139,35 @@ pub async fn fanout(ctx: Ctx, n: u32) -> Result<Vec<u32>, Failure> {
 pub async fn steps(ctx: Ctx, n: u32) -> Result<u32, Failure> {
     let mut sum = 0u32;
     for i in 0..n {
-        sum = sum.wrapping_add(ctx.activity::<u32>("echo", &i).await?);
+        sum = sum.wrapping_add(ctx.call(activity!(echo), &i).await?);
+    }
+    Ok(sum)
+}
+
+/// `steps` without the SDK's executor: each step is two host calls,
+/// `schedule-activity` then `wait-any` with nothing to start (what every
+/// step was before `cairn:workflow@0.2.0`). Its journal must equal
+/// `steps`', whose steps are one batched `wait-any` each.
+pub async fn steps_unbatched(_ctx: Ctx, n: u32) -> Result<u32, Failure> {
+    use cairn_sdk::__private::bindings::cairn::workflow::host;
+    use cairn_sdk::__private::bindings::cairn::workflow::types::{
+        ActivityOptions, Completion, Outcome,
+    };
+    let options = ActivityOptions {
+        retry: None,
+        timeout_ms: None,
+    };
+    let mut sum = 0u32;
+    for i in 0..n {
+        let input = serde_json::to_vec(&i).map_err(|e| Failure::non_retryable(e.to_string()))?;
+        let h = host::schedule_activity("echo", &input, options);
+        let out = match host::wait_any(&[], &[h]) {
+            Outcome::Completed((got, Completion::Activity(Ok(bytes)))) if got == h => bytes,
+            _ => return Err(Failure::non_retryable("unexpected outcome")),
+        };
+        let out: u32 =
+            serde_json::from_slice(&out).map_err(|e| Failure::non_retryable(e.to_string()))?;
+        sum = sum.wrapping_add(out);
     }
     Ok(sum)
 }
@@ -125,7 +176,7 @@ pub async fn steps(ctx: Ctx, n: u32) -> Result<u32, Failure> {
 pub async fn reuse(ctx: Ctx, n: u32) -> Result<Vec<u32>, Failure> {
     let mut seen = Vec::new();
     for _ in 0..n {
-        seen.push(ctx.activity::<u32>("instance_calls", &()).await?);
+        seen.push(ctx.call(activity!(instance_calls), &()).await?);
     }
     Ok(seen)
 }
@@ -142,7 +193,9 @@ pub fn echo(_ctx: &ActivityCtx, n: u32) -> Result<u32, Failure> {
     Ok(n)
 }
 
-/// Fails the first `fail_times` attempts, then succeeds.
+/// Fails the first `fail_times` attempts, then succeeds. (The deprecated
+/// string form on purpose: it still works.)
+#[allow(deprecated)]
 pub async fn flaky(ctx: Ctx, fail_times: u32) -> Result<u32, Failure> {
     let policy = RetryPolicy::attempts(fail_times + 1).initial_interval(Duration::from_millis(10));
     ctx.activity("sometimes", &fail_times).retry(policy).await
@@ -169,12 +222,12 @@ pub async fn ordered(ctx: Ctx, _input: serde_json::Value) -> Result<String, Fail
     } else {
         ("first", "second")
     };
-    let x: u32 = ctx
-        .activity("echo", &if a == "first" { 1 } else { 2 })
+    let x = ctx
+        .call(activity!(echo), &if a == "first" { 1 } else { 2 })
         .await?;
-    ctx.signal::<serde_json::Value>("continue").await?;
-    let y: u32 = ctx
-        .activity("echo", &if b == "first" { 1 } else { 2 })
+    ctx.wait_signal(CONTINUE).await?;
+    let y = ctx
+        .call(activity!(echo), &if b == "first" { 1 } else { 2 })
         .await?;
     if cfg!(feature = "logged") {
         // A compatible change: a log line after the last step.
@@ -200,12 +253,9 @@ pub struct Counter {
 /// Runs one `work` activity per run for `runs` runs (continuing as new in
 /// between) and returns the idempotency keys the activities were given.
 pub async fn keyed_runs(ctx: Ctx, mut keys: Vec<String>) -> Result<Vec<String>, Failure> {
-    keys.push(
-        ctx.activity::<String>("work", &serde_json::json!({}))
-            .await?,
-    );
+    keys.push(ctx.call(activity!(work), &serde_json::json!({})).await?);
     if keys.len() < 3 {
-        ctx.continue_as_new(&keys);
+        ctx.continue_as_new(&keys)?;
     }
     Ok(keys)
 }
@@ -217,7 +267,7 @@ pub async fn counter(ctx: Ctx, mut c: Counter) -> Result<u64, Failure> {
         ctx.sleep(Duration::from_millis(0)).await?;
         c.done += 1;
         if ctx.history_len() >= c.per_run && c.done < c.n {
-            ctx.continue_as_new(&c);
+            ctx.continue_as_new(&c)?;
         }
     }
     Ok(c.done)
@@ -230,10 +280,10 @@ pub async fn brood(ctx: Ctx, (n, ms, nap_ms): (u32, u64, u64)) -> Result<Vec<Str
     let me = ctx.execution_id();
     let children: Vec<_> = (0..n)
         .map(|i| {
-            ctx.child::<Vec<String>>(
-                "slow",
+            ctx.start_child(
+                workflow!(slow),
                 &format!("{me}.b{i}"),
-                &serde_json::json!({"steps": 2, "ms": ms}),
+                &Slow { steps: 2, ms },
             )
         })
         .collect();
@@ -246,6 +296,8 @@ pub async fn brood(ctx: Ctx, (n, ms, nap_ms): (u32, u64, u64)) -> Result<Vec<Str
 }
 
 /// Starts `count` children running `collect(1)` and returns their results.
+/// (The deprecated string form on purpose: it still works.)
+#[allow(deprecated)]
 pub async fn family(ctx: Ctx, count: u32) -> Result<Vec<serde_json::Value>, Failure> {
     let me = ctx.execution_id();
     let children: Vec<_> = (0..count)
@@ -258,7 +310,9 @@ pub async fn family(ctx: Ctx, count: u32) -> Result<Vec<serde_json::Value>, Fail
         .collect()
 }
 
-/// Counts signals `tick` until `stop`, answering the query `count`.
+/// Counts signals `tick` until `stop`, answering the query `count`. (The
+/// deprecated string forms on purpose: they still work.)
+#[allow(deprecated)]
 pub async fn ticker(ctx: Ctx, _input: serde_json::Value) -> Result<u32, Failure> {
     let count = std::rc::Rc::new(std::cell::Cell::new(0u32));
     {
@@ -331,7 +385,7 @@ pub async fn hog(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
 
 /// Calls `misbehave(kind)`: two attempts 10 ms apart, each limited to 1 s.
 pub async fn hostile_activity(ctx: Ctx, kind: String) -> Result<(), Failure> {
-    ctx.activity::<()>("misbehave", &kind)
+    ctx.call(activity!(misbehave), &kind)
         .retry(RetryPolicy::attempts(2).initial_interval(Duration::from_millis(10)))
         .timeout(Duration::from_secs(1))
         .await
@@ -363,6 +417,25 @@ pub fn misbehave(_ctx: &ActivityCtx, kind: String) -> Result<(), Failure> {
     }
 }
 
+/// Misuses the SDK as told, which fails the execution (non-retryable)
+/// instead of trapping: `select_all_of_nothing` (no future to wait for),
+/// `unserializable_next_run` (a continue-as-new input JSON cannot hold).
+pub async fn misuse(ctx: Ctx, kind: String) -> Result<(), Failure> {
+    match kind.as_str() {
+        "select_all_of_nothing" => {
+            let (_, fired) = cairn_sdk::select_all(Vec::<cairn_sdk::Timer>::new()).await?;
+            fired?;
+        }
+        "unserializable_next_run" => {
+            // JSON object keys are strings: a map keyed by pairs is not JSON.
+            let next = std::collections::BTreeMap::from([((1u8, 2u8), 3u8)]);
+            ctx.continue_as_new(&next)?;
+        }
+        other => return Err(Failure::non_retryable(format!("unknown misuse {other}"))),
+    }
+    Ok(())
+}
+
 /// Panics.
 pub async fn boom(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
     panic!("boom: the workflow hit a bug");
@@ -383,18 +456,18 @@ pub async fn recurse(_ctx: Ctx, _input: serde_json::Value) -> Result<u64, Failur
 
 /// Reads a file from workflow code (denied).
 pub async fn read_file(_ctx: Ctx, _input: serde_json::Value) -> Result<String, Failure> {
-    Ok(std::fs::read_to_string("/etc/hostname")?)
+    std::fs::read_to_string("/etc/hostname").non_retryable("reading /etc/hostname")
 }
 
 /// Opens a network connection from workflow code (denied).
 pub async fn connect(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
-    std::net::TcpStream::connect("127.0.0.1:9")?;
+    std::net::TcpStream::connect("127.0.0.1:9").non_retryable("connecting to 127.0.0.1:9")?;
     Ok(())
 }
 
 /// Calls an activity that panics.
 pub async fn bad_activity(ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
-    ctx.activity::<()>("explode", &())
+    ctx.call(activity!(explode), &())
         .retry(RetryPolicy::attempts(2).initial_interval(Duration::from_millis(1)))
         .await
 }
@@ -411,7 +484,7 @@ pub async fn activity_env(
     ctx: Ctx,
     names: Vec<String>,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
-    ctx.activity("read_env", &names).await
+    ctx.call(activity!(read_env), &names).await
 }
 
 /// Reads environment variables (in activity mode).
@@ -432,7 +505,7 @@ pub fn read_env(
 
 /// Returns an output of `n` bytes (too large for the store when huge).
 pub async fn big_output(ctx: Ctx, n: u64) -> Result<usize, Failure> {
-    let s: String = ctx.activity("make_big", &n).await?;
+    let s = ctx.call(activity!(make_big), &n).await?;
     Ok(s.len())
 }
 
@@ -441,7 +514,21 @@ pub fn make_big(_ctx: &ActivityCtx, n: u64) -> Result<String, Failure> {
     Ok("x".repeat(n as usize))
 }
 
+/// Every kind of payload large: takes a large input (a string), waits for
+/// signal `go` (a string), calls `make_big` for a result as long as the
+/// input and returns an output holding the three lengths and the result.
+pub async fn big_payloads(ctx: Ctx, input: String) -> Result<serde_json::Value, Failure> {
+    let signal = ctx.wait_signal(GO).await?;
+    let result = ctx.call(activity!(make_big), &(input.len() as u64)).await?;
+    Ok(serde_json::json!({
+        "input": input.len(),
+        "signal": signal.as_str().map_or(0, str::len),
+        "result": result.len(),
+        "output": result,
+    }))
+}
+
 cairn_sdk::component! {
-    workflows: [approval, collect, nap, slow, fanout, steps, flaky, ordered, counter, keyed_runs, family, brood, ticker, reuse, environment, spin, hog, boom, hostile_activity, recurse, read_file, connect, bad_activity, big_output, activity_env],
+    workflows: [approval, collect, nap, slow, fanout, steps, steps_unbatched, flaky, ordered, counter, keyed_runs, family, brood, ticker, reuse, environment, spin, hog, boom, misuse, hostile_activity, recurse, read_file, connect, bad_activity, big_output, big_payloads, activity_env],
     activities: [work, echo, instance_calls, sometimes, explode, make_big, misbehave, read_env],
 }

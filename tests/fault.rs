@@ -20,6 +20,8 @@ pub enum Op {
     Suspend,
     /// `deliver`
     Deliver,
+    /// `deliver_once` (a child's result to its parent)
+    DeliverOnce,
 }
 
 /// What to do on the `nth` (1-based) call of an op.
@@ -173,6 +175,9 @@ impl Store for FaultStore {
     ) -> StoreFuture<'a, Vec<cairn_core::Entry>> {
         self.inner.load_run(id, run)
     }
+    fn settle<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()> {
+        self.inner.settle(id)
+    }
     fn deliver_once<'a>(
         &'a self,
         id: &'a ExecutionId,
@@ -180,7 +185,11 @@ impl Store for FaultStore {
         message: InboxMessage,
         at: Timestamp,
     ) -> StoreFuture<'a, Option<InboxItem>> {
-        self.inner.deliver_once(id, key, message, at)
+        Box::pin(self.around(
+            Op::DeliverOnce,
+            Some(id),
+            self.inner.deliver_once(id, key, message, at),
+        ))
     }
     fn park<'a>(
         &'a self,

@@ -251,6 +251,7 @@ async fn continued(
                         run,
                         entry,
                         consume: None,
+                        hold_until_heard: None,
                     },
                 )
                 .await?;

@@ -26,37 +26,16 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::convert::Infallible;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake as TaskWake, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Hashes a handle with one multiplication: handles are small integers
-/// handed out in order, and SipHash would cost more than the map operation
-/// on every step of a replay.
-#[derive(Default, Clone, Copy)]
-struct HandleHasher(u64);
-
-impl Hasher for HandleHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = ((self.0 << 8) | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// A map keyed by handle.
-type HandleMap<V> = HashMap<u32, V, BuildHasherDefault<HandleHasher>>;
+/// A map keyed by handle: small integers handed out in order, hashed with
+/// FxHash (one multiplication), since SipHash would cost more than the map
+/// operation on every step of a replay.
+type HandleMap<V> = rustc_hash::FxHashMap<u32, V>;
 
 #[derive(Default)]
 pub(crate) struct State {

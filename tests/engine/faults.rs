@@ -161,3 +161,80 @@ fn each_store_error_sqlite() {
 fn each_store_error_dynamodb() {
     each_store_error(Kind::Dynamodb);
 }
+
+/// A driver that stops between a child's final write and the delivery of
+/// its result to the parent (here the delivery fails; in production the
+/// process dies there) leaves the child due: whoever drives due executions
+/// (the sweep, `cairn dev`, `cairn wake`) tells the parent, once.
+fn child_result_lost_on_the_way(kind: Kind) {
+    run(async {
+        let s = store(kind).await;
+        let faults = Arc::new(FaultStore::new(s.store.clone()));
+        let (engine, testkit, _) = engine(faults.clone()).await;
+        faults.inject(Fault::Fail {
+            op: Op::DeliverOnce,
+            nth: 1,
+            error: StoreError::Unavailable("injected: the driver stopped here".into()),
+        });
+        let parent = start(&engine, &testkit, "brood", serde_json::json!([1, 0, 0])).await;
+        let r = engine
+            .advance(&parent, AdvanceOptions::default())
+            .await
+            .unwrap();
+        assert!(matches!(r, Advance::Suspended { .. }), "{r:?}");
+        let child = cairn_core::ExecutionId::new(format!("{parent}.b0")).unwrap();
+        let meta = faults.meta(&child).await.unwrap();
+        assert_eq!(meta.status, Status::Completed);
+        assert_eq!(faults.meta(&parent).await.unwrap().status, Status::Waiting);
+        assert_eq!(faults.calls(Op::DeliverOnce), 1);
+
+        // The finished child is due (its hold), not the parent.
+        let later = cairn_core::Timestamp::now_system().plus(std::time::Duration::from_secs(60));
+        let due: Vec<_> = faults
+            .due(later, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert!(due.contains(&child), "the child is not due: {due:?}");
+        assert!(meta.wake_at.is_none(), "a hold is not a timer: {meta:?}");
+
+        // The sweep: advancing it tells the parent, which completes.
+        for id in due {
+            engine
+                .advance(&id, AdvanceOptions::default())
+                .await
+                .unwrap();
+        }
+        let p = faults.meta(&parent).await.unwrap();
+        assert_eq!(p.status, Status::Completed, "{p:?}");
+        assert_eq!(faults.calls(Op::DeliverOnce), 2);
+        // Settled: nothing is due any more.
+        let due = faults.due(later, 100).await.unwrap();
+        assert!(due.is_empty(), "still due after the parent heard: {due:?}");
+        // Another push of the child tells the parent nothing new.
+        engine
+            .advance(&child, AdvanceOptions::default())
+            .await
+            .unwrap();
+        let j = assert_journal_sound(faults.as_ref(), &parent).await;
+        assert_eq!(
+            j.iter()
+                .filter(|e| e.event.kind() == "child-completed")
+                .count(),
+            1,
+            "{j:#?}"
+        );
+    })
+}
+
+#[test]
+fn child_result_lost_on_the_way_sqlite() {
+    child_result_lost_on_the_way(Kind::Sqlite);
+}
+
+#[test]
+fn child_result_lost_on_the_way_dynamodb() {
+    child_result_lost_on_the_way(Kind::Dynamodb);
+}

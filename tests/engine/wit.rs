@@ -81,6 +81,7 @@ fn a_journal_written_by_0_1_calls_replays_under_the_0_2_executor() {
                         run: 1,
                         entry: e.clone(),
                         consume: None,
+                        hold_until_heard: None,
                     },
                 )
                 .await

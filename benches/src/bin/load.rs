@@ -468,6 +468,7 @@ async fn reads_per_advance(sdk: &aws_config::SdkConfig, table: &str) -> Result<(
             },
         },
         consume: None,
+        hold_until_heard: None,
     };
     for i in 1..1000 {
         warm.append(&id, step(i)).await?;

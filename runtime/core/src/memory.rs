@@ -152,7 +152,7 @@ impl Store for MemoryStore {
             if let Some(status) = append.entry.event.final_status() {
                 r.meta.status = status;
                 r.meta.wake_at = None;
-                r.meta.due_at = None;
+                r.meta.due_at = append.hold_until_heard;
                 r.meta.waiting_on = None;
                 r.meta.lease = None;
                 r.meta.updated_at = append.entry.at;
@@ -336,12 +336,25 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(r))
     }
 
+    fn settle<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()> {
+        let r = self.with(|inner| {
+            let r = record(inner, id)?;
+            if r.meta.status.is_terminal() {
+                r.meta.due_at = None;
+            }
+            Ok(())
+        });
+        Box::pin(std::future::ready(r))
+    }
+
     fn due(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<(ExecutionId, Timestamp)>> {
         let r = self.with(|inner| {
             let mut out: Vec<_> = inner
                 .executions
                 .values()
-                .filter(|r| !r.meta.status.is_terminal() && r.meta.status != Status::Parked)
+                // A finished execution is due only while it holds (see
+                // `Append::hold_until_heard`).
+                .filter(|r| r.meta.status != Status::Parked)
                 .filter_map(|r| {
                     r.meta
                         .due_at

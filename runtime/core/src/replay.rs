@@ -23,33 +23,12 @@ use crate::entry::ParentRef;
 use crate::entry::human_duration;
 use crate::error::{ErrorCode, Nondeterminism};
 use crate::{ComponentHash, Entry, Event, ExecutionId, Failure, Payload, Timestamp};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// Hashes a sequence number with one multiplication: they are small
-/// integers from 1, and SipHash cost more than the lookups it serves on
-/// every replayed step (the map is built from trusted journal entries).
-#[derive(Default, Clone, Copy)]
-struct SeqHasher(u64);
-
-impl Hasher for SeqHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = ((self.0 << 8) | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// A map keyed by sequence number.
-type SeqMap<V> = HashMap<u32, V, BuildHasherDefault<SeqHasher>>;
+/// A map keyed by sequence number: small integers from 1, hashed with
+/// FxHash (one multiplication), since SipHash cost more than the lookups it
+/// serves on every replayed step (the keys come from trusted journal
+/// entries, so hash flooding is not a concern).
+type SeqMap<V> = rustc_hash::FxHashMap<u32, V>;
 
 /// What the guest asks for; what the journal must agree with.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -238,6 +238,27 @@ pub struct Append {
     /// Inbox item consumed by this entry (signal or cancel), removed in the
     /// same write.
     pub consume: Option<String>,
+    /// For a child's final entry: the finished execution stays due at this
+    /// time (its `due_at`, not its `wake_at`) until its parent has heard
+    /// ([`Store::settle`]). A driver stopped between the final write and
+    /// the delivery to the parent is made up for by whoever drives due
+    /// executions (the sweep, `cairn dev`, `cairn wake`): a finished
+    /// execution's advance tells its parent again. `None` for every other
+    /// append.
+    pub hold_until_heard: Option<Timestamp>,
+}
+
+impl Append {
+    /// An append of `entry` to run `run` that consumes nothing and holds
+    /// nothing.
+    pub fn new(run: u32, entry: Entry) -> Self {
+        Self {
+            run,
+            entry,
+            consume: None,
+            hold_until_heard: None,
+        }
+    }
 }
 
 /// Closing a run and starting the next (continue-as-new), in one write.
@@ -461,12 +482,18 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
     ) -> StoreFuture<'a, Option<InboxItem>>;
 
+    /// Clears the hold of finished execution `id` (see
+    /// [`Append::hold_until_heard`]): its parent has heard. Nothing if it
+    /// holds none or has not finished; [`StoreError::NotFound`] if unknown.
+    fn settle<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()>;
+
     /// Executions, most recently updated first.
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>>;
 
     /// Executions whose `due_at` is at or before `now` (a timer or retry
-    /// due, an expired lease, an inbox write not taken in time), earliest
-    /// first, at most `limit`.
+    /// due, an expired lease, an inbox write not taken in time, a finished
+    /// child whose parent may not have heard), earliest first, at most
+    /// `limit`.
     fn due(&self, now: Timestamp, limit: usize) -> StoreFuture<'_, Vec<(ExecutionId, Timestamp)>>;
 
     /// Stores a component's bytes under its hash (idempotent).
@@ -617,6 +644,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         at: Timestamp,
     ) -> StoreFuture<'a, InboxItem> {
         (**self).deliver(id, message, at)
+    }
+    fn settle<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()> {
+        (**self).settle(id)
     }
     fn list(&self, filter: ListFilter) -> StoreFuture<'_, Vec<ExecutionMeta>> {
         (**self).list(filter)

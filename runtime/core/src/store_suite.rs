@@ -32,7 +32,8 @@ macro_rules! store_suite_tests {
             components_and_workflow_registry, components_can_be_listed_and_deleted,
             racing_appends_have_one_winner,
             large_journals_load_whole_and_in_order, payloads_survive_byte_for_byte,
-            continue_as_new_starts_a_fresh_journal, keyed_deliveries_happen_once);
+            continue_as_new_starts_a_fresh_journal, keyed_deliveries_happen_once,
+            a_held_final_entry_is_due_until_settled);
     };
     (leases: $runner:path, $make:expr) => {
         $crate::store_suite_tests!(@tests $runner, $make,
@@ -170,6 +171,7 @@ fn activity(index: u32, seq: u32) -> Append {
             },
         },
         consume: None,
+        hold_until_heard: None,
     }
 }
 
@@ -310,6 +312,7 @@ pub async fn final_entry_sets_the_status<S: Store + ?Sized>(store: &S) {
                         event,
                     },
                     consume: None,
+                    hold_until_heard: None,
                 },
             )
             .await
@@ -333,6 +336,74 @@ pub async fn final_entry_sets_the_status<S: Store + ?Sized>(store: &S) {
                 .all(|(d, _)| d != &id)
         );
     }
+}
+
+/// A final entry written with a hold (a child whose parent has not heard
+/// yet) leaves the execution due at the hold, with no wake, until
+/// [`Store::settle`]; both the plain and the consuming final append.
+pub async fn a_held_final_entry_is_due_until_settled<S: Store + ?Sized>(store: &S) {
+    let is_due = |id: ExecutionId| async move {
+        store
+            .due(at(1000), 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(d, _)| d == &id)
+            .map(|(_, t)| t)
+    };
+    for consuming in [false, true] {
+        let id = created(store, "held").await;
+        let consume = if consuming {
+            Some(store.deliver(&id, signal("go"), at(5)).await.unwrap().id)
+        } else {
+            None
+        };
+        store
+            .suspend(&id, suspend(1, u64::from(consuming), Some(at(60))))
+            .await
+            .unwrap();
+        store
+            .append(
+                &id,
+                Append {
+                    run: 1,
+                    entry: Entry {
+                        index: 1,
+                        at: at(9),
+                        event: Event::Completed {
+                            output: Payload::from("1"),
+                        },
+                    },
+                    consume,
+                    hold_until_heard: Some(at(40)),
+                },
+            )
+            .await
+            .unwrap();
+        let meta = store.meta(&id).await.unwrap();
+        assert_eq!(meta.status, Status::Completed);
+        assert_eq!(meta.wake_at, None, "a hold is not a wake: {meta:?}");
+        assert_eq!(meta.due_at, Some(at(40)), "{meta:?}");
+        assert_eq!(is_due(id.clone()).await, Some(at(40)));
+        store.settle(&id).await.unwrap();
+        assert_eq!(store.meta(&id).await.unwrap().due_at, None);
+        assert_eq!(is_due(id.clone()).await, None);
+        // Settling again, or an execution that never held, changes nothing.
+        store.settle(&id).await.unwrap();
+    }
+    let waiting = created(store, "held").await;
+    store
+        .suspend(&waiting, suspend(1, 0, Some(at(60))))
+        .await
+        .unwrap();
+    store.settle(&waiting).await.unwrap();
+    assert_eq!(
+        is_due(waiting.clone()).await,
+        Some(at(60)),
+        "a wake is not a hold"
+    );
+    let err = store.settle(&fresh_id("nobody")).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
 /// Each inbox write bumps the version; items come back oldest first.
@@ -384,6 +455,7 @@ pub async fn consuming_an_inbox_item_is_atomic_with_its_entry<S: Store + ?Sized>
             },
         },
         consume: Some(item.id.clone()),
+        hold_until_heard: None,
     };
     store.append(&id, received(1)).await.unwrap();
     let ex = store.load(&id).await.unwrap();
@@ -642,6 +714,7 @@ pub async fn large_journals_load_whole_and_in_order<S: Store + ?Sized>(store: &S
                     run: 1,
                     entry,
                     consume: None,
+                    hold_until_heard: None,
                 },
             )
             .await
@@ -825,6 +898,7 @@ pub async fn keyed_deliveries_happen_once<S: Store + ?Sized>(store: &S) {
             },
         },
         consume: Some(item.id.clone()),
+        hold_until_heard: None,
     };
     store.append(&id, consume).await.unwrap();
     assert_eq!(
@@ -968,6 +1042,7 @@ pub async fn suspend_and_final_append_release_the_lease<S: Store + ?Sized>(store
             },
         },
         consume: None,
+        hold_until_heard: None,
     };
     store.append(&id, done).await.unwrap();
     let m = store.meta(&id).await.unwrap();

@@ -83,6 +83,9 @@ impl Store for TimedStore {
     ) -> StoreFuture<'a, InboxItem> {
         self.timed("deliver", self.inner.deliver(id, message, at))
     }
+    fn settle<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()> {
+        self.timed("settle", self.inner.settle(id))
+    }
     fn deliver_once<'a>(
         &'a self,
         id: &'a ExecutionId,

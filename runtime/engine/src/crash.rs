@@ -6,7 +6,7 @@
 //! not: without it every call here is empty and the environment is not read.
 //!
 //! Chosen by the environment of the process:
-//! - `CAIRN_TEST_CRASH_AT=append:N|suspend|deliver|continue-as-new|park`
+//! - `CAIRN_TEST_CRASH_AT=append:N|suspend|deliver|settle|continue-as-new|park`
 //! - `CAIRN_TEST_CRASH_BEFORE_APPEND=N` (the same as `append:N`).
 
 /// The store write to crash right before.
@@ -19,6 +19,8 @@ pub(crate) enum CrashPoint {
     /// Writing a message into another execution's inbox (a child's result
     /// to its parent).
     Deliver,
+    /// Clearing a finished child's hold once its parent has heard.
+    Settle,
     /// The write that continues the execution as new.
     ContinueAsNew,
     /// The write that parks the execution.
@@ -34,6 +36,7 @@ mod enabled {
         Some(match v.trim() {
             "suspend" => CrashPoint::Suspend,
             "deliver" => CrashPoint::Deliver,
+            "settle" => CrashPoint::Settle,
             "continue-as-new" => CrashPoint::ContinueAsNew,
             "park" => CrashPoint::Park,
             other => CrashPoint::Append(other.strip_prefix("append:")?.parse().ok()?),
@@ -47,7 +50,7 @@ mod enabled {
                 let p = parse(&v);
                 assert!(
                     p.is_some(),
-                    "CAIRN_TEST_CRASH_AT={v}: expected append:N, suspend, deliver, continue-as-new or park"
+                    "CAIRN_TEST_CRASH_AT={v}: expected append:N, suspend, deliver, settle, continue-as-new or park"
                 );
                 return p;
             }

@@ -427,8 +427,19 @@ async fn park(
     Ok(Advance::Parked(n))
 }
 
-/// Tells the parent that child `id` finished (idempotent), and pushes it when
-/// the engine is configured to (the embedded host; in AWS the stream pushes).
+/// How long a finished child stays held (`Append::hold_until_heard`)
+/// before whoever drives due executions tells its parent again: the lease
+/// when there is one (a driver that stops after the final write is treated
+/// like one whose lease expired), else 30 s.
+fn hold_for(engine: &Engine) -> Duration {
+    engine.inner.config.lease.unwrap_or(Duration::from_secs(30))
+}
+
+/// Tells the parent that child `id` finished (idempotent), then settles
+/// the child's hold, and pushes the parent when the engine is configured to
+/// (the embedded host; in AWS the stream pushes). A delivery that fails
+/// leaves the hold: the child is due again, and its next advance tells the
+/// parent again.
 async fn notify_parent(engine: &Engine, id: &ExecutionId, parent: &ParentRef, event: &Event) {
     let result = match event {
         Event::Completed { output } => Ok(output.clone()),
@@ -441,20 +452,27 @@ async fn notify_parent(engine: &Engine, id: &ExecutionId, parent: &ParentRef, ev
     };
     let key = format!("child.{id}");
     crate::crash::point(crate::crash::CrashPoint::Deliver);
-    match engine
+    let push = match engine
         .inner
         .store
         .deliver_once(&parent.id, &key, message, engine.inner.clock.now())
         .await
     {
-        Ok(Some(_)) if engine.inner.config.push_parents => {
-            boxed_advance(engine.clone(), parent.id.clone()).await
-        }
-        Ok(_) => {}
-        Err(StoreError::Finished { .. }) | Err(StoreError::NotFound(_)) => {}
+        Ok(delivered) => delivered.is_some() && engine.inner.config.push_parents,
+        // The parent no longer listens: nothing to tell.
+        Err(StoreError::Finished { .. }) | Err(StoreError::NotFound(_)) => false,
         Err(e) => {
-            tracing::warn!(execution = %id, parent = %parent.id, "cannot tell the parent: {e}")
+            tracing::warn!(execution = %id, parent = %parent.id, "cannot tell the parent (the child stays due, to tell it again): {e}");
+            return;
         }
+    };
+    crate::crash::point(crate::crash::CrashPoint::Settle);
+    if let Err(e) = engine.inner.store.settle(id).await {
+        // Harmless: the next advance of the child tells the parent again.
+        tracing::warn!(execution = %id, "cannot settle the finished child: {e}");
+    }
+    if push {
+        boxed_advance(engine.clone(), parent.id.clone()).await
     }
 }
 
@@ -546,6 +564,9 @@ impl Driver {
         })?;
         crate::crash::point(crate::crash::CrashPoint::Append(entry.index));
         let (engine, id, run) = (&self.engine, &self.id, self.run);
+        // A child's final entry keeps it due until its parent has heard.
+        let hold_until_heard = (self.parent.is_some() && entry.event.final_status().is_some())
+            .then(|| self.clock().plus(hold_for(engine)));
         let r = retrying(engine, || {
             engine.inner.store.append(
                 id,
@@ -553,6 +574,7 @@ impl Driver {
                     run,
                     entry: entry.clone(),
                     consume: consume.clone(),
+                    hold_until_heard,
                 },
             )
         })

@@ -90,9 +90,10 @@ struct Pool {
 
 /// The crash points the workloads reach (`park` needs a journal that no
 /// longer matches its code, which these workloads never have).
-const CRASH_POINTS: [&str; 9] = [
+const CRASH_POINTS: [&str; 10] = [
     "suspend",
     "deliver",
+    "settle",
     "continue-as-new",
     "append:1",
     "append:2",
@@ -229,8 +230,12 @@ struct Run {
     id: String,
     workflow: &'static str,
     input: Value,
-    /// Signals to send once it started: (execution, name, payload).
-    signals: Vec<(String, &'static str, Value)>,
+    /// Signals to send once it started: (execution, name, payload, and the
+    /// journal length the execution must reach first). Sent earlier, a
+    /// signal that races a timer (the background check's court result
+    /// against its reminder) could be taken before the timer starts: a
+    /// valid journal, but not the uninterrupted run's.
+    signals: Vec<(String, &'static str, Value, u64)>,
     /// Whether to cancel it once the signals are in.
     cancel: bool,
     outcome: &'static str,
@@ -268,6 +273,8 @@ fn round(tag: &str) -> Vec<Run> {
                         format!("{bc}/county/{c}"),
                         "court_result",
                         json!({"records": []}),
+                        // started, the records request, the reminder timer
+                        3,
                     )
                 })
                 .collect(),
@@ -279,7 +286,7 @@ fn round(tag: &str) -> Vec<Run> {
             id: format!("{tag}-cancelled"),
             workflow: "collect",
             input: json!(3),
-            signals: vec![(format!("{tag}-cancelled"), "go", json!("one"))],
+            signals: vec![(format!("{tag}-cancelled"), "go", json!("one"), 0)],
             cancel: true,
             outcome: "cancelled",
             sequential: true,
@@ -358,8 +365,20 @@ fn drive(l: &str, run: &Run) {
         "start {}: {r}",
         run.id
     );
-    for (n, (id, name, payload)) in run.signals.iter().enumerate() {
+    for (n, (id, name, payload, after_len)) in run.signals.iter().enumerate() {
         let t = Instant::now();
+        while *after_len > 0
+            && invoke_until_answered(l, &json!({"action": "status", "id": id}))["journal_len"]
+                .as_u64()
+                .is_none_or(|len| len < *after_len)
+        {
+            // (Not found yet, or not that far.)
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "{id} never reached {after_len} journal entries"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
         loop {
             let r = invoke_until_answered(
                 l,
@@ -872,12 +891,17 @@ async fn wait_all(l: &str, runs: &[Run]) {
                 s["status"],
                 run.outcome
             );
-            assert!(
-                t.elapsed() < SETTLE,
-                "{} not {} {SETTLE:?} after the kills stopped: {s}",
-                run.id,
-                run.outcome
-            );
+            if t.elapsed() >= SETTLE {
+                // What it waits on, to tell a lost wake from a lost result.
+                let child = s["waiting_on"]
+                    .as_str()
+                    .and_then(|w| w.strip_prefix("child "))
+                    .map(|c| invoke_until_answered(l, &json!({"action": "status", "id": c})));
+                panic!(
+                    "{} not {} {SETTLE:?} after the kills stopped: {s}; the child it waits on: {child:?}",
+                    run.id, run.outcome
+                );
+            }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }

@@ -867,7 +867,10 @@ impl cairn_core::Store for DynamoStore {
                 self.journals.push(id, append.run, &append.entry);
                 return match finish {
                     None => Ok(()),
-                    Some(status) => self.finish_meta(id, append.run, status, at).await,
+                    Some(status) => {
+                        self.finish_meta(id, append.run, status, at, append.hold_until_heard)
+                            .await
+                    }
                 };
             }
             let mut items = vec![put(&self.table, entry, "attribute_not_exists(pk)")];
@@ -900,20 +903,22 @@ impl cairn_core::Store for DynamoStore {
                 items.push(
                     TransactWriteItem::builder()
                         .update(
-                            Update::builder()
-                                .table_name(&self.table)
-                                .key("pk", s(exec_pk(id)))
-                                .key("sk", s("meta"))
-                                .update_expression("SET #st = :st, status_shard = :ss, updated_at = :at REMOVE wake_at, wake_bucket, timer_at, waiting_on, lease_owner, lease_until")
-                                .expression_attribute_values(":ss", self.status_key_of(id, status))
-                                .condition_expression("attribute_exists(pk) AND #run = :run")
-                                .expression_attribute_names("#st", "status")
-                                .expression_attribute_names("#run", "run")
-                                .expression_attribute_values(":st", s(status.as_str()))
-                                .expression_attribute_values(":at", n(at.as_millis()))
-                                .expression_attribute_values(":run", n(u64::from(append.run)))
-                                .build()
-                                .expect("update has table, key and expression"),
+                            self.finish_update(
+                                Update::builder()
+                                    .table_name(&self.table)
+                                    .key("pk", s(exec_pk(id)))
+                                    .key("sk", s("meta")),
+                                id,
+                                status,
+                                append.hold_until_heard,
+                            )
+                            .condition_expression("attribute_exists(pk) AND #run = :run")
+                            .expression_attribute_names("#st", "status")
+                            .expression_attribute_names("#run", "run")
+                            .expression_attribute_values(":at", n(at.as_millis()))
+                            .expression_attribute_values(":run", n(u64::from(append.run)))
+                            .build()
+                            .expect("update has table, key and expression"),
                         )
                         .build(),
                 );
@@ -1239,6 +1244,40 @@ impl cairn_core::Store for DynamoStore {
         at: Timestamp,
     ) -> StoreFuture<'a, Option<InboxItem>> {
         Box::pin(self.insert_inbox(id, key.to_string(), message, at))
+    }
+
+    fn settle<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(exec_pk(id)))
+                .key("sk", s("meta"))
+                .update_expression("REMOVE wake_at, wake_bucket")
+                .condition_expression("attribute_exists(wake_at) AND #st IN (:c, :f, :x)")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":c", s("completed"))
+                .expression_attribute_values(":f", s("failed"))
+                .expression_attribute_values(":x", s("cancelled"))
+                .send()
+                .await;
+            match r {
+                Ok(_) => Ok(()),
+                // Not holding (settled before, or not finished): nothing to
+                // do, unless there is no such execution.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    match self.get_meta(id).await? {
+                        Some(_) => Ok(()),
+                        None => Err(StoreError::NotFound(id.clone())),
+                    }
+                }
+                Err(e) => Err(sdk_error(&self.table, e)),
+            }
+        })
     }
 
     /// Scatter-gather over `by-status-shard`: for each status asked and
@@ -1723,11 +1762,21 @@ impl DynamoStore {
             && !ex.meta.status.is_terminal()
         {
             let at = last.at;
-            self.finish_meta(id, ex.meta.run, status, at).await?;
+            // A child's parent may not have heard: due at once, so that
+            // whoever drives due executions tells it.
+            let hold = ex
+                .journal
+                .first()
+                .and_then(|e| match &e.event {
+                    cairn_core::Event::Started { parent, .. } => parent.as_ref(),
+                    _ => None,
+                })
+                .map(|_| at);
+            self.finish_meta(id, ex.meta.run, status, at, hold).await?;
             let m = &mut ex.meta;
             m.status = status;
             m.updated_at = at;
-            m.due_at = None;
+            m.due_at = hold;
             m.wake_at = None;
             m.waiting_on = None;
             m.lease = None;
@@ -1741,6 +1790,50 @@ impl DynamoStore {
         Ok(ex)
     }
 
+    /// The meta update of a final entry (`#st` is `status`): the status
+    /// and its index key; the due time removed, or set to the hold (see
+    /// `Append::hold_until_heard`), indexed like a wake; no timer, no
+    /// lease.
+    fn finish_expression(
+        &self,
+        id: &ExecutionId,
+        status: Status,
+        hold: Option<Timestamp>,
+    ) -> (&'static str, Vec<(&'static str, AttributeValue)>) {
+        let mut values = vec![
+            (":st", s(status.as_str())),
+            (":ss", self.status_key_of(id, status)),
+        ];
+        let expression = match hold {
+            Some(t) => {
+                values.push((":hold", n(t.as_millis())));
+                values.push((":b", self.wake_key_of(id)));
+                values.push((":none", n(0)));
+                "SET #st = :st, status_shard = :ss, updated_at = :at, wake_at = :hold, wake_bucket = :b, timer_at = :none REMOVE waiting_on, lease_owner, lease_until"
+            }
+            None => {
+                "SET #st = :st, status_shard = :ss, updated_at = :at REMOVE wake_at, wake_bucket, timer_at, waiting_on, lease_owner, lease_until"
+            }
+        };
+        (expression, values)
+    }
+
+    /// [`DynamoStore::finish_expression`] on a transaction's update.
+    fn finish_update(
+        &self,
+        mut update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+        id: &ExecutionId,
+        status: Status,
+        hold: Option<Timestamp>,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        let (expression, values) = self.finish_expression(id, status, hold);
+        update = update.update_expression(expression);
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
+        }
+        update
+    }
+
     /// Sets the meta's final `status` after run `run`'s final entry was
     /// written: one conditional update (the run is `run`, the status not
     /// final yet). Already final with `status`: done before (a retry, or a
@@ -1751,20 +1844,26 @@ impl DynamoStore {
         run: u32,
         status: Status,
         at: Timestamp,
+        hold: Option<Timestamp>,
     ) -> Result<(), StoreError> {
         self.ensure_shards().await?;
-        let r = self
+        let (expression, values) = self.finish_expression(id, status, hold);
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(exec_pk(id)))
             .key("sk", s("meta"))
-            .update_expression("SET #st = :st, status_shard = :ss, updated_at = :at REMOVE wake_at, wake_bucket, timer_at, waiting_on, lease_owner, lease_until")
-            .condition_expression("attribute_exists(pk) AND #run = :run AND NOT (#st IN (:c, :f, :x))")
-            .expression_attribute_names("#st", "status")
+            .update_expression(expression)
+            .expression_attribute_names("#st", "status");
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
+        }
+        let r = update
+            .condition_expression(
+                "attribute_exists(pk) AND #run = :run AND NOT (#st IN (:c, :f, :x))",
+            )
             .expression_attribute_names("#run", "run")
-            .expression_attribute_values(":st", s(status.as_str()))
-            .expression_attribute_values(":ss", self.status_key_of(id, status))
             .expression_attribute_values(":at", n(at.as_millis()))
             .expression_attribute_values(":run", n(u64::from(run)))
             .expression_attribute_values(":c", s("completed"))

@@ -82,6 +82,7 @@ async fn append(store: &DynamoStore, id: &ExecutionId, entry: Entry) -> Result<(
                 run: 1,
                 entry,
                 consume: None,
+                hold_until_heard: None,
             },
         )
         .await

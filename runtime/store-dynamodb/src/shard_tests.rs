@@ -352,6 +352,7 @@ fn a_final_entry_whose_meta_was_not_updated_is_finished_by_the_next_load() {
                     run: 1,
                     entry: done.clone(),
                     consume: None,
+                    hold_until_heard: None,
                 },
             )
             .await
@@ -385,6 +386,7 @@ fn a_warm_load_reads_only_the_new_entries_and_sees_other_writers() {
                 },
             },
             consume: None,
+            hold_until_heard: None,
         };
         for i in 1..200 {
             warm.append(&id, step(i)).await.unwrap();

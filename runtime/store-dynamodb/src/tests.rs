@@ -150,6 +150,7 @@ fn oversized_items_are_refused_before_any_request() {
                     run: 1,
                     entry,
                     consume: None,
+                    hold_until_heard: None,
                 },
             )
             .await
@@ -205,6 +206,7 @@ fn a_plain_step_is_one_put_and_a_load_is_one_query() {
                     run: 1,
                     entry,
                     consume: None,
+                    hold_until_heard: None,
                 },
             )
             .await
@@ -240,6 +242,7 @@ async fn append_steps(store: &DynamoStore, id: &ExecutionId, run: u32, from: u32
                     run,
                     entry,
                     consume: None,
+                    hold_until_heard: None,
                 },
             )
             .await

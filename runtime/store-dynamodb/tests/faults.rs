@@ -194,6 +194,7 @@ fn plain(run: u32, entry: Entry) -> Append {
         run,
         entry,
         consume: None,
+        hold_until_heard: None,
     }
 }
 
@@ -291,6 +292,7 @@ async fn every_operation(rig: &Rig, store: &DynamoStore) {
                 run: 1,
                 entry: consumed.clone(),
                 consume: Some(a.id.clone()),
+                hold_until_heard: None,
             },
         )
         .await
@@ -304,6 +306,7 @@ async fn every_operation(rig: &Rig, store: &DynamoStore) {
                 run: 1,
                 entry: signal_entry(4, &a),
                 consume: Some(a.id.clone()),
+                hold_until_heard: None,
             },
         )
         .await
@@ -448,6 +451,7 @@ async fn every_operation(rig: &Rig, store: &DynamoStore) {
                 run: 2,
                 entry: consumed.clone(),
                 consume: Some(b.id.clone()),
+                hold_until_heard: None,
             },
         )
         .await
@@ -632,6 +636,7 @@ fn a_write_whose_reply_is_lost_is_applied_once_and_reported_done() {
                     run: 1,
                     entry: signal_entry(2, &a),
                     consume: Some(a.id.clone()),
+                    hold_until_heard: None,
                 },
             )
             .await
@@ -669,6 +674,7 @@ fn a_write_whose_reply_is_lost_is_applied_once_and_reported_done() {
             run: 1,
             entry: signal_entry(4, &b),
             consume: Some(b.id.clone()),
+            hold_until_heard: None,
         };
         let err = store.append(&id, consume.clone()).await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
@@ -903,6 +909,7 @@ fn a_reply_slower_than_the_attempt_timeout_is_retried_and_applied_once() {
                     run: 1,
                     entry: signal_entry(2, &a),
                     consume: Some(a.id.clone()),
+                    hold_until_heard: None,
                 },
             )
             .await
@@ -987,6 +994,7 @@ fn a_transaction_conflict_applied_nothing_and_is_sent_again() {
             run: 1,
             entry: signal_entry(2, &a),
             consume: Some(a.id.clone()),
+            hold_until_heard: None,
         };
         let check = conflicts(TWI, RETRY_ATTEMPTS);
         let err = store.append(&id, consume.clone()).await.unwrap_err();
@@ -1126,6 +1134,7 @@ fn next(ex: &Execution, now: Timestamp) -> Next {
                 },
             },
             consume: Some(item.id.clone()),
+            hold_until_heard: None,
         });
     } else {
         Event::Completed {
@@ -1140,6 +1149,7 @@ fn next(ex: &Execution, now: Timestamp) -> Next {
             event,
         },
         consume: None,
+        hold_until_heard: None,
     })
 }
 

@@ -321,6 +321,7 @@ impl Store for SqliteStore {
                 body,
                 consume: append.consume,
                 finish: append.entry.event.final_status(),
+                hold: append.hold_until_heard,
             };
             self.write(Some(id.clone()), op).await.map(|_| ())
         })
@@ -345,6 +346,10 @@ impl Store for SqliteStore {
                 .await
                 .map(|_| ())
         })
+    }
+
+    fn settle<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.write(Some(id.clone()), Op::Settle).await.map(|_| ()) })
     }
 
     fn unpark<'a>(&'a self, id: &'a ExecutionId) -> StoreFuture<'a, ()> {
@@ -445,7 +450,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             self.read(|conn| {
                 let mut stmt = conn
-                    .prepare_cached("SELECT id, wake_at FROM meta WHERE status = 'waiting' AND wake_at <= ?1 ORDER BY wake_at, id LIMIT ?2")
+                    .prepare_cached("SELECT id, wake_at FROM meta WHERE wake_at <= ?1 ORDER BY wake_at, id LIMIT ?2")
                     .map_err(sql_err(&self.path))?;
                 let rows = stmt
                     .query_map(params![now.as_millis().min(i64::MAX as u64) as i64, limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))

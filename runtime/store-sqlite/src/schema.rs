@@ -26,7 +26,11 @@ CREATE TABLE IF NOT EXISTS meta (
     journal_len   INTEGER NOT NULL,
     run           INTEGER NOT NULL DEFAULT 1
 ) STRICT;
-CREATE INDEX IF NOT EXISTS meta_wake ON meta (wake_at) WHERE status = 'waiting';
+-- Due executions: waiting with a timer, or finished and holding until
+-- the parent has heard (Append::hold_until_heard). Nothing else has a
+-- wake_at. (meta_wake, its predecessor, covered only waiting ones.)
+DROP INDEX IF EXISTS meta_wake;
+CREATE INDEX IF NOT EXISTS meta_due ON meta (wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS meta_updated ON meta (updated_at);
 CREATE TABLE IF NOT EXISTS journal (
     id   TEXT NOT NULL,
@@ -233,7 +237,10 @@ pub(crate) fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<Result<ExecutionMet
                 r.get::<_, i64>(6).map_err(|e| corrupt(e.to_string()))? as u64,
             ),
             inbox_version: r.get::<_, i64>(7).map_err(|e| corrupt(e.to_string()))? as u64,
-            wake_at: wake_at.map(|t| Timestamp::from_millis(t as u64)),
+            // A finished execution's wake_at is its hold: due, not a wake.
+            wake_at: wake_at
+                .filter(|_| !matches!(status.as_str(), "completed" | "failed" | "cancelled"))
+                .map(|t| Timestamp::from_millis(t as u64)),
             due_at: wake_at.map(|t| Timestamp::from_millis(t as u64)),
             waiting_on: r.get(9).map_err(|e| corrupt(e.to_string()))?,
             parked: parked

@@ -25,6 +25,8 @@ pub(crate) enum Op {
         body: Vec<u8>,
         consume: Option<String>,
         finish: Option<Status>,
+        /// A child's final entry: due at this time until settled.
+        hold: Option<Timestamp>,
     },
     Suspend(Suspend),
     Park {
@@ -32,6 +34,8 @@ pub(crate) enum Op {
         at: Timestamp,
     },
     Unpark,
+    /// Clears a finished execution's hold.
+    Settle,
     /// An inbox insert: under `key` at most once (a keyed delivery), or
     /// under a fresh ULID.
     Deliver {
@@ -245,6 +249,7 @@ fn apply(
             body,
             consume,
             finish,
+            hold,
         } => {
             let id = id.expect("appends name an execution");
             let (status, len, _, run) = state(tx, path, id)?;
@@ -288,10 +293,10 @@ fn apply(
             match finish {
                 Some(status) => tx
                     .prepare_cached(
-                        "UPDATE meta SET journal_len = ?2, status = ?3, wake_at = NULL, waiting_on = NULL, updated_at = ?4 WHERE id = ?1",
+                        "UPDATE meta SET journal_len = ?2, status = ?3, wake_at = ?5, waiting_on = NULL, updated_at = ?4 WHERE id = ?1",
                     )
                     .map_err(&e)?
-                    .execute(params![id.as_str(), index + 1, status.as_str(), at.as_millis() as i64]),
+                    .execute(params![id.as_str(), index + 1, status.as_str(), at.as_millis() as i64, hold.map(|t| t.as_millis() as i64)]),
                 None => tx
                     .prepare_cached("UPDATE meta SET journal_len = ?2 WHERE id = ?1")
                     .map_err(&e)?
@@ -348,6 +353,13 @@ fn apply(
                 params![id.as_str(), info, at.as_millis() as i64],
             )
             .map_err(&e)?;
+            Ok(Reply::Done)
+        }
+        Op::Settle => {
+            let id = id.expect("settles name an execution");
+            state(tx, path, id)?;
+            tx.execute("UPDATE meta SET wake_at = NULL WHERE id = ?1 AND status IN ('completed', 'failed', 'cancelled')", params![id.as_str()])
+                .map_err(&e)?;
             Ok(Reply::Done)
         }
         Op::Unpark => {

@@ -2,7 +2,7 @@
 //! conflicts, never appends out of order, never loses a step.
 
 use crate::run;
-use cairn_core::{Status, StoreError};
+use cairn_core::{Status, Store, StoreError};
 use cairn_engine::{Advance, AdvanceOptions};
 use cairn_tests::fault::{Fault, FaultStore, Op};
 use cairn_tests::{Kind, assert_journal_sound, engine, start, store};

@@ -11,11 +11,11 @@
 use crate::Metrics;
 use crate::otel::Traces;
 use cairn_core::{ExecutionId, ListFilter, Status, Timestamp};
-use cairn_engine::{Advance, AdvanceOptions, Engine, EngineError, EngineEvent, Observer};
+use cairn_engine::{Advance, AdvanceOptions, Engine, EngineError, EngineEvent, Observer, Pusher};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, broadcast};
 
@@ -45,6 +45,17 @@ pub struct Runner {
     changes: broadcast::Sender<Change>,
     stopped: AtomicBool,
     stop_notify: Notify,
+}
+
+/// The engine's own pushes, sent to the runner (see [`Pusher`]).
+struct Pushes(Weak<Runner>);
+
+impl Pusher for Pushes {
+    fn push(&self, id: ExecutionId) {
+        if let Some(runner) = self.0.upgrade() {
+            runner.push(id);
+        }
+    }
 }
 
 /// Forwards the engine's events to the metrics, the traces and the change
@@ -114,8 +125,10 @@ impl Runner {
             traces,
             changes: changes.clone(),
         }));
-        Arc::new(Self {
-            engine,
+        Arc::new_cyclic(|me| Self {
+            // Children, parents told by a child, children asked to cancel:
+            // advanced like every other push, in the in-flight set.
+            engine: engine.with_pusher(Arc::new(Pushes(me.clone()))),
             metrics,
             read_only,
             inflight: Mutex::new(HashMap::new()),

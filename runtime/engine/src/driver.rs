@@ -60,7 +60,12 @@ impl From<ReplayError> for Stop {
 /// A boxed engine future, to spawn advances recursively.
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// Advances `id` here, or hands it to the engine's [`crate::Pusher`].
 fn boxed_advance(engine: Engine, id: ExecutionId) -> BoxFuture<()> {
+    if let Some(p) = &engine.inner.pusher {
+        p.push(id);
+        return Box::pin(std::future::ready(()));
+    }
     Box::pin(async move {
         if let Err(e) = engine.advance(&id, AdvanceOptions::default()).await {
             tracing::warn!(execution = %id, "advance failed: {e}");

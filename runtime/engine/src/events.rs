@@ -70,3 +70,13 @@ pub trait Observer: Send + Sync {
     /// One event of execution `id`.
     fn event(&self, id: &ExecutionId, event: &EngineEvent);
 }
+
+/// Where the engine sends the advances it would otherwise run itself, inline
+/// (a child it started, a parent its finished child told, a child it asked
+/// to cancel): a long-running host (`cairn dev`) schedules them with its
+/// own advances, so its in-flight set, metrics and shutdown see them all.
+/// Must be quick: it runs on the driver's task.
+pub trait Pusher: Send + Sync {
+    /// Advance `id` soon.
+    fn push(&self, id: ExecutionId);
+}

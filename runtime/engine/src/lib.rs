@@ -31,7 +31,7 @@ mod readonly;
 
 pub use components::{ComponentUse, GcAction, GcReport, MissingComponent};
 pub use error::EngineError;
-pub use events::{EngineEvent, Observer};
+pub use events::{EngineEvent, Observer, Pusher};
 pub use readonly::ReplayOutcome;
 
 use cairn_core::{
@@ -182,6 +182,7 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
     pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) pusher: Option<Arc<dyn Pusher>>,
 }
 
 impl Engine {
@@ -199,6 +200,7 @@ impl Engine {
                 clock,
                 config,
                 observer: None,
+                pusher: None,
             }),
         }
     }
@@ -213,6 +215,23 @@ impl Engine {
                 clock: inner.clock.clone(),
                 config: inner.config.clone(),
                 observer: Some(observer),
+                pusher: inner.pusher.clone(),
+            }),
+        }
+    }
+
+    /// This engine, sending the advances it would run inline to `pusher`
+    /// instead (see [`Pusher`]).
+    pub fn with_pusher(self, pusher: Arc<dyn Pusher>) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                sandbox: inner.sandbox.clone(),
+                store: inner.store.clone(),
+                clock: inner.clock.clone(),
+                config: inner.config.clone(),
+                observer: inner.observer.clone(),
+                pusher: Some(pusher),
             }),
         }
     }

@@ -609,6 +609,20 @@ fn metrics_move_as_executions_run() {
         "{m1}"
     );
     assert!(metric(&m1, "cairn_http_requests_total") >= 2.0);
+
+    // Children are advanced by the server like any push (counted, in its
+    // in-flight set, waited for at shutdown), not inside their parent's.
+    let b = dev.ok(
+        json!({"action": "start", "workflow": "brood", "id": "m3", "input": [3, 0, 0], "wait_ms": 30000}),
+    );
+    assert_eq!(b["status"], "completed", "{b}");
+    let m2 = dev.metrics();
+    let advances =
+        metric(&m2, "cairn_advance_seconds_count") - metric(&m1, "cairn_advance_seconds_count");
+    assert!(
+        advances >= 4.0,
+        "the parent and its three children: {advances} advances counted\n{m2}"
+    );
 }
 
 trait JsonOrNull {

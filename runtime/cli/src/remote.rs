@@ -3,7 +3,8 @@
 //! (`cairn-client`, `docs/api.md`). Nothing runs here: the function starts,
 //! advances and answers; this process only invokes it and prints.
 
-use crate::{Command, exit, render};
+use crate::args::Command;
+use crate::{exit, render};
 use anyhow::{Context, Result, anyhow, bail};
 use cairn_client::{Client, api};
 use cairn_core::{ErrorCode, Status};

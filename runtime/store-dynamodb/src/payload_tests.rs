@@ -3,6 +3,7 @@
 //! `CAIRN_TEST_S3_ENDPOINT`).
 
 use super::*;
+use crate::codec::{entry_sk, exec_pk, get_n, get_s, s};
 use crate::tests::{endpoint, run, sdk_config, table_name};
 use cairn_core::store_suite::{fresh_id, new_execution};
 use cairn_core::{Event, Payload, Store};

@@ -223,12 +223,13 @@ pub(crate) fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<Result<ExecutionMet
         reason,
     };
     let meta = (|| {
+        let status =
+            Status::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status:?}")))?;
         Ok(ExecutionMeta {
             id: ExecutionId::new(id.clone()).map_err(|e| corrupt(e.to_string()))?,
             workflow: r.get(1).map_err(|e| corrupt(e.to_string()))?,
             component: ComponentHash::parse(&component).map_err(corrupt)?,
-            status: Status::parse(&status)
-                .ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
+            status,
             input_hash: r.get::<_, i64>(4).map_err(|e| corrupt(e.to_string()))? as u64,
             created_at: Timestamp::from_millis(
                 r.get::<_, i64>(5).map_err(|e| corrupt(e.to_string()))? as u64,
@@ -239,7 +240,7 @@ pub(crate) fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<Result<ExecutionMet
             inbox_version: r.get::<_, i64>(7).map_err(|e| corrupt(e.to_string()))? as u64,
             // A finished execution's wake_at is its hold: due, not a wake.
             wake_at: wake_at
-                .filter(|_| !matches!(status.as_str(), "completed" | "failed" | "cancelled"))
+                .filter(|_| !status.is_terminal())
                 .map(|t| Timestamp::from_millis(t as u64)),
             due_at: wake_at.map(|t| Timestamp::from_millis(t as u64)),
             waiting_on: r.get(9).map_err(|e| corrupt(e.to_string()))?,

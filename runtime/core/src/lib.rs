@@ -29,6 +29,7 @@ pub mod entry;
 pub mod error;
 pub mod failure;
 pub mod id;
+pub mod journal_cache;
 pub mod memory;
 pub mod payload;
 pub mod replay;

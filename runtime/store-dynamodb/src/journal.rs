@@ -47,7 +47,7 @@ impl DynamoStore {
     }
 
     /// A load that reads only the entries after the journal this process
-    /// keeps for `id` (see [`journal_cache`]); `None` when it keeps none,
+    /// keeps for `id` (see [`cairn_core::journal_cache`]); `None` when it keeps none,
     /// or what came back does not continue it (then a whole load follows).
     async fn load_after_cached(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
         let Some((run, created_at, len)) = self.journals.prefix(id) else {
@@ -116,7 +116,7 @@ impl DynamoStore {
         self.forget_run(id);
         self.note_run(id, ex.meta.run);
         self.journals
-            .put(id, ex.meta.run, ex.meta.created_at, &ex.journal);
+            .keep(id, ex.meta.run, ex.meta.created_at, &ex.journal);
         Ok(ex)
     }
 

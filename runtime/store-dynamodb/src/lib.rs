@@ -58,7 +58,6 @@
 mod codec;
 mod inbox;
 mod journal;
-mod journal_cache;
 mod meta;
 mod payloads;
 mod registry;
@@ -142,8 +141,8 @@ pub struct DynamoStore {
     /// Workflow pointer reads so far: the next picks copy `n % POINTER_REPLICAS`.
     pointer_reads: Arc<std::sync::atomic::AtomicU64>,
     /// Journals this process loaded or wrote lately: a load reads only
-    /// the entries after them (see [`journal_cache`]).
-    journals: Arc<journal_cache::JournalCache>,
+    /// the entries after them (see [`cairn_core::journal_cache`]).
+    journals: Arc<cairn_core::journal_cache::JournalCache>,
     /// Large bodies in S3 (see [`payloads`]).
     payloads: payloads::Payloads,
 }

@@ -16,6 +16,7 @@
 mod schema;
 mod writer;
 
+use cairn_core::journal_cache::JournalCache;
 use cairn_core::store::*;
 use cairn_core::{ComponentHash, Entry, ExecutionId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -45,6 +46,9 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     stats: Arc<Stats>,
     max_item_bytes: usize,
+    /// The journals this process advanced recently: a load reads only the
+    /// entries after them (see [`cairn_core::journal_cache`]).
+    journals: JournalCache,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -80,6 +84,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             stats,
             max_item_bytes: DEFAULT_MAX_ITEM_BYTES,
+            journals: JournalCache::default(),
         })
     }
 
@@ -126,6 +131,37 @@ impl SqliteStore {
             pool.push(conn);
         }
         r
+    }
+
+    /// The current run's journal of `meta`'s execution: the cached prefix
+    /// (when it is of this run and this very execution) and the entries
+    /// after it, read in the caller's transaction; then kept in the cache.
+    fn read_journal(
+        &self,
+        conn: &Connection,
+        id: &ExecutionId,
+        meta: &ExecutionMeta,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let path = &self.path;
+        if let Some((run, created_at, len)) = self.journals.prefix(id)
+            && run == meta.run
+            && created_at == meta.created_at
+        {
+            let tail = read_run_from(conn, path, id, run, len, 4)?;
+            if tail.first().is_none_or(|e| e.index == len)
+                && let Some(mut journal) = self.journals.entries(id, run, len)
+            {
+                if !tail.is_empty() {
+                    journal.extend(tail);
+                    self.journals.keep(id, run, created_at, &journal);
+                }
+                return Ok(journal);
+            }
+        }
+        self.journals.forget(id);
+        let journal = read_run(conn, path, id, meta.run)?;
+        self.journals.keep(id, meta.run, meta.created_at, &journal);
+        Ok(journal)
     }
 
     /// Refuses an item over the store's limit before writing anything.
@@ -178,13 +214,28 @@ fn read_run(
     id: &ExecutionId,
     run: u32,
 ) -> Result<Vec<Entry>, StoreError> {
+    read_run_from(conn, path, id, run, 0, 16)
+}
+
+/// The entries of run `run` from index `from` on, in order (`capacity`: the
+/// number expected).
+fn read_run_from(
+    conn: &Connection,
+    path: &Path,
+    id: &ExecutionId,
+    run: u32,
+    from: u32,
+    capacity: usize,
+) -> Result<Vec<Entry>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT idx, body FROM journal WHERE id = ?1 AND run = ?2 ORDER BY idx")
+        .prepare_cached(
+            "SELECT idx, body FROM journal WHERE id = ?1 AND run = ?2 AND idx >= ?3 ORDER BY idx",
+        )
         .map_err(sql_err(path))?;
     let mut rows = stmt
-        .query(params![id.as_str(), run])
+        .query(params![id.as_str(), run, from])
         .map_err(sql_err(path))?;
-    let mut journal = Vec::with_capacity(16);
+    let mut journal = Vec::with_capacity(capacity);
     while let Some(row) = rows.next().map_err(sql_err(path))? {
         let idx: u32 = row.get(0).map_err(sql_err(path))?;
         let body = row
@@ -240,9 +291,10 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let body = cairn_core::entry::encode(&new.started);
             let id = new.meta.id.clone();
+            let created_at = new.meta.created_at;
             match self
                 .write(
-                    Some(id),
+                    Some(id.clone()),
                     Op::Create {
                         meta: new.meta,
                         started: body,
@@ -250,7 +302,13 @@ impl Store for SqliteStore {
                 )
                 .await?
             {
-                Reply::Created(c) => Ok(c),
+                Reply::Created(c) => {
+                    if c == Created::New {
+                        self.journals
+                            .put(&id, 1, created_at, std::slice::from_ref(&new.started));
+                    }
+                    Ok(c)
+                }
                 _ => unreachable!("create replies Created"),
             }
         })
@@ -263,7 +321,7 @@ impl Store for SqliteStore {
                 let tx = conn.unchecked_transaction().map_err(sql_err(path))?;
                 let meta =
                     read_meta(&tx, path, id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
-                let journal = read_run(&tx, path, id, meta.run)?;
+                let journal = self.read_journal(&tx, id, &meta)?;
                 let mut inbox = Vec::new();
                 {
                     let mut stmt = tx
@@ -323,7 +381,13 @@ impl Store for SqliteStore {
                 finish: append.entry.event.final_status(),
                 hold: append.hold_until_heard,
             };
-            self.write(Some(id.clone()), op).await.map(|_| ())
+            let r = self.write(Some(id.clone()), op).await.map(|_| ());
+            match &r {
+                Ok(()) => self.journals.push(id, append.run, &append.entry),
+                // Whatever is there now, the next load reads it whole.
+                Err(_) => self.journals.forget(id),
+            }
+            r
         })
     }
 
@@ -385,6 +449,7 @@ impl Store for SqliteStore {
                 next,
                 at: c.next.at,
             };
+            self.journals.forget(id);
             self.write(Some(id.clone()), op).await.map(|_| ())
         })
     }
@@ -605,6 +670,97 @@ mod tests {
     }
 
     cairn_core::store_suite_tests!(run, make());
+
+    fn step(run: u32, index: u32) -> cairn_core::store::Append {
+        cairn_core::store::Append::new(
+            run,
+            cairn_core::Entry {
+                index,
+                at: cairn_core::Timestamp::from_millis(u64::from(index)),
+                event: cairn_core::Event::TimerFired {
+                    seq: index,
+                    duration_ms: 5,
+                },
+            },
+        )
+    }
+
+    /// A process keeps the journals it wrote or loaded and reads only the
+    /// entries after them (issue 17, the local engine), yet sees every
+    /// entry another process (another handle on the same file) appended,
+    /// and a new run it started.
+    #[test]
+    fn a_cached_journal_reads_only_new_entries_and_sees_other_writers() {
+        use cairn_core::Store;
+        run(async {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("cairn.db");
+            let a = super::SqliteStore::open(&file).unwrap();
+            let b = super::SqliteStore::open(&file).unwrap();
+            let id = cairn_core::store_suite::fresh_id("cache");
+            a.create(cairn_core::store_suite::new_execution(&id, "wf", b"1"))
+                .await
+                .unwrap();
+            for i in 1..3 {
+                a.append(&id, step(1, i)).await.unwrap();
+            }
+            for i in 3..5 {
+                b.append(&id, step(1, i)).await.unwrap();
+            }
+            let ex = a.load(&id).await.unwrap();
+            let indexes: Vec<u32> = ex.journal.iter().map(|e| e.index).collect();
+            assert_eq!(indexes, [0, 1, 2, 3, 4], "b's entries 3 and 4 are seen");
+            assert_eq!(ex.journal[3], step(1, 3).entry);
+
+            // Entry 1 made unreadable on disk: a only reads past its
+            // cached prefix, so its load still succeeds (and would fail if
+            // it read the whole run); a process without the cache fails
+            // with the entry's index.
+            let raw = rusqlite::Connection::open(&file).unwrap();
+            raw.execute(
+                "UPDATE journal SET body = x'7b7d' WHERE id = ?1 AND idx = 1",
+                [id.as_str()],
+            )
+            .unwrap();
+            b.append(&id, step(1, 5)).await.unwrap();
+            assert_eq!(a.load(&id).await.unwrap().journal.len(), 6);
+            let cold = super::SqliteStore::open(&file).unwrap();
+            let err = cold.load(&id).await.unwrap_err().to_string();
+            assert!(err.contains("entry 1") || err.contains("index 1"), "{err}");
+            raw.execute(
+                "UPDATE journal SET body = ?2 WHERE id = ?1 AND idx = 1",
+                rusqlite::params![id.as_str(), cairn_core::entry::encode(&step(1, 1).entry)],
+            )
+            .unwrap();
+
+            // A new run started elsewhere replaces the cached one.
+            let started = ex.journal[0].clone();
+            b.continue_as_new(
+                &id,
+                cairn_core::store::ContinueAsNew {
+                    closing: cairn_core::Entry {
+                        index: 6,
+                        at: cairn_core::Timestamp::from_millis(6),
+                        event: cairn_core::Event::ContinuedAsNew {
+                            input: cairn_core::Payload::from("2"),
+                        },
+                    },
+                    next: cairn_core::Entry {
+                        index: 0,
+                        ..started
+                    },
+                    run: 1,
+                },
+            )
+            .await
+            .unwrap();
+            let ex = a.load(&id).await.unwrap();
+            assert_eq!((ex.meta.run, ex.journal.len()), (2, 1));
+            a.append(&id, step(2, 1)).await.unwrap();
+            assert_eq!(b.load(&id).await.unwrap().journal.len(), 2);
+            assert_eq!(a.load(&id).await.unwrap().journal.len(), 2);
+        })
+    }
 
     #[test]
     fn concurrent_writes_share_commits() {

@@ -1,18 +1,18 @@
 //! The journals a warm process advanced recently, so that a load reads
 //! only the entries written since (issue 17: reads that grow with the new
-//! entries, not with the square of a run's length).
+//! entries, not with the square of a run's length). Both stores keep one:
+//! DynamoDB (a warm function instance) and SQLite (the local engine).
 //!
 //! Journal entries never change once written, so a cached prefix of a run
-//! stays true; a load asks DynamoDB only for the meta, the inbox and the
-//! entries from the cached length on (`sk >= h#<run>#<len>`) and checks
-//! what it got against the meta: the same run and creation time, and the
-//! first new entry right after the cached ones. Anything else (a
-//! continue-as-new elsewhere: the whole new run is above the bound and comes
-//! back whole; a gap) drops the cached prefix. Bounded: at most
-//! [`JOURNALS`] executions and [`BYTES`] of encoded entries, least recently
-//! used out first.
+//! stays true; a store's load reads only the meta, the inbox and the
+//! entries from the cached length on, and checks what it got against the
+//! meta: the same run and creation time, and the first new entry right
+//! after the cached ones. Anything else (a continue-as-new elsewhere, a
+//! gap, an execution made again under the same id) drops the cached
+//! prefix. Bounded: at most [`JOURNALS`] executions and [`BYTES`] of
+//! entries (estimated by [`weight`]), least recently used out first. No IO.
 
-use cairn_core::{Entry, ExecutionId, Timestamp};
+use crate::{Entry, Event, ExecutionId, Failure, Timestamp};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -33,7 +33,7 @@ struct Cached {
 
 /// The cache (see the module docs).
 #[derive(Default)]
-pub(crate) struct JournalCache {
+pub struct JournalCache {
     inner: Mutex<Inner>,
 }
 
@@ -66,8 +66,50 @@ impl Inner {
     }
 }
 
-fn body_len(e: &Entry) -> usize {
-    cairn_core::entry::encode(e).len()
+/// Roughly what `e` takes in memory and in its encoded form: its strings
+/// and payloads plus a fixed overhead. An estimate (encoding every entry
+/// to measure it would cost more than the cache saves).
+pub fn weight(e: &Entry) -> usize {
+    fn failure(f: &Failure) -> usize {
+        f.message.len() + f.details.as_ref().map_or(0, |d| d.len()) + 32
+    }
+    fn result(r: &Result<crate::Payload, Failure>) -> usize {
+        match r {
+            Ok(p) => p.len(),
+            Err(f) => failure(f),
+        }
+    }
+    96 + match &e.event {
+        Event::Started {
+            workflow, input, ..
+        } => workflow.len() + input.len() + 64,
+        Event::ActivityCompleted {
+            name, result: r, ..
+        } => name.len() + result(r),
+        Event::ActivityRetrying {
+            name, failure: f, ..
+        } => name.len() + failure(f),
+        Event::TimerStarted { .. } | Event::TimerFired { .. } => 0,
+        Event::SignalReceived {
+            name,
+            payload,
+            inbox_id,
+            ..
+        } => name.len() + payload.len() + inbox_id.len(),
+        Event::ChildStarted {
+            workflow, child_id, ..
+        } => workflow.len() + child_id.as_str().len(),
+        Event::ChildCompleted {
+            child_id,
+            result: r,
+            inbox_id,
+            ..
+        } => child_id.as_str().len() + result(r) + inbox_id.len(),
+        Event::CancelRequested { reason, inbox_id } => reason.len() + inbox_id.len(),
+        Event::Completed { output } => output.len(),
+        Event::Failed { failure: f } => failure(f),
+        Event::ContinuedAsNew { input } => input.len(),
+    }
 }
 
 impl JournalCache {
@@ -97,7 +139,7 @@ impl JournalCache {
 
     /// Keeps `entries` (index 0 first) as `id`'s journal of `run`.
     pub fn put(&self, id: &ExecutionId, run: u32, created_at: Timestamp, entries: &[Entry]) {
-        let bytes = entries.iter().map(body_len).sum();
+        let bytes = entries.iter().map(weight).sum();
         let mut inner = self.lock();
         inner.remove(id);
         if bytes > BYTES / 4 {
@@ -122,7 +164,7 @@ impl JournalCache {
     /// An entry this process wrote: kept if it extends the cached run.
     pub fn push(&self, id: &ExecutionId, run: u32, entry: &Entry) {
         let mut inner = self.lock();
-        let n = body_len(entry);
+        let n = weight(entry);
         let Some(c) = inner.map.get_mut(id) else {
             return;
         };
@@ -133,6 +175,32 @@ impl JournalCache {
         c.bytes += n;
         inner.bytes += n;
         inner.evict();
+    }
+
+    /// Keeps `entries` (the whole of run `run`, index 0 first, as a load
+    /// returned it): only the entries past the cached ones are copied when
+    /// the cache already holds a prefix of them.
+    pub fn keep(&self, id: &ExecutionId, run: u32, created_at: Timestamp, entries: &[Entry]) {
+        {
+            let mut inner = self.lock();
+            inner.tick += 1;
+            let tick = inner.tick;
+            if let Some(c) = inner.map.get_mut(id)
+                && c.run == run
+                && c.created_at == created_at
+                && c.entries.len() <= entries.len()
+            {
+                let tail = &entries[c.entries.len()..];
+                let n: usize = tail.iter().map(weight).sum();
+                c.entries.extend_from_slice(tail);
+                c.bytes += n;
+                c.used = tick;
+                inner.bytes += n;
+                inner.evict();
+                return;
+            }
+        }
+        self.put(id, run, created_at, entries);
     }
 
     /// Forgets `id` (an execution no longer as cached).

@@ -32,13 +32,19 @@ struct Cached {
 }
 
 /// The cache (see the module docs).
-#[derive(Default)]
 pub struct JournalCache {
     inner: Mutex<Inner>,
 }
 
-#[derive(Default)]
+impl Default for JournalCache {
+    fn default() -> Self {
+        Self::with_limits(JOURNALS, BYTES)
+    }
+}
+
 struct Inner {
+    max_journals: usize,
+    max_bytes: usize,
     map: HashMap<ExecutionId, Cached>,
     bytes: usize,
     tick: u64,
@@ -46,7 +52,7 @@ struct Inner {
 
 impl Inner {
     fn evict(&mut self) {
-        while self.map.len() > JOURNALS || self.bytes > BYTES {
+        while self.map.len() > self.max_journals || self.bytes > self.max_bytes {
             let Some(oldest) = self
                 .map
                 .iter()
@@ -113,6 +119,20 @@ pub fn weight(e: &Entry) -> usize {
 }
 
 impl JournalCache {
+    /// A cache of at most `journals` executions and `bytes` of entries
+    /// (`0` journals: keeps nothing, every load reads the whole run).
+    pub fn with_limits(journals: usize, bytes: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                max_journals: journals,
+                max_bytes: bytes,
+                map: HashMap::new(),
+                bytes: 0,
+                tick: 0,
+            }),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -142,7 +162,7 @@ impl JournalCache {
         let bytes = entries.iter().map(weight).sum();
         let mut inner = self.lock();
         inner.remove(id);
-        if bytes > BYTES / 4 {
+        if bytes > inner.max_bytes / 4 || inner.max_journals == 0 {
             return; // one journal never takes most of the cache
         }
         inner.tick += 1;

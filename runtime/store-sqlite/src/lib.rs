@@ -88,6 +88,14 @@ impl SqliteStore {
         })
     }
 
+    /// Keeps at most `journals` recently advanced journals in memory (the
+    /// default: [`cairn_core::journal_cache::JOURNALS`]); `0` keeps none, so
+    /// that every load reads the whole run from the file.
+    pub fn with_journal_cache(mut self, journals: usize) -> Self {
+        self.journals = JournalCache::with_limits(journals, cairn_core::journal_cache::BYTES);
+        self
+    }
+
     /// Sets the largest entry or message accepted.
     pub fn with_max_item_bytes(mut self, bytes: usize) -> Self {
         self.max_item_bytes = bytes;

@@ -156,6 +156,25 @@ pub fn new_execution(id: &ExecutionId, wf: &str, input: &[u8]) -> NewExecution {
     NewExecution { meta, started }
 }
 
+/// Run 1 of a journal whose entry 0 is `started` closed at `index` (time
+/// `at`), continued as run 2 with the same start (input `"2"`).
+pub fn continue_run_1(started: &Entry, index: u32, at: Timestamp) -> ContinueAsNew {
+    ContinueAsNew {
+        closing: Entry {
+            index,
+            at,
+            event: Event::ContinuedAsNew {
+                input: Payload::from("2"),
+            },
+        },
+        next: Entry {
+            index: 0,
+            ..started.clone()
+        },
+        run: 1,
+    }
+}
+
 fn activity(index: u32, seq: u32) -> Append {
     Append {
         run: 1,

@@ -176,6 +176,7 @@ pub struct Engine {
     pub(crate) inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 pub(crate) struct Inner {
     pub(crate) sandbox: Arc<Sandbox>,
     pub(crate) store: Arc<dyn Store>,
@@ -207,15 +208,10 @@ impl Engine {
 
     /// Reports progress to `observer` (the CLI prints it).
     pub fn with_observer(self, observer: Arc<dyn Observer>) -> Self {
-        let inner = &self.inner;
         Self {
             inner: Arc::new(Inner {
-                sandbox: inner.sandbox.clone(),
-                store: inner.store.clone(),
-                clock: inner.clock.clone(),
-                config: inner.config.clone(),
                 observer: Some(observer),
-                pusher: inner.pusher.clone(),
+                ..(*self.inner).clone()
             }),
         }
     }
@@ -223,15 +219,10 @@ impl Engine {
     /// This engine, sending the advances it would run inline to `pusher`
     /// instead (see [`Pusher`]).
     pub fn with_pusher(self, pusher: Arc<dyn Pusher>) -> Self {
-        let inner = &self.inner;
         Self {
             inner: Arc::new(Inner {
-                sandbox: inner.sandbox.clone(),
-                store: inner.store.clone(),
-                clock: inner.clock.clone(),
-                config: inner.config.clone(),
-                observer: inner.observer.clone(),
                 pusher: Some(pusher),
+                ..(*self.inner).clone()
             }),
         }
     }

@@ -412,20 +412,11 @@ fn a_warm_load_reads_only_the_new_entries_and_sees_other_writers() {
         other
             .continue_as_new(
                 &id,
-                ContinueAsNew {
-                    closing: cairn_core::Entry {
-                        index: 203,
-                        at: Timestamp::from_millis(T0 + 300),
-                        event: cairn_core::Event::ContinuedAsNew {
-                            input: cairn_core::Payload::from("2"),
-                        },
-                    },
-                    next: cairn_core::Entry {
-                        index: 0,
-                        ..started
-                    },
-                    run: 1,
-                },
+                cairn_core::store_suite::continue_run_1(
+                    &started,
+                    203,
+                    Timestamp::from_millis(T0 + 300),
+                ),
             )
             .await
             .unwrap();

@@ -306,20 +306,11 @@ fn a_long_journal_loads_in_one_query_and_older_runs_are_never_read() {
         store
             .continue_as_new(
                 &id,
-                ContinueAsNew {
-                    closing: cairn_core::Entry {
-                        index: 1500,
-                        at: Timestamp::from_millis(2000),
-                        event: cairn_core::Event::ContinuedAsNew {
-                            input: cairn_core::Payload::from("2"),
-                        },
-                    },
-                    next: cairn_core::Entry {
-                        index: 0,
-                        ..started
-                    },
-                    run: 1,
-                },
+                cairn_core::store_suite::continue_run_1(
+                    &started,
+                    1500,
+                    Timestamp::from_millis(2000),
+                ),
             )
             .await
             .unwrap();

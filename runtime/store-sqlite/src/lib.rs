@@ -745,20 +745,11 @@ mod tests {
             let started = ex.journal[0].clone();
             b.continue_as_new(
                 &id,
-                cairn_core::store::ContinueAsNew {
-                    closing: cairn_core::Entry {
-                        index: 6,
-                        at: cairn_core::Timestamp::from_millis(6),
-                        event: cairn_core::Event::ContinuedAsNew {
-                            input: cairn_core::Payload::from("2"),
-                        },
-                    },
-                    next: cairn_core::Entry {
-                        index: 0,
-                        ..started
-                    },
-                    run: 1,
-                },
+                cairn_core::store_suite::continue_run_1(
+                    &started,
+                    6,
+                    cairn_core::Timestamp::from_millis(6),
+                ),
             )
             .await
             .unwrap();

@@ -31,6 +31,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// The allocator of the `cairn` binary, so the engine measured here is the
+/// one `cairn` runs (see the workspace manifest).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Cairn benchmarks (embedded SQLite store).
 #[derive(Parser, Debug)]
 struct Args {

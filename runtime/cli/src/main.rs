@@ -33,6 +33,11 @@ mod exit {
     pub const PARKED: u8 = 3;
 }
 
+/// mimalloc: the engine allocates small buffers on every replayed step,
+/// where it is faster than glibc's malloc (see the workspace manifest).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     context::init_tracing(&cli.global);

@@ -12,9 +12,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-#[cfg(test)]
-pub(crate) use cairn_engine::api::history_page;
-
 /// Polls between the advance and the end of a start's `wait_ms`: from
 /// 50 ms, doubling, at most 1 s apart.
 const FIRST_POLL: Duration = Duration::from_millis(50);

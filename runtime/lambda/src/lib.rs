@@ -27,7 +27,7 @@ pub mod events;
 mod schedule;
 
 pub use events::{Decoded, HandlerError, Internal};
-pub use schedule::Scheduler;
+pub use schedule::{Scheduler, at_expression, schedule_name};
 
 use cairn_core::{ExecutionId, Timestamp};
 use cairn_engine::{Advance, AdvanceOptions, Engine, EngineConfig, EngineError, SystemClock};
@@ -719,6 +719,3 @@ fn outcome_name(a: &Advance) -> &'static str {
         Advance::Yielded => "yielded",
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -223,36 +223,3 @@ where
 fn transient(throttled_or_internal: Option<bool>) -> bool {
     throttled_or_internal.unwrap_or(true)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn throttling_5xx_and_transport_errors_are_transient_refusals_are_not() {
-        assert!(transient(None), "no answer: a transport error");
-        assert!(transient(Some(true)), "throttled or internal");
-        assert!(!transient(Some(false)), "a refused request");
-        let e = HandlerError::unavailable("x");
-        assert!(e.error_type.starts_with("CRN205."), "{}", e.error_type);
-    }
-
-    #[test]
-    fn names_and_expressions_fit_the_scheduler() {
-        let id = ExecutionId::new("x".repeat(200)).unwrap();
-        let name = schedule_name(&id, Timestamp::from_millis(1_795_811_951_123));
-        assert!(name.len() <= 64, "{name}");
-        assert!(
-            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
-            "{name}"
-        );
-        assert_eq!(
-            at_expression(Timestamp::from_millis(1_795_811_951_123)),
-            "at(2026-11-27T20:39:12)"
-        );
-        assert_eq!(
-            at_expression(Timestamp::from_millis(1_795_811_951_000)),
-            "at(2026-11-27T20:39:11)"
-        );
-    }
-}

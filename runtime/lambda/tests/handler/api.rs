@@ -560,11 +560,14 @@ fn a_history_page_stops_before_it_gets_too_large() {
             },
         })
         .collect();
-    let all = crate::api::history_page(&journal, 0, 100, usize::MAX);
+    let all = cairn_engine::api::history_page(&journal, 0, 100, usize::MAX);
     assert_eq!(all.len(), 10);
     let one = serde_json::to_vec(&all[0]).unwrap().len();
-    let page = crate::api::history_page(&journal, 2, 100, one * 3 + 10);
+    let page = cairn_engine::api::history_page(&journal, 2, 100, one * 3 + 10);
     assert_eq!(page.iter().map(|e| e.index).collect::<Vec<_>>(), [2, 3, 4]);
     // One entry larger than the bound still makes a page.
-    assert_eq!(crate::api::history_page(&journal, 9, 100, 1).len(), 1);
+    assert_eq!(
+        cairn_engine::api::history_page(&journal, 9, 100, 1).len(),
+        1
+    );
 }

@@ -1,11 +1,18 @@
 //! Handler tests in process, against the DynamoDB and Scheduler emulator
-//! (DynamoDB Local, and moto for EventBridge Scheduler and SSM Parameter Store) that scripts/test starts, with realistic event payloads.
+//! (DynamoDB Local, and moto for EventBridge Scheduler and SSM Parameter
+//! Store) that scripts/test starts, with realistic event payloads: the
+//! library's public `App` as the function's `main` drives it.
 
-use super::*;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord, StreamRecord};
 use base64::Engine as _;
-use cairn_core::{ListFilter, Payload};
+use cairn_core::{ExecutionId, ListFilter, Payload, Timestamp};
+use cairn_lambda::{
+    AWS_CREDENTIAL_VARS, App, HandlerError, Settings, at_expression, deadline, parse_pairs,
+    schedule_name,
+};
+use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 mod api;
 
@@ -833,4 +840,25 @@ fn the_function_credentials_reach_activities_only_when_granted() {
             assert_eq!(env[var], Value::Null, "{var}: {env}");
         }
     })
+}
+
+#[test]
+fn schedule_names_and_expressions_fit_the_scheduler() {
+    let id = ExecutionId::new("x".repeat(200)).unwrap();
+    let name = schedule_name(&id, Timestamp::from_millis(1_795_811_951_123));
+    assert!(name.len() <= 64, "{name}");
+    assert!(
+        name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        "{name}"
+    );
+    assert_eq!(
+        at_expression(Timestamp::from_millis(1_795_811_951_123)),
+        "at(2026-11-27T20:39:12)"
+    );
+    assert_eq!(
+        at_expression(Timestamp::from_millis(1_795_811_951_000)),
+        "at(2026-11-27T20:39:11)"
+    );
+    let e = HandlerError::unavailable("x");
+    assert!(e.error_type.starts_with("CRN205."), "{}", e.error_type);
 }

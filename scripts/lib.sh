@@ -102,7 +102,8 @@ DDB_SCHEMA_PID=""
 launch_dynamodb_local() {
   local port pid; port=$(free_port)
   # The JIT's first tier only, and the serial collector: the emulator was
-  # the tests' largest CPU user (208 s of a run's ~630), and on 2 cores the
+  # the tests' largest CPU user (208 CPU-s over a whole run, sampled from
+  # /proc: more than any other process), and on 2 cores the
   # optimising compiler's and G1's threads took CPU the tests needed.
   # Measured on cairn_store_dynamodb's 44 tests: 39-42 s of the JVM's CPU
   # and 18-19 s of wall time before, 20-22 s and 13-14 s after.

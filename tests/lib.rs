@@ -24,7 +24,24 @@ pub enum Kind {
 pub struct TestStore {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// The DynamoDB table (for another process's store on it).
+    pub table: Option<String>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// The SDK configuration of DynamoDB Local (started by scripts/test).
+pub async fn dynamodb_sdk() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("CAIRN_TEST_DYNAMODB_ENDPOINT").expect(
+        "CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts DynamoDB Local",
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await
 }
 
 /// A fresh store of `kind`.
@@ -36,22 +53,13 @@ pub async fn store(kind: Kind) -> TestStore {
                 .expect("open sqlite");
             TestStore {
                 store: Arc::new(store),
+                table: None,
                 _dir: Some(dir),
             }
         }
         Kind::Dynamodb => {
             static N: AtomicU64 = AtomicU64::new(0);
-            let endpoint = std::env::var("CAIRN_TEST_DYNAMODB_ENDPOINT").expect(
-                "CAIRN_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test, which starts DynamoDB Local",
-            );
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(endpoint)
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                    "test", "test", None, None, "static",
-                ))
-                .load()
-                .await;
+            let sdk = dynamodb_sdk().await;
             let table = format!(
                 "cairn-engine-{}-{}",
                 std::process::id(),
@@ -63,6 +71,7 @@ pub async fn store(kind: Kind) -> TestStore {
                 .expect("create table");
             TestStore {
                 store: Arc::new(store),
+                table: Some(table),
                 _dir: None,
             }
         }

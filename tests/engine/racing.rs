@@ -148,3 +148,60 @@ fn with_leases_eight_pushes_make_one_driver_dynamodb() {
         }
     })
 }
+
+/// A driver without a lease that meets an expired one clears it before it
+/// writes: the holder, stalled past its lease (another process), can then
+/// no longer finish the run in the meta, a write the lease alone fences
+/// (the DynamoDB store's entries held in the meta), over what the driver
+/// appended.
+#[test]
+fn a_driver_without_a_lease_fences_out_a_stalled_holder_dynamodb() {
+    use cairn_core::Store as _;
+    run(async {
+        let s = store(Kind::Dynamodb).await;
+        let (plain, testkit, _) = cairn_tests::engine(s.store.clone()).await;
+        let id = start(&plain, &testkit, "collect", serde_json::json!(1)).await;
+        let stalled = cairn_store_dynamodb::DynamoStore::from_sdk_config(
+            &cairn_tests::dynamodb_sdk().await,
+            s.table.as_deref().unwrap(),
+        );
+        let now = cairn_core::Timestamp::now_system();
+        stalled
+            .acquire_lease(
+                &id,
+                "stalled",
+                now.plus(std::time::Duration::from_millis(1)),
+                now,
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let before = s.store.load(&id).await.unwrap();
+        assert_eq!(
+            before.meta.lease.map(|l| l.owner).as_deref(),
+            Some("stalled")
+        );
+        plain.advance(&id, AdvanceOptions::default()).await.unwrap();
+        let after = s.store.load(&id).await.unwrap();
+        assert_eq!(after.meta.lease, None, "the expired lease was cleared");
+        let end = cairn_core::Entry {
+            index: after.journal.len() as u32,
+            at: now,
+            event: cairn_core::Event::Completed {
+                output: cairn_core::Payload::json(&"stale"),
+            },
+        };
+        let err = stalled
+            .append_final(&id, Vec::new(), cairn_core::Append::new(1, end))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, cairn_core::StoreError::Conflict { reason, .. } if reason.contains("lease of stalled was lost")),
+            "{err:?}"
+        );
+        assert_eq!(
+            s.store.load(&id).await.unwrap().meta.status,
+            after.meta.status
+        );
+    })
+}

@@ -461,7 +461,8 @@ impl Store for MemoryStore {
                 owner: owner.to_string(),
                 until,
             });
-            r.meta.due_at = Some(until);
+            // Due when there is work (kept), or else when the lease ends.
+            r.meta.due_at.get_or_insert(until);
             Ok(())
         });
         Box::pin(std::future::ready(r))

@@ -438,6 +438,27 @@ pub trait Store: Send + Sync + 'static {
     /// Appends one entry (see [`Append`]); a final entry also sets the status.
     fn append<'a>(&'a self, id: &'a ExecutionId, append: Append) -> StoreFuture<'a, ()>;
 
+    /// Appends `preceding` (entries of `append.run` not written yet, in
+    /// order, each consuming nothing), then `append` (the run's final
+    /// entry): the activity completions a driver held back because the
+    /// workflow finished right after them. A store may write them all at
+    /// once (DynamoDB: one update of the meta, see its crate docs); the
+    /// default writes them one by one, each an [`Store::append`], so a
+    /// writer stopped in between leaves a prefix, as any append does.
+    fn append_final<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        preceding: Vec<Entry>,
+        append: Append,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            for entry in preceding {
+                self.append(id, Append::new(append.run, entry)).await?;
+            }
+            self.append(id, append).await
+        })
+    }
+
     /// Closes run `c.run` with `c.closing` and starts run `c.run + 1` with
     /// `c.next`, together; the meta's run moves on, its status is running.
     /// Conflict if the run has another length or is not the current one.
@@ -607,6 +628,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn append<'a>(&'a self, id: &'a ExecutionId, append: Append) -> StoreFuture<'a, ()> {
         (**self).append(id, append)
+    }
+    fn append_final<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        preceding: Vec<Entry>,
+        append: Append,
+    ) -> StoreFuture<'a, ()> {
+        (**self).append_final(id, preceding, append)
     }
     fn suspend<'a>(&'a self, id: &'a ExecutionId, suspend: Suspend) -> StoreFuture<'a, ()> {
         (**self).suspend(id, suspend)

@@ -1047,10 +1047,16 @@ pub async fn suspend_and_final_append_release_the_lease<S: Store + ?Sized>(store
         (m.lease, m.wake_at, m.due_at),
         (None, Some(at(500)), Some(at(500)))
     );
-    // A lease moves the due time, not the wake the workflow waits for.
+    // Taking a lease leaves the due time (the execution is due when there
+    // is work, and a sweep meeting the lease stands back); renewing it
+    // makes the execution due at the new expiry, never the wake the
+    // workflow waits for.
     store.acquire_lease(&id, "b", at(40), at(1)).await.unwrap();
     let m = store.meta(&id).await.unwrap();
-    assert_eq!((m.wake_at, m.due_at), (Some(at(500)), Some(at(40))));
+    assert_eq!((m.wake_at, m.due_at), (Some(at(500)), Some(at(500))));
+    store.renew_lease(&id, "b", at(45)).await.unwrap();
+    let m = store.meta(&id).await.unwrap();
+    assert_eq!((m.wake_at, m.due_at), (Some(at(500)), Some(at(45))));
     let done = Append {
         run: 1,
         entry: Entry {

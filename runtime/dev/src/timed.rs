@@ -55,6 +55,14 @@ impl Store for TimedStore {
     fn append<'a>(&'a self, id: &'a ExecutionId, append: Append) -> StoreFuture<'a, ()> {
         self.timed("append", self.inner.append(id, append))
     }
+    fn append_final<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        preceding: Vec<Entry>,
+        append: Append,
+    ) -> StoreFuture<'a, ()> {
+        self.timed("append", self.inner.append_final(id, preceding, append))
+    }
     fn continue_as_new<'a>(&'a self, id: &'a ExecutionId, c: ContinueAsNew) -> StoreFuture<'a, ()> {
         self.timed("continue_as_new", self.inner.continue_as_new(id, c))
     }

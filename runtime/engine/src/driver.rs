@@ -223,6 +223,15 @@ async fn advance_leased(
             tracing::info!(execution = %id, "not advancing: {reason}");
             return Ok(Advance::Conflict { reason });
         }
+        // An expired lease goes before a driver without one writes: its
+        // holder, stalled past it, can then no longer finish the run in the
+        // meta (a write fenced by the lease alone, see the DynamoDB store's
+        // `inline` module) over the entries this driver appends.
+        if inner.config.lease.is_none()
+            && let Some(l) = &ex.meta.lease
+        {
+            inner.store.release_lease(id, &l.owner, None).await?;
+        }
         if lease.is_none()
             && let Some(length) = inner.config.lease
         {
@@ -335,6 +344,7 @@ async fn run_once(
         spawned: Vec::new(),
         warned_history: false,
         stop: None,
+        held_back: Vec::new(),
     };
     let (driver, exit) = engine
         .inner
@@ -342,6 +352,29 @@ async fn run_once(
         .run_workflow(component, &workflow, input.as_bytes(), seed, driver)
         .await;
     Ok(Ok((driver, exit)))
+}
+
+/// The outcome of an advance a failed write of held-back completions
+/// stopped.
+fn stopped(stop: Stop) -> Result<Next, EngineError> {
+    match stop {
+        Stop::Conflict(reason) => Ok(Next::Done(Advance::Conflict { reason })),
+        Stop::Store(e) => Err(e.into()),
+        other => Err(EngineError::Internal(format!(
+            "unexpected stop while writing: {other:?}"
+        ))),
+    }
+}
+
+/// A failed append as the reason the advance stops.
+fn stop_of(e: StoreError) -> Stop {
+    match e {
+        StoreError::Conflict { reason, .. } => Stop::Conflict(reason),
+        StoreError::Finished { status, .. } => {
+            Stop::Conflict(format!("the execution has already {status}"))
+        }
+        e => Stop::Store(e),
+    }
 }
 
 /// Turns a driving run's end into the advance's outcome.
@@ -377,7 +410,10 @@ async fn conclude(
                     tracing::info!(execution = %id, "another driver advanced the execution: {reason}");
                     Ok(Next::Done(Advance::Conflict { reason }))
                 }
-                Stop::Nondeterminism(n) => park(engine, id, n).await.map(Next::Done),
+                Stop::Nondeterminism(n) => match driver.flush().await {
+                    Ok(()) => park(engine, id, n).await.map(Next::Done),
+                    Err(stop) => stopped(stop),
+                },
                 Stop::Protocol(p) => driver
                     .finish(Event::Failed {
                         failure: protocol(p),
@@ -386,7 +422,10 @@ async fn conclude(
                     .map(Next::Done),
                 Stop::Yield => Ok(Next::Done(Advance::Yielded)),
                 Stop::Store(e) => Err(e.into()),
-                Stop::ContinueAsNew(input) => driver.continue_as_new(input).await,
+                Stop::ContinueAsNew(input) => match driver.flush().await {
+                    Ok(()) => driver.continue_as_new(input).await,
+                    Err(stop) => stopped(stop),
+                },
             };
         }
         Err(HostError::Guest(g)) => {
@@ -407,7 +446,10 @@ async fn conclude(
             let status = entry.event.final_status().unwrap_or(Status::Running);
             Ok(Next::Done(Advance::Finished { status, entry }))
         }
-        Err(ReplayError::Nondeterminism(n)) => park(engine, id, n).await.map(Next::Done),
+        Err(ReplayError::Nondeterminism(n)) => match driver.flush().await {
+            Ok(()) => park(engine, id, n).await.map(Next::Done),
+            Err(stop) => stopped(stop),
+        },
         Err(ReplayError::Protocol(p)) => driver
             .finish(Event::Failed {
                 failure: protocol(p),
@@ -500,6 +542,9 @@ struct Driver {
     warned_history: bool,
     /// Why the guest was interrupted.
     stop: Option<Stop>,
+    /// Activity completions the machine has, not written yet (see
+    /// [`Driver::hold_back`]).
+    held_back: Vec<Entry>,
 }
 
 impl Drop for Driver {
@@ -554,11 +599,11 @@ impl Driver {
         }
     }
 
-    /// Appends one entry: one durable, conditional write.
-    async fn append(&mut self, entry: Entry, consume: Option<String>) -> Result<(), Stop> {
+    /// Refuses an entry over the store's item limit.
+    fn fit(&self, entry: Entry) -> Result<Entry, Stop> {
         let limit = self.engine.inner.store.max_item_bytes();
         let index = entry.index;
-        let entry = fit_entry(entry, limit).map_err(|size| {
+        fit_entry(entry, limit).map_err(|size| {
             Stop::Store(StoreError::TooLarge {
                 id: self.id.clone(),
                 what: format!("journal entry {index}"),
@@ -566,41 +611,110 @@ impl Driver {
                 limit,
                 advice: self.engine.inner.store.too_large_advice(),
             })
-        })?;
+        })
+    }
+
+    /// Appends one entry: one durable, conditional write (after the
+    /// completions held back, see [`Driver::hold_back`]).
+    async fn append(&mut self, entry: Entry, consume: Option<String>) -> Result<(), Stop> {
+        let entry = self.fit(entry)?;
+        if entry.event.final_status().is_some() && consume.is_none() {
+            // The held-back completions go with the final entry, in one
+            // write where the store can (`Store::append_final`).
+            let preceding = std::mem::take(&mut self.held_back);
+            return self.write(preceding, entry, None).await;
+        }
+        self.flush().await?;
+        self.write(Vec::new(), entry, consume).await
+    }
+
+    /// Writes `entry` (which the machine has not seen yet) after
+    /// `preceding` (held back: the machine has them).
+    async fn write(
+        &mut self,
+        preceding: Vec<Entry>,
+        entry: Entry,
+        consume: Option<String>,
+    ) -> Result<(), Stop> {
+        for e in &preceding {
+            crate::crash::point(crate::crash::CrashPoint::Append(e.index));
+        }
         crate::crash::point(crate::crash::CrashPoint::Append(entry.index));
         let (engine, id, run) = (&self.engine, &self.id, self.run);
         // A child's final entry keeps it due until its parent has heard.
         let hold_until_heard = (self.parent.is_some() && entry.event.final_status().is_some())
             .then(|| self.clock().plus(hold_for(engine)));
-        let r = retrying(engine, || {
-            engine.inner.store.append(
-                id,
-                cairn_core::Append {
-                    run,
-                    entry: entry.clone(),
-                    consume: consume.clone(),
-                    hold_until_heard,
-                },
-            )
-        })
-        .await;
-        match r {
-            Ok(()) => {
-                tracing::debug!(execution = %self.id, index = entry.index, kind = entry.event.kind(), "appended");
-                let follow = self.machine.appended(entry.clone(), consume.as_deref());
-                self.observe(EngineEvent::Appended(entry));
-                self.guard_history();
-                for action in follow {
-                    self.carry_out(action);
-                }
-                Ok(())
-            }
-            Err(StoreError::Conflict { reason, .. }) => Err(Stop::Conflict(reason)),
-            Err(StoreError::Finished { status, .. }) => Err(Stop::Conflict(format!(
-                "the execution has already {status}"
-            ))),
-            Err(e) => Err(Stop::Store(e)),
+        let append = cairn_core::Append {
+            run,
+            entry: entry.clone(),
+            consume: consume.clone(),
+            hold_until_heard,
+        };
+        let r = if preceding.is_empty() {
+            retrying(engine, || engine.inner.store.append(id, append.clone())).await
+        } else {
+            retrying(engine, || {
+                engine
+                    .inner
+                    .store
+                    .append_final(id, preceding.clone(), append.clone())
+            })
+            .await
+        };
+        r.map_err(stop_of)?;
+        for e in preceding {
+            tracing::debug!(execution = %self.id, index = e.index, kind = e.event.kind(), "appended");
+            self.observe(EngineEvent::Appended(e));
         }
+        tracing::debug!(execution = %self.id, index = entry.index, kind = entry.event.kind(), "appended");
+        let follow = self.machine.appended(entry.clone(), consume.as_deref());
+        self.observe(EngineEvent::Appended(entry));
+        self.guard_history();
+        for action in follow {
+            self.carry_out(action);
+        }
+        Ok(())
+    }
+
+    /// An activity's completion, journaled in the machine now and written
+    /// with the next write: before the next effect (an activity attempt, a
+    /// child, a timer's wait, a suspend; see [`Driver::flush`]) or together
+    /// with the final entry when the workflow ends right after it. So a
+    /// workflow's last completion and its end are one write
+    /// (`Store::append_final`), and no effect ever depends on a completion
+    /// that is not durable: a driver stopped before the write runs that
+    /// attempt again (at least once, with its idempotency key), as when it
+    /// stops just before an append.
+    async fn hold_back(&mut self, entry: Entry) -> Result<(), Stop> {
+        let entry = self.fit(entry)?;
+        let follow = self.machine.appended(entry.clone(), None);
+        self.held_back.push(entry);
+        self.guard_history();
+        if follow
+            .iter()
+            .any(|a| matches!(a, Action::StartActivity { .. } | Action::CancelChild { .. }))
+        {
+            self.flush().await?;
+        }
+        for action in follow {
+            self.carry_out(action);
+        }
+        Ok(())
+    }
+
+    /// Writes the completions held back, one append each.
+    async fn flush(&mut self) -> Result<(), Stop> {
+        for entry in std::mem::take(&mut self.held_back) {
+            crate::crash::point(crate::crash::CrashPoint::Append(entry.index));
+            let (engine, id) = (&self.engine, &self.id);
+            let append = cairn_core::Append::new(self.run, entry.clone());
+            retrying(engine, || engine.inner.store.append(id, append.clone()))
+                .await
+                .map_err(stop_of)?;
+            tracing::debug!(execution = %self.id, index = entry.index, kind = entry.event.kind(), "appended");
+            self.observe(EngineEvent::Appended(entry));
+        }
+        Ok(())
     }
 
     /// Warns once when the run's journal reaches the configured size.
@@ -753,6 +867,9 @@ impl Driver {
                 "stopped before the next step: {reason}"
             )));
         }
+        // New ground: whatever happens next (an effect, a wait, a
+        // suspend), the completions held back are written first.
+        self.flush().await?;
         loop {
             match self.machine.next(awaited, clock) {
                 Action::Append { entry, consume } => return self.append(entry, consume).await,
@@ -824,6 +941,7 @@ impl Driver {
             Some((seq, outcome)) = self.rx.recv(), if !self.running.is_empty() => {
                 self.running.remove(&seq);
                 match self.machine.activity_finished(seq, outcome, self.clock()) {
+                    Some(Action::Append { entry, consume: None }) => self.hold_back(entry).await,
                     Some(Action::Append { entry, consume }) => self.append(entry, consume).await,
                     _ => Ok(()),
                 }

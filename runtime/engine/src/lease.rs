@@ -12,6 +12,7 @@
 
 use crate::Engine;
 use cairn_core::{ExecutionId, StoreError, Timestamp};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -51,33 +52,69 @@ pub(crate) enum Acquired {
     Busy(String),
 }
 
+/// A new lease owner: this process and a ULID.
+pub(crate) fn new_owner() -> String {
+    format!("{}:{}", std::process::id(), ulid::Ulid::new())
+}
+
+/// Leases [`Engine::start`] took in the create, by execution, until the
+/// advance that follows adopts them. One not adopted (a start with no
+/// advance after it) expires by itself: the sweep then drives the
+/// execution.
+#[derive(Clone, Default)]
+pub(crate) struct StartedLeases(Arc<std::sync::Mutex<HashMap<ExecutionId, cairn_core::Lease>>>);
+
+impl StartedLeases {
+    pub(crate) fn put(&self, id: &ExecutionId, lease: cairn_core::Lease) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 10_000 {
+            map.clear();
+        }
+        map.insert(id.clone(), lease);
+    }
+
+    fn take(&self, id: &ExecutionId) -> Option<cairn_core::Lease> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
+    }
+}
+
 impl HeldLease {
-    /// Takes the lease of `id` for `length`, or says who holds it.
+    /// Takes the lease of `id` for `length`, or says who holds it. A lease
+    /// the start took in the create is adopted instead (no write), while
+    /// it is valid.
     pub(crate) async fn acquire(
         engine: &Engine,
         id: &ExecutionId,
         length: Duration,
     ) -> Result<Acquired, StoreError> {
-        let owner = format!("{}:{}", std::process::id(), ulid::Ulid::new());
         let now = engine.inner.clock.now();
-        match engine
-            .inner
-            .store
-            .acquire_lease(id, &owner, now.plus(length), now)
-            .await
-        {
-            Ok(()) => {}
-            Err(StoreError::Leased { owner, until, .. }) => {
-                return Ok(Acquired::Busy(format!(
-                    "driven by {owner} until its lease expires at {until}"
-                )));
-            }
-            Err(e) => return Err(e),
-        }
         let margin = safety_margin(length);
+        let (owner, until) = match engine.inner.started_leases.take(id) {
+            Some(l) if l.until.as_millis() > now.as_millis() + margin.as_millis() as u64 => {
+                (l.owner, l.until)
+            }
+            _ => {
+                let owner = new_owner();
+                match engine
+                    .inner
+                    .store
+                    .acquire_lease(id, &owner, now.plus(length), now)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(StoreError::Leased { owner, until, .. }) => {
+                        return Ok(Acquired::Busy(format!(
+                            "driven by {owner} until its lease expires at {until}"
+                        )));
+                    }
+                    Err(e) => return Err(e),
+                }
+                (owner, now.plus(length))
+            }
+        };
         let (lost, _) = watch::channel(None);
         let state = Arc::new(State {
-            valid_until: AtomicU64::new(now.plus(length).as_millis() - margin.as_millis() as u64),
+            valid_until: AtomicU64::new(until.as_millis() - margin.as_millis() as u64),
             lost,
         });
         let renewal = tokio::spawn(renew(

@@ -184,6 +184,9 @@ pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) pusher: Option<Arc<dyn Pusher>>,
+    /// Leases taken by [`Engine::start`] in the create itself, until the
+    /// advance that follows adopts them (see `lease::HeldLease::adopt`).
+    pub(crate) started_leases: lease::StartedLeases,
 }
 
 impl Engine {
@@ -202,6 +205,7 @@ impl Engine {
                 config,
                 observer: None,
                 pusher: None,
+                started_leases: Default::default(),
             }),
         }
     }
@@ -361,7 +365,13 @@ impl Engine {
             waiting_on: None,
             parked: None,
             run: 1,
-            lease: None,
+            // A push host takes the lease in the create (one write fewer
+            // than a create and then an acquire); the advance that follows
+            // adopts it.
+            lease: self.inner.config.lease.map(|length| cairn_core::Lease {
+                owner: lease::new_owner(),
+                until: now.plus(length),
+            }),
         };
         match self
             .inner
@@ -373,6 +383,9 @@ impl Engine {
             .await?
         {
             Created::New => {
+                if let Some(l) = &meta.lease {
+                    self.inner.started_leases.put(&req.id, l.clone());
+                }
                 tracing::info!(execution = %req.id, workflow = %req.workflow, "started");
                 Ok(Started {
                     meta,

@@ -95,6 +95,11 @@ pub(crate) fn meta_item(m: &ExecutionMeta, shards: u32) -> Item {
     if let Some(w) = &m.waiting_on {
         item.insert("waiting_on".into(), s(w));
     }
+    // A start that drives what it creates takes the lease in the same put.
+    if let Some(l) = &m.lease {
+        item.insert("lease_owner".into(), s(&l.owner));
+        item.insert("lease_until".into(), n(l.until.as_millis()));
+    }
     item
 }
 

@@ -130,7 +130,9 @@ impl DynamoStore {
         mut floor: Option<(u32, u32)>,
     ) -> Result<Option<Execution>, StoreError> {
         let hint = floor.map(|(run, _)| run);
+        let bound = floor;
         let mut meta: Option<ExecutionMeta> = None;
+        let mut inline = Vec::new();
         let mut journal = Vec::new();
         let mut inbox = Vec::new();
         let mut start = None;
@@ -170,6 +172,7 @@ impl DynamoStore {
                     if hint.is_some_and(|h| m.run < h) {
                         return Ok(None);
                     }
+                    inline = crate::inline::entries(id, &item)?;
                     meta = Some(m);
                 } else if let Some(ulid) = sk.strip_prefix("in#") {
                     // Consumed items stay (with a TTL) so keyed
@@ -211,6 +214,11 @@ impl DynamoStore {
         let meta = meta.ok_or_else(|| StoreError::NotFound(id.clone()))?;
         journal.reverse();
         inbox.reverse();
+        let from = match bound {
+            Some((run, index)) if run == meta.run => index,
+            _ => 0,
+        };
+        crate::inline::merge(id, &mut journal, inline, meta.run, from)?;
         Ok(Some(Execution {
             meta,
             journal,
@@ -243,6 +251,53 @@ impl DynamoStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+    }
+
+    /// Appends `preceding` and then `append` (see
+    /// [`cairn_core::Store::append_final`]): a final entry of a store
+    /// holding the lease, small enough, is one update of the meta (see
+    /// [`crate::inline`]); anything else is one write per entry.
+    pub(crate) async fn append_entries(
+        &self,
+        id: &ExecutionId,
+        preceding: Vec<Entry>,
+        append: Append,
+    ) -> Result<(), StoreError> {
+        if append.entry.index == 0 {
+            // Entry 0 is written by a start (maybe in the meta, where no
+            // item put would meet it).
+            return Err(StoreError::Conflict {
+                id: id.clone(),
+                reason: "journal entry 0 already exists".into(),
+            });
+        }
+        if append.consume.is_none()
+            && let Some(status) = append.entry.event.final_status()
+            && let Some(owner) = self.held_lease(id)
+        {
+            let bodies: Vec<String> = preceding
+                .iter()
+                .chain(std::iter::once(&append.entry))
+                .map(|e| String::from_utf8(cairn_core::entry::encode(e)).expect("entries are JSON"))
+                .collect();
+            if let Some(tail) = crate::inline::tail(&bodies) {
+                let from = preceding.first().map_or(append.entry.index, |e| e.index);
+                return self
+                    .finish_inline(id, &owner, &append, status, from, tail, bodies)
+                    .await
+                    .map(|()| {
+                        for e in &preceding {
+                            self.journals.push(id, append.run, e);
+                        }
+                        self.journals.push(id, append.run, &append.entry);
+                    });
+            }
+        }
+        for entry in preceding {
+            self.append_entry(id, Append::new(append.run, entry))
+                .await?;
+        }
+        self.append_entry(id, append).await
     }
 
     pub(crate) async fn append_entry(
@@ -467,9 +522,11 @@ impl DynamoStore {
         id: &ExecutionId,
         run: u32,
     ) -> Result<Vec<Entry>, StoreError> {
-        self.get_meta(id)
+        let meta = self
+            .get_meta_item(id)
             .await?
             .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        let inline = crate::inline::entries(id, &meta)?;
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -502,6 +559,7 @@ impl DynamoStore {
                 break;
             }
         }
+        crate::inline::merge(id, &mut out, inline, run, 0)?;
         Ok(out)
     }
 

@@ -27,15 +27,20 @@
 //!   never read. Otherwise the first page stops at 500 items (so it reads
 //!   little of an older run) and the pages after it, the run now known
 //!   from the meta, are bounded to the run;
-//! - **create** is entry 0, then the meta, each one conditional `PutItem`;
+//! - **create** is one conditional `PutItem` of the meta holding entry 0
+//!   (and the starting driver's lease) when it is small (see [`inline`]);
+//!   otherwise entry 0, then the meta, each one conditional `PutItem`, and
 //!   an entry 0 without its meta (a start stopped in between) is taken
 //!   over by the next start of the same workflow and input;
 //! - **append** is one conditional `PutItem` (`attribute_not_exists`): the
-//!   first writer of an index wins. A final entry is that put, then the
-//!   meta's status in one update conditional on the run (half done, the
-//!   next load finishes it): a transaction would cost twice the write
-//!   units. A signal entry and its inbox item (marked consumed, expiring
-//!   after 7 days) change together in one `TransactWriteItems`;
+//!   first writer of an index wins. A final entry, with the completions the
+//!   driver held back for it, is one update of the meta holding them when
+//!   they are small and the store holds the lease (see [`inline`]);
+//!   otherwise the puts, then the meta's status in one update conditional
+//!   on the run (half done, the next load finishes it): a transaction
+//!   would cost twice the write units. A signal entry and its inbox item
+//!   (marked consumed, expiring after 7 days) change together in one
+//!   `TransactWriteItems`;
 //! - **deliver** puts the inbox item and bumps the meta's inbox version in one
 //!   transaction;
 //! - **suspend** updates the meta only if the inbox version is the one loaded,
@@ -57,6 +62,7 @@
 
 mod codec;
 mod inbox;
+mod inline;
 mod journal;
 mod meta;
 mod payloads;
@@ -145,6 +151,10 @@ pub struct DynamoStore {
     journals: Arc<cairn_core::journal_cache::JournalCache>,
     /// Large bodies in S3 (see [`payloads`]).
     payloads: payloads::Payloads,
+    /// The leases this store took and still holds, by execution (the
+    /// owner): a final entry written inline in the meta is conditional on
+    /// it (see [`inline`]).
+    held: Arc<Mutex<HashMap<ExecutionId, String>>>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -210,6 +220,7 @@ impl DynamoStore {
             shards_recorded: Arc::default(),
             pointer_reads: Arc::default(),
             journals: Arc::default(),
+            held: Arc::default(),
             payloads: payloads::Payloads {
                 client: payloads::s3_client(sdk),
                 bucket: None,
@@ -372,7 +383,16 @@ impl cairn_core::Store for DynamoStore {
     }
 
     fn append<'a>(&'a self, id: &'a ExecutionId, append: Append) -> StoreFuture<'a, ()> {
-        Box::pin(self.append_entry(id, append))
+        Box::pin(self.append_entries(id, Vec::new(), append))
+    }
+
+    fn append_final<'a>(
+        &'a self,
+        id: &'a ExecutionId,
+        preceding: Vec<Entry>,
+        append: Append,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.append_entries(id, preceding, append))
     }
 
     fn suspend<'a>(&'a self, id: &'a ExecutionId, sus: Suspend) -> StoreFuture<'a, ()> {
@@ -496,6 +516,8 @@ impl cairn_core::Store for DynamoStore {
     }
 }
 
+#[cfg(test)]
+mod inline_tests;
 #[cfg(test)]
 mod payload_tests;
 #[cfg(test)]

@@ -26,6 +26,21 @@ impl DynamoStore {
             String::from_utf8(cairn_core::entry::encode(&new.started)).expect("entries are JSON");
         self.check_size(&id, || "the input (journal entry 0)".into(), body.len())?;
         self.ensure_shards().await?;
+        let mut meta = meta_item(&new.meta, self.index_shards);
+        meta.insert("head".into(), s(body.as_str()));
+        // This start's own mark: a put met by its own earlier attempt
+        // (applied, its reply lost) is told from another start's.
+        let token = ulid::Ulid::new().to_string();
+        meta.insert("start_token".into(), s(token.as_str()));
+        if body.len() <= self.payloads.threshold
+            && item_bytes(&meta) <= crate::inline::HEAD_ITEM_BYTES
+        {
+            // Entry 0 in the meta (see `inline`): one conditional put.
+            if let Some(existing) = self.put_meta(&id, &new.meta, meta, Some(&token)).await? {
+                return existing;
+            }
+            return Ok(self.created(&new, true));
+        }
         let entry0 = self
             .entry_item(
                 &id,
@@ -89,60 +104,106 @@ impl DynamoStore {
                 _ => return Err(sdk_error(&self.table, e)),
             },
         };
-        let r = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(meta_item(&new.meta, self.index_shards)))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(AllOld)
-            .send()
-            .await;
-        match r {
-            Ok(_) => {}
-            Err(e) => match e.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(c)) => {
-                    let found = c
-                        .item
-                        .as_ref()
-                        .map(|i| meta_from_item(&id, i))
-                        .transpose()?;
-                    let mine = found.as_ref().is_some_and(|m| {
-                        m.created_at == new.meta.created_at
-                            && m.workflow == new.meta.workflow
-                            && m.input_hash == new.meta.input_hash
-                    });
-                    if !mine {
-                        let existing = match found {
-                            Some(m) => m,
-                            None => self
-                                .get_meta(&id)
-                                .await?
-                                .ok_or_else(|| StoreError::NotFound(id.clone()))?,
-                        };
-                        return cairn_core::memory::check_same_start(&existing, &new.meta);
-                    }
-                    // Our meta, applied before its reply was lost.
-                }
-                _ => return Err(sdk_error(&self.table, e)),
-            },
+        if let Some(existing) = self
+            .put_meta(
+                &id,
+                &new.meta,
+                meta_item(&new.meta, self.index_shards),
+                None,
+            )
+            .await?
+        {
+            return existing;
         }
-        self.note_run(&id, 1); // entry 0 is run 1's
+        Ok(self.created(&new, ours))
+    }
+
+    /// After a start's writes: the store knows the run, keeps the journal
+    /// it wrote and the lease it took.
+    fn created(&self, new: &NewExecution, ours: bool) -> Created {
+        let id = &new.meta.id;
+        self.note_run(id, 1); // entry 0 is run 1's
+        if let Some(l) = &new.meta.lease {
+            self.hold_lease(id, &l.owner);
+        }
         if ours {
             self.journals.put(
-                &id,
+                id,
                 1,
                 new.meta.created_at,
                 std::slice::from_ref(&new.started),
             );
         }
-        Ok(Created::New)
+        Created::New
+    }
+
+    /// Puts a new execution's meta, conditional on there being none.
+    /// `Some`: there was one (not this very put, applied before its reply
+    /// was lost: the same `token`, or without one, after this start's own
+    /// entry 0, the same creation time, workflow and input): the start's
+    /// answer.
+    async fn put_meta(
+        &self,
+        id: &ExecutionId,
+        new: &ExecutionMeta,
+        item: Item,
+        token: Option<&str>,
+    ) -> Result<Option<Result<Created, StoreError>>, StoreError> {
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld;
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                    let found_token = c.item.as_ref().and_then(|i| get_s(i, "start_token"));
+                    let found = c.item.as_ref().map(|i| meta_from_item(id, i)).transpose()?;
+                    let mine = match token {
+                        Some(t) => found_token.as_deref() == Some(t),
+                        None => found.as_ref().is_some_and(|m| {
+                            m.created_at == new.created_at
+                                && m.workflow == new.workflow
+                                && m.input_hash == new.input_hash
+                        }),
+                    };
+                    if mine {
+                        // Our meta, applied before its reply was lost.
+                        return Ok(None);
+                    }
+                    let existing = match found {
+                        Some(m) => m,
+                        None => self
+                            .get_meta(id)
+                            .await?
+                            .ok_or_else(|| StoreError::NotFound(id.clone()))?,
+                    };
+                    Ok(Some(cairn_core::memory::check_same_start(&existing, new)))
+                }
+                _ => Err(sdk_error(&self.table, e)),
+            },
+        }
     }
 
     pub(crate) async fn get_meta(
         &self,
         id: &ExecutionId,
     ) -> Result<Option<ExecutionMeta>, StoreError> {
+        self.get_meta_item(id)
+            .await?
+            .map(|item| meta_from_item(id, &item))
+            .transpose()
+    }
+
+    /// The meta item as stored (one consistent read).
+    pub(crate) async fn get_meta_item(&self, id: &ExecutionId) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -153,7 +214,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_error(&self.table, e))?;
-        out.item.map(|item| meta_from_item(id, &item)).transpose()
+        Ok(out.item)
     }
 
     pub(crate) async fn read_meta(&self, id: &ExecutionId) -> Result<ExecutionMeta, StoreError> {
@@ -250,8 +311,81 @@ impl DynamoStore {
             };
             out.push((id, Timestamp::from_millis(at)));
         }
+        out.extend(self.stale_starts(now, shards, &out).await?);
         out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         out.truncate(want);
+        Ok(out)
+    }
+
+    /// Running executions with no due time whose driver stopped: a start
+    /// takes its lease without entering the wake index (a short execution
+    /// costs no wake-index write), so the sweep finds them through the
+    /// status index instead: every `running#<shard>` key (what is running
+    /// now, a small set), and for each execution not already due, its
+    /// meta, due when its lease ran out (or, without a lease, the inbox
+    /// grace after its last update). Not `skip`ped ones only.
+    async fn stale_starts(
+        &self,
+        now: Timestamp,
+        shards: u32,
+        skip: &[(ExecutionId, Timestamp)],
+    ) -> Result<Vec<(ExecutionId, Timestamp)>, StoreError> {
+        let keys: Vec<String> = (0..shards)
+            .map(|k| shards::status_key(Status::Running, k))
+            .collect();
+        let q = shards::IndexQuery {
+            index: table::STATUS_INDEX,
+            key_attr: "status_shard",
+            condition: "#k = :k AND updated_at <= :now",
+            values: vec![(":now", n(now.as_millis().min(i64::MAX as u64)))],
+            filter: None,
+            forward: true,
+        };
+        let skip: std::collections::HashSet<&ExecutionId> = skip.iter().map(|(id, _)| id).collect();
+        let candidates: Vec<ExecutionId> = self
+            .scatter(q, keys, usize::MAX)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                get_s(item, "pk")?
+                    .strip_prefix("exec#")
+                    .and_then(|i| ExecutionId::new(i).ok())
+            })
+            .filter(|id| !skip.contains(id))
+            .collect();
+        // A driver without a lease (an operator's `cairn`) is given the
+        // inbox grace before the sweep takes over.
+        let grace = self
+            .inbox_grace
+            .unwrap_or(std::time::Duration::from_secs(60));
+        let mut set = tokio::task::JoinSet::new();
+        let mut out = Vec::new();
+        let mut candidates = candidates.into_iter();
+        loop {
+            while set.len() < 16 {
+                let Some(id) = candidates.next() else { break };
+                let store = self.clone();
+                set.spawn(async move {
+                    let meta = store.get_meta(&id).await?;
+                    Ok::<_, StoreError>(meta.and_then(|m| {
+                        if m.status != Status::Running || m.due_at.is_some() {
+                            return None; // moved on, or due through the wake index
+                        }
+                        let due = m.lease.map_or(m.updated_at.plus(grace), |l| l.until);
+                        (due <= now).then_some((id, due))
+                    }))
+                });
+            }
+            match set.join_next().await {
+                None => break,
+                Some(Ok(r)) => out.extend(r?),
+                Some(Err(e)) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "a meta read did not finish: {e}"
+                    )));
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -356,6 +490,132 @@ impl DynamoStore {
             }
             Err(e) => Err(sdk_error(&self.table, e)),
         }
+    }
+
+    /// The final entry of run `append.run`, after the entries from index
+    /// `from` the driver held back, written inline in the meta (see
+    /// [`crate::inline`]) with the final status: one update, conditional
+    /// on the run, on the status not being final yet and on the lease
+    /// still being `owner`'s.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn finish_inline(
+        &self,
+        id: &ExecutionId,
+        owner: &str,
+        append: &Append,
+        status: Status,
+        from: u32,
+        tail: AttributeValue,
+        bodies: Vec<String>,
+    ) -> Result<(), StoreError> {
+        self.ensure_shards().await?;
+        let (expression, values) = self.finish_expression(id, status, append.hold_until_heard);
+        let expression = expression.replacen("SET ", "SET tail = :tail, tail_from = :from, ", 1);
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(exec_pk(id)))
+            .key("sk", s("meta"))
+            .update_expression(expression)
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#run", "run")
+            .expression_attribute_values(":tail", tail)
+            .expression_attribute_values(":from", n(u64::from(from)))
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":at", n(append.entry.at.as_millis()))
+            .expression_attribute_values(":run", n(u64::from(append.run)))
+            .expression_attribute_values(":c", s("completed"))
+            .expression_attribute_values(":f", s("failed"))
+            .expression_attribute_values(":x", s("cancelled"))
+            .condition_expression(
+                "attribute_exists(pk) AND #run = :run AND NOT (#st IN (:c, :f, :x)) AND lease_owner = :o",
+            )
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
+        }
+        let r = update.send().await;
+        let found = match r {
+            Ok(_) => {
+                self.forget_lease(id); // the finish removed it
+                return Ok(());
+            }
+            Err(e) => match e.as_service_error() {
+                Some(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c),
+                ) => c.item.clone(),
+                _ => return Err(sdk_error(&self.table, e)),
+            },
+        };
+        self.forget_lease(id);
+        let Some(found) = found else {
+            return Err(StoreError::NotFound(id.clone()));
+        };
+        // Our own update, applied before its reply was lost: the tail it
+        // wrote is there.
+        let own = match found.get("tail") {
+            Some(AttributeValue::L(held)) => {
+                get_n(&found, "tail_from") == Some(u64::from(from))
+                    && held.len() == bodies.len()
+                    && held
+                        .iter()
+                        .zip(&bodies)
+                        .all(|(h, b)| h.as_s().is_ok_and(|h| h == b))
+            }
+            _ => false,
+        };
+        if own {
+            return Ok(());
+        }
+        let meta = meta_from_item(id, &found)?;
+        let reason = if meta.status.is_terminal() {
+            format!(
+                "cannot finish run {} as {status}: the execution has already {}",
+                append.run, meta.status
+            )
+        } else if meta.run != append.run {
+            format!(
+                "cannot finish run {}: the execution is in run {}",
+                append.run, meta.run
+            )
+        } else {
+            format!(
+                "the lease of {owner} was lost (held now by {})",
+                meta.lease.as_ref().map_or("nobody", |l| l.owner.as_str())
+            )
+        };
+        Err(StoreError::Conflict {
+            id: id.clone(),
+            reason,
+        })
+    }
+
+    /// The owner of `id`'s lease if this store holds it.
+    pub(crate) fn held_lease(&self, id: &ExecutionId) -> Option<String> {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn hold_lease(&self, id: &ExecutionId, owner: &str) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        // Leases not released (a crashed advance) go with the map's growth.
+        if held.len() >= 10_000 && !held.contains_key(id) {
+            held.clear();
+        }
+        held.insert(id.clone(), owner.to_owned());
+    }
+
+    pub(crate) fn forget_lease(&self, id: &ExecutionId) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     pub(crate) async fn suspend_execution(
@@ -541,13 +801,9 @@ impl DynamoStore {
             .table_name(&self.table)
             .key("pk", s(exec_pk(id)))
             .key("sk", s("meta"))
-            .update_expression(
-                "SET lease_owner = :o, lease_until = :u, wake_at = :u, wake_bucket = :b",
-            )
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":o", s(owner))
             .expression_attribute_values(":u", n(until.as_millis()))
-            .expression_attribute_values(":b", self.wake_key_of(id))
             .expression_attribute_values(":c", s("completed"))
             .expression_attribute_values(":f", s("failed"))
             .expression_attribute_values(":x", s("cancelled"))
@@ -558,12 +814,23 @@ impl DynamoStore {
             // anyway): its run bounds the load that follows.
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         update = match now {
-            // Acquire: free, expired, or ours.
+            // Acquire: free, expired, or ours. The due time stays: a
+            // running execution without one is found by `due` through the
+            // status index, and another is due at its wake already (a
+            // sweep meeting the lease held stands back). So a short
+            // execution never enters the wake index.
             Some(now) => update
+                .update_expression("SET lease_owner = :o, lease_until = :u")
                 .condition_expression("attribute_exists(pk) AND NOT (#st IN (:c, :f, :x)) AND (attribute_not_exists(lease_owner) OR lease_owner = :o OR lease_until <= :now)")
                 .expression_attribute_values(":now", n(now.as_millis())),
-            // Renew: still ours.
-            None => update.condition_expression(
+            // Renew: still ours; due at the new expiry (a driver that
+            // stops renewing is found by the sweep then).
+            None => update
+                .update_expression(
+                    "SET lease_owner = :o, lease_until = :u, wake_at = :u, wake_bucket = :b",
+                )
+                .expression_attribute_values(":b", self.wake_key_of(id))
+                .condition_expression(
                 "attribute_exists(pk) AND NOT (#st IN (:c, :f, :x)) AND lease_owner = :o",
             ),
         };
@@ -572,9 +839,11 @@ impl DynamoStore {
                 if let Some(run) = out.attributes.as_ref().and_then(|a| get_n(a, "run")) {
                     self.note_run(id, run as u32);
                 }
+                self.hold_lease(id, owner);
                 Ok(())
             }
             Err(e) => {
+                self.forget_lease(id);
                 let old = e
                     .as_service_error()
                     .and_then(|s| match s {
@@ -618,6 +887,7 @@ impl DynamoStore {
         owner: &str,
         wake_at: Option<Timestamp>,
     ) -> Result<(), StoreError> {
+        self.forget_lease(id);
         if wake_at.is_some() {
             self.ensure_shards().await?;
         }

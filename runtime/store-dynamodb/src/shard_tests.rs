@@ -426,16 +426,18 @@ fn a_warm_load_reads_only_the_new_entries_and_sees_other_writers() {
     });
 }
 
-/// A start is entry 0, then the meta (two puts, no transaction). A start
-/// stopped between the two leaves entry 0 alone: no execution yet (a load
-/// finds none); the next start of the same workflow and input takes it
-/// over, another is refused saying why.
+/// A start with an input too large to be held in the meta is entry 0,
+/// then the meta (two puts, no transaction). A start stopped between the
+/// two leaves entry 0 alone: no execution yet (a load finds none); the
+/// next start of the same workflow and input takes it over, another is
+/// refused saying why. (A smaller start is one put and leaves no half.)
 #[test]
 fn a_start_stopped_before_its_meta_is_taken_over_by_the_same_start() {
     run(async {
         let store = fresh(4).await;
         let id = fresh_id("half-start");
-        let first = new_execution(&id, "half", b"{\"n\":1}");
+        let input = |n: u32| format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(1_000));
+        let first = new_execution(&id, "half", input(1).as_bytes());
         let body = String::from_utf8(cairn_core::entry::encode(&first.started)).unwrap();
         store
             .client()
@@ -451,7 +453,7 @@ fn a_start_stopped_before_its_meta_is_taken_over_by_the_same_start() {
         ));
         // Another workflow or input: refused, nothing changed.
         let err = store
-            .create(new_execution(&id, "half", b"{\"n\":2}"))
+            .create(new_execution(&id, "half", input(2).as_bytes()))
             .await
             .unwrap_err();
         assert!(
@@ -460,7 +462,7 @@ fn a_start_stopped_before_its_meta_is_taken_over_by_the_same_start() {
         );
         // The same start, later (another time, another seed): it goes on
         // from the entry 0 that stands.
-        let mut again = new_execution(&id, "half", b"{\"n\":1}");
+        let mut again = new_execution(&id, "half", input(1).as_bytes());
         again.meta.created_at = Timestamp::from_millis(T0 + 60_000);
         again.started.at = again.meta.created_at;
         assert_eq!(store.create(again.clone()).await.unwrap(), Created::New);

@@ -39,7 +39,7 @@ pub const DEFAULT_INDEX_SHARDS: u32 = 128;
 pub const MAX_INDEX_SHARDS: u32 = 1024;
 
 /// The contract version this store writes and reads (see `infra/CONTRACT.md`).
-pub const CONTRACT_VERSION: u64 = 2;
+pub const CONTRACT_VERSION: u64 = 3;
 
 /// The partition key of the table's contract item.
 pub(crate) const CONTRACT_PK: &str = "cairn#table";

@@ -296,8 +296,8 @@ fn a_long_journal_loads_in_one_query_and_older_runs_are_never_read() {
         );
         assert_eq!(
             (queries, items),
-            (1, 1001),
-            "meta + 1,000 entries, one page"
+            (1, 1000),
+            "the meta (holding entry 0) and 999 entries, one page"
         );
 
         // A longer run 1, then run 2 with 1,000 entries.

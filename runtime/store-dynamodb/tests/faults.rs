@@ -506,8 +506,8 @@ async fn every_operation(rig: &Rig, store: &DynamoStore) {
     );
     assert_eq!(
         rig.items(&id).await.len(),
-        1 + 2 + run1.len() + run2.len(),
-        "meta, two inbox items and the entries of both runs: nothing more"
+        1 + 2 + (run1.len() - 1) + run2.len(),
+        "the meta (holding run 1's entry 0), two inbox items and the other entries of both runs: nothing more"
     );
 }
 
@@ -582,23 +582,26 @@ fn a_write_whose_reply_is_lost_is_applied_once_and_reported_done() {
         let id = fresh_id("lost");
         let lose = |op: &str, n: u64| rig.proxy.arm(op, Fault::LostReply, n);
 
-        // A start (entry 0, then the meta: two puts), entry 0's reply lost.
+        // A start held in the meta (one put: entry 0 and the meta), its
+        // reply lost: the SDK's retry meets the start's own token.
         lose("PutItem", 1);
         assert_eq!(
             store.create(new_execution(&id, "wf", b"1")).await.unwrap(),
             Created::New
         );
 
-        // Another start, the meta's reply lost (entry 0's put passes, held a
+        // Another start, too large for the meta (entry 0, then the meta:
+        // two puts), the meta's reply lost (entry 0's put passes, held a
         // moment): the SDK's retry fails its condition on the meta it wrote,
         // which is this start's: a new execution, not a conflict.
         let id_meta = fresh_id("lost-meta");
+        let large = format!("\"{}\"", "x".repeat(1_000));
         let puts = rig.proxy.requests().get("PutItem").copied().unwrap_or(0);
         rig.proxy.arm("PutItem", Fault::Latency, 1);
         lose("PutItem", 1);
         assert_eq!(
             store
-                .create(new_execution(&id_meta, "wf", b"1"))
+                .create(new_execution(&id_meta, "wf", large.as_bytes()))
                 .await
                 .expect("its own meta, not a conflict"),
             Created::New
@@ -1053,10 +1056,11 @@ fn a_transaction_conflict_applied_nothing_and_is_sent_again() {
         assert_eq!(state().await, (3, 0, 1, Status::Waiting, 1, true));
         store.continue_as_new(&id, c).await.unwrap();
 
-        // The final entry is a put, then the meta's status (no
-        // transaction): its meta update meets a conflict, unavailable at
-        // once with the entry written. A load finishes the meta; the
-        // caller's retry finds its own entry and the status set: done.
+        // The final entry of a store holding the lease is one update of
+        // the meta, entry and status together (see the store's `inline`
+        // module): it meets a conflict, unavailable at once, and nothing
+        // is written (still running, the lease still held). The caller's
+        // retry writes it; sent again after that, it is done, once.
         let check = conflicts("UpdateItem", 1);
         let done = plain(
             2,
@@ -1069,6 +1073,8 @@ fn a_transaction_conflict_applied_nothing_and_is_sent_again() {
         );
         let err = store.append(&id, done.clone()).await.unwrap_err();
         check(1, Some(err));
+        assert_eq!(state().await, (1, 0, 1, Status::Running, 2, true));
+        store.append(&id, done.clone()).await.unwrap();
         assert_eq!(state().await, (2, 0, 1, Status::Completed, 2, false));
         store.append(&id, done).await.unwrap();
         assert_eq!(state().await, (2, 0, 1, Status::Completed, 2, false));

@@ -54,6 +54,10 @@ struct Args {
     /// Replays measured (median reported).
     #[arg(long, default_value_t = 20)]
     replays: usize,
+    /// Measure the replay only, then stop (scripts/bench runs it in
+    /// several processes: see there).
+    #[arg(long)]
+    replay_only: bool,
     /// Pooling allocator slots (0: on-demand allocation).
     #[arg(long, default_value_t = 0)]
     pooled: u32,
@@ -722,6 +726,12 @@ async fn main() -> Result<()> {
         "replay_us_per_step_excluding_load".into(),
         per_step_replay.into(),
     );
+    if args.replay_only {
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        }
+        return Ok(());
+    }
 
     // ---- swap, sequential ------------------------------------------------
     for i in 0..10 {

@@ -367,6 +367,15 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
 
 /// Decodes the entry stored at `index`.
 pub fn decode(index: u32, bytes: &[u8]) -> Result<Entry, DecodeError> {
+    // Most of a run: an activity's result, read without serde's machinery.
+    if let Some(entry) = crate::entry_fast::decode(index, bytes) {
+        return Ok(entry);
+    }
+    decode_with_serde(index, bytes)
+}
+
+/// [`decode`] by serde alone.
+fn decode_with_serde(index: u32, bytes: &[u8]) -> Result<Entry, DecodeError> {
     let stored: Stored = serde_json::from_slice(bytes).map_err(|e| DecodeError {
         index,
         reason: format!("not a journal entry ({e})"),
@@ -390,6 +399,79 @@ pub fn decode(index: u32, bytes: &[u8]) -> Result<Entry, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn json_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| serde_json::to_string(&f).unwrap()),
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("[]".to_string()),
+            (any::<String>(), any::<u32>())
+                .prop_map(|(k, v)| serde_json::json!({ k: [v, {"x": null}] }).to_string()),
+            Just(r#"{"$bytes":"AAEC"}"#.to_string()),
+        ]
+    }
+
+    fn completed_entry() -> impl Strategy<Value = Entry> {
+        (
+            any::<u64>(),
+            any::<u32>(),
+            any::<String>(),
+            any::<u64>(),
+            any::<u32>(),
+            json_text(),
+        )
+            .prop_map(|(at, seq, name, input_hash, attempts, payload)| Entry {
+                index: 7,
+                at: Timestamp::from_millis(at),
+                event: Event::ActivityCompleted {
+                    seq,
+                    name,
+                    input_hash,
+                    attempts,
+                    result: Ok(Payload::from(payload.as_str())),
+                },
+            })
+    }
+
+    proptest! {
+        /// The fast decode of activity results agrees with serde's on every
+        /// entry the encoder writes, and answers for the plain ones.
+        #[test]
+        fn the_fast_decode_agrees_with_serde(entry in completed_entry()) {
+            let bytes = encode(&entry);
+            let slow = decode_with_serde(7, &bytes).unwrap();
+            prop_assert_eq!(decode(7, &bytes).unwrap(), slow.clone());
+            let fast = crate::entry_fast::decode(7, &bytes);
+            if let Some(fast) = &fast {
+                prop_assert_eq!(fast, &slow);
+            }
+            let Event::ActivityCompleted { name, result: Ok(p), .. } = &entry.event else { unreachable!() };
+            let plain = !name.chars().any(|c| c == '"' || c == '\\' || c < '\u{20}')
+                && !String::from_utf8_lossy(p.as_bytes()).contains("$bytes");
+            prop_assert_eq!(fast.is_some(), plain, "{}", String::from_utf8_lossy(&bytes));
+        }
+
+        /// On damaged bytes it answers only where serde reads the same entry.
+        #[test]
+        fn the_fast_decode_never_accepts_what_serde_refuses(
+            entry in completed_entry(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut bytes = encode(&entry);
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            if let Some(fast) = crate::entry_fast::decode(7, &bytes) {
+                prop_assert_eq!(decode_with_serde(7, &bytes), Ok(fast));
+            }
+        }
+    }
 
     fn hash() -> ComponentHash {
         ComponentHash::parse(&"ab".repeat(32)).unwrap()

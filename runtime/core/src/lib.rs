@@ -26,6 +26,7 @@ pub mod advance;
 pub mod api;
 pub mod clock;
 pub mod entry;
+mod entry_fast;
 pub mod error;
 pub mod failure;
 pub mod id;

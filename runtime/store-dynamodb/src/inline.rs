@@ -13,7 +13,8 @@
 //! - **`tail`** (L of S) from index **`tail_from`** (N): the final entry of
 //!   the current run, after the activity completions the driver held back
 //!   for it ([`cairn_core::Store::append_final`]), when their bodies come to
-//!   at most [`TAIL_BYTES`]. The finish is then one update of the meta,
+//!   at most [`TAIL_BYTES`] and none is over the payload threshold (which
+//!   sends a body to the bucket, never the meta). The finish is then one update of the meta,
 //!   which was an entry put per entry and then the meta's status.
 //!
 //! Fencing: an entry item is written with `attribute_not_exists`, the

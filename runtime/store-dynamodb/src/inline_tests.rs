@@ -195,3 +195,31 @@ fn large_entries_stay_items() {
         assert_eq!(ex.journal, vec![started, last]);
     });
 }
+
+#[test]
+fn entries_over_the_payload_threshold_are_never_held_in_the_meta() {
+    run(async {
+        let store = store().await.with_payload_threshold(60);
+        let id = fresh_id("inline-threshold");
+        let new = leased(&id, b"{\"a\":1}", "driver");
+        store.create(new).await.unwrap();
+        store
+            .append_final(
+                &id,
+                vec![completion(1, "1")],
+                Append::new(1, completed(2, "2")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            items(&store, &id).await,
+            vec![
+                "h#000001#0000000000",
+                "h#000001#0000000001",
+                "h#000001#0000000002",
+                "meta"
+            ],
+            "each body is over 60 bytes: the payload path decides, not the meta"
+        );
+    });
+}

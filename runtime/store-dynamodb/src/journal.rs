@@ -280,7 +280,11 @@ impl DynamoStore {
                 .chain(std::iter::once(&append.entry))
                 .map(|e| String::from_utf8(cairn_core::entry::encode(e)).expect("entries are JSON"))
                 .collect();
-            if let Some(tail) = crate::inline::tail(&bodies) {
+            // Over the payload threshold a body goes to the bucket, never
+            // the meta.
+            if let Some(tail) = crate::inline::tail(&bodies)
+                .filter(|_| bodies.iter().all(|b| b.len() <= self.payloads.threshold))
+            {
                 let from = preceding.first().map_or(append.entry.index, |e| e.index);
                 return self
                     .finish_inline(id, &owner, &append, status, from, tail, bodies)

@@ -433,6 +433,56 @@ impl DynamoStore {
         update
     }
 
+    /// The meta's final update: status, index keys and hold (see
+    /// [`DynamoStore::finish_expression`]), conditional on the run and on
+    /// the status not being final yet; with `inline` (the lease owner, the
+    /// tail and its first index, see [`crate::inline`]), also writing the
+    /// tail, on the lease still being that owner's.
+    fn finish_request(
+        &self,
+        id: &ExecutionId,
+        run: u32,
+        status: Status,
+        at: Timestamp,
+        hold: Option<Timestamp>,
+        inline: Option<(&str, AttributeValue, u32)>,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let (expression, values) = self.finish_expression(id, status, hold);
+        let expression = match inline {
+            Some(_) => expression.replacen("SET ", "SET tail = :tail, tail_from = :from, ", 1),
+            None => expression.to_owned(),
+        };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(exec_pk(id)))
+            .key("sk", s("meta"))
+            .update_expression(expression)
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#run", "run")
+            .expression_attribute_values(":at", n(at.as_millis()))
+            .expression_attribute_values(":run", n(u64::from(run)))
+            .expression_attribute_values(":c", s("completed"))
+            .expression_attribute_values(":f", s("failed"))
+            .expression_attribute_values(":x", s("cancelled"));
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
+        }
+        match inline {
+            Some((owner, tail, from)) => update
+                .expression_attribute_values(":o", s(owner))
+                .expression_attribute_values(":tail", tail)
+                .expression_attribute_values(":from", n(u64::from(from)))
+                .condition_expression(
+                    "attribute_exists(pk) AND #run = :run AND NOT (#st IN (:c, :f, :x)) AND lease_owner = :o",
+                ),
+            None => update.condition_expression(
+                "attribute_exists(pk) AND #run = :run AND NOT (#st IN (:c, :f, :x))",
+            ),
+        }
+    }
+
     /// Sets the meta's final `status` after run `run`'s final entry was
     /// written: one conditional update (the run is `run`, the status not
     /// final yet). Already final with `status`: done before (a retry, or a
@@ -446,28 +496,8 @@ impl DynamoStore {
         hold: Option<Timestamp>,
     ) -> Result<(), StoreError> {
         self.ensure_shards().await?;
-        let (expression, values) = self.finish_expression(id, status, hold);
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(exec_pk(id)))
-            .key("sk", s("meta"))
-            .update_expression(expression)
-            .expression_attribute_names("#st", "status");
-        for (k, v) in values {
-            update = update.expression_attribute_values(k, v);
-        }
-        let r = update
-            .condition_expression(
-                "attribute_exists(pk) AND #run = :run AND NOT (#st IN (:c, :f, :x))",
-            )
-            .expression_attribute_names("#run", "run")
-            .expression_attribute_values(":at", n(at.as_millis()))
-            .expression_attribute_values(":run", n(u64::from(run)))
-            .expression_attribute_values(":c", s("completed"))
-            .expression_attribute_values(":f", s("failed"))
-            .expression_attribute_values(":x", s("cancelled"))
+        let r = self
+            .finish_request(id, run, status, at, hold, None)
             .send()
             .await;
         match r {
@@ -509,34 +539,18 @@ impl DynamoStore {
         bodies: Vec<String>,
     ) -> Result<(), StoreError> {
         self.ensure_shards().await?;
-        let (expression, values) = self.finish_expression(id, status, append.hold_until_heard);
-        let expression = expression.replacen("SET ", "SET tail = :tail, tail_from = :from, ", 1);
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(exec_pk(id)))
-            .key("sk", s("meta"))
-            .update_expression(expression)
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_names("#run", "run")
-            .expression_attribute_values(":tail", tail)
-            .expression_attribute_values(":from", n(u64::from(from)))
-            .expression_attribute_values(":o", s(owner))
-            .expression_attribute_values(":at", n(append.entry.at.as_millis()))
-            .expression_attribute_values(":run", n(u64::from(append.run)))
-            .expression_attribute_values(":c", s("completed"))
-            .expression_attribute_values(":f", s("failed"))
-            .expression_attribute_values(":x", s("cancelled"))
-            .condition_expression(
-                "attribute_exists(pk) AND #run = :run AND NOT (#st IN (:c, :f, :x)) AND lease_owner = :o",
+        let update = self
+            .finish_request(
+                id,
+                append.run,
+                status,
+                append.entry.at,
+                append.hold_until_heard,
+                Some((owner, tail, from)),
             )
             .return_values_on_condition_check_failure(
                 aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
             );
-        for (k, v) in values {
-            update = update.expression_attribute_values(k, v);
-        }
         let r = update.send().await;
         let found = match r {
             Ok(_) => {

@@ -58,6 +58,12 @@ struct Args {
     /// several processes: see there).
     #[arg(long)]
     replay_only: bool,
+    /// After each replay, time a fixed memory-bound probe (a dependent
+    /// walk of 100,000 steps over 8 MiB) and print its median with the
+    /// replay's: this 2-core VM's memory is sometimes shared with a busy
+    /// neighbour, which slows the probe and the replay together.
+    #[arg(long)]
+    memory_probe: bool,
     /// Pooling allocator slots (0: on-demand allocation).
     #[arg(long, default_value_t = 0)]
     pooled: u32,
@@ -655,6 +661,8 @@ async fn main() -> Result<()> {
     engine.drive(&id, AdvanceOptions::default()).await?;
     let entries = store.load(&id).await?.journal.len();
     let (mut loads, mut replays, mut cold_loads) = (Vec::new(), Vec::new(), Vec::new());
+    let probe = args.memory_probe.then(MemoryProbe::new);
+    let mut probes = Vec::new();
     // A store that keeps no journal (as a restarted engine or a cold
     // function has none): its load reads and decodes the whole run.
     let cold = SqliteStore::open(&db)?.with_journal_cache(0);
@@ -673,6 +681,9 @@ async fn main() -> Result<()> {
         let t = Instant::now();
         let outcome = engine.replay(&id, None).await?;
         replays.push(t.elapsed());
+        if let Some(p) = &probe {
+            probes.push(p.time());
+        }
         anyhow::ensure!(
             matches!(outcome, ReplayOutcome::Compatible { finished: true, .. }),
             "replay: {outcome:?}"
@@ -716,6 +727,19 @@ async fn main() -> Result<()> {
         "figure: replay_us_per_step_cold_load={per_step_cold:.2} µs ({} steps, the replay with a cold load instead of a warm one)",
         args.replay_steps
     );
+    if !probes.is_empty() {
+        probes.sort();
+        println!(
+            "  memory probe after each replay: median {:.2} ms (p10 {:.2}, p90 {:.2}); lower is a quieter machine",
+            ms(percentile(&probes, 0.5)),
+            ms(percentile(&probes, 0.1)),
+            ms(percentile(&probes, 0.9)),
+        );
+        report.insert(
+            "memory_probe_ms".into(),
+            ms(percentile(&probes, 0.5)).into(),
+        );
+    }
     report.insert("replay_us_per_step_cold_load".into(), per_step_cold.into());
     report.insert("replay_cold_load_ms".into(), ms(cold_load).into());
     report.insert("replay_steps".into(), args.replay_steps.into());
@@ -835,4 +859,39 @@ async fn main() -> Result<()> {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
+}
+
+/// A dependent walk over 8 MiB (a random cycle), timed: it waits on memory
+/// at every step, so it runs slower when a neighbour on this VM's host
+/// competes for the cache and memory (see `--memory-probe`).
+struct MemoryProbe(Vec<u32>);
+
+impl MemoryProbe {
+    fn new() -> Self {
+        let n = 1usize << 21;
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in (1..n).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            order.swap(i, (x % i as u64) as usize);
+        }
+        // One cycle through every slot, in the shuffled order.
+        let mut next = vec![0u32; n];
+        for w in 0..n {
+            next[order[w] as usize] = order[(w + 1) % n];
+        }
+        Self(next)
+    }
+
+    fn time(&self) -> std::time::Duration {
+        let t = Instant::now();
+        let mut p = 0u32;
+        for _ in 0..100_000 {
+            p = self.0[p as usize];
+        }
+        std::hint::black_box(p);
+        t.elapsed()
+    }
 }

@@ -32,10 +32,35 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake as TaskWake, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A map keyed by handle: small integers handed out in order, hashed with
-/// FxHash (one multiplication), since SipHash would cost more than the map
-/// operation on every step of a replay.
-type HandleMap<V> = rustc_hash::FxHashMap<u32, V>;
+/// A map keyed by handle, as a vector sorted by handle. A step holds one
+/// or two entries at a time (the leaves waiting, the completion not yet
+/// taken), and handles are handed out in ascending order, so an insert is
+/// a push and a lookup a binary search over a few entries: no hashing, and
+/// an allocation that lasts. A fan-out of n operations costs a shift of
+/// at most n entries per completion.
+struct HandleMap<V>(Vec<(u32, V)>);
+
+impl<V> Default for HandleMap<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> HandleMap<V> {
+    /// Sets `handle`'s value, replacing any.
+    fn insert(&mut self, handle: u32, value: V) {
+        match self.0.binary_search_by_key(&handle, |(h, _)| *h) {
+            Ok(at) => self.0[at].1 = value,
+            Err(at) => self.0.insert(at, (handle, value)),
+        }
+    }
+
+    /// Takes `handle`'s value out.
+    fn remove(&mut self, handle: &u32) -> Option<V> {
+        let at = self.0.binary_search_by_key(handle, |(h, _)| *h).ok()?;
+        Some(self.0.remove(at).1)
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct State {

@@ -32,6 +32,15 @@ ensure_clippy_build() {
 }
 ensure_clippy_build
 
+# CI builds once, cold: incremental compilation (on in the release profile,
+# for the rebuilds of a working copy) only adds its bookkeeping there and
+# splits our crates into 256 codegen units instead of 16. Only under
+# CI=true: a working copy that built without it would rebuild all our
+# crates when it next builds with it.
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=0
+fi
+
 # A Python venv at $1 (under the repo's ignored folders) with packages $2...
 # One venv per tool family: their pins conflict (aws-sam-cli vs moto).
 ensure_venv() {

@@ -38,7 +38,23 @@ pub fn init_tracing(g: &Global) {
     };
 }
 
-pub async fn open_store(global: &Global) -> Result<Arc<dyn cairn_core::Store>> {
+/// What a store is opened for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum StoreUse {
+    /// One command: every `due` call is a full sweep.
+    Command,
+    /// `cairn dev`, whose wake loop asks for due work every few seconds:
+    /// on DynamoDB it looks for stale starts once per
+    /// [`STALE_START_SCAN`] (the index scan reads every shard's
+    /// `running#` key).
+    Server,
+}
+
+/// How often `cairn dev` on DynamoDB looks for starts whose driving
+/// process died (within their lease plus this).
+pub const STALE_START_SCAN: std::time::Duration = std::time::Duration::from_secs(15);
+
+pub async fn open_store(global: &Global, purpose: StoreUse) -> Result<Arc<dyn cairn_core::Store>> {
     Ok(match global.store.as_str() {
         "dynamodb" => {
             let threshold = cairn_store_dynamodb::check_payload_threshold(
@@ -54,6 +70,9 @@ pub async fn open_store(global: &Global) -> Result<Arc<dyn cairn_core::Store>> {
             {
                 store = store.with_payload_bucket(bucket.trim());
             }
+            if purpose == StoreUse::Server {
+                store = store.with_stale_start_scan_every(STALE_START_SCAN);
+            }
             Arc::new(store)
         }
         _ => Arc::new(SqliteStore::open(&global.db)?),
@@ -61,7 +80,17 @@ pub async fn open_store(global: &Global) -> Result<Arc<dyn cairn_core::Store>> {
 }
 
 pub async fn build(global: &Global, skip_time: bool, activities: &ActivityArgs) -> Result<Ctx> {
-    let store = open_store(global).await?;
+    build_for(global, skip_time, activities, StoreUse::Command).await
+}
+
+/// [`build`], with the store opened for `purpose`.
+pub async fn build_for(
+    global: &Global,
+    skip_time: bool,
+    activities: &ActivityArgs,
+    purpose: StoreUse,
+) -> Result<Ctx> {
+    let store = open_store(global, purpose).await?;
     let cache_dir = global
         .cache_dir
         .clone()

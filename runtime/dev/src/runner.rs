@@ -329,25 +329,27 @@ impl Runner {
         let store = self.engine.store().clone();
         while !self.stopped() {
             let notified = self.wake.notified();
+            // One read gives both what is due now (pushed) and the next
+            // due time of an execution not in flight (the sleep, which
+            // is at most MAX_SLEEP, so nothing later is read): up to
+            // 1,000 due executions and one more than those in flight.
             let now = Timestamp::now_system();
-            match store.due(now, 1000).await {
+            let horizon = now.plus(MAX_SLEEP);
+            let limit = 1000 + self.inflight_lock().len() + 1;
+            let mut next = None;
+            match store.due(horizon, limit).await {
                 Ok(due) => {
                     for (id, at) in due {
-                        tracing::debug!(execution = %id, due = %at, "wake due");
-                        self.push_if_idle(id);
+                        if at <= now {
+                            tracing::debug!(execution = %id, due = %at, "wake due");
+                            self.push_if_idle(id);
+                        } else if next.is_none() && !self.inflight_lock().contains_key(&id) {
+                            next = Some(at);
+                        }
                     }
                 }
                 Err(e) => tracing::warn!("cannot read due wakes: {e}"),
             }
-            // The next due time of an execution not in flight.
-            let busy = self.inflight_lock().len();
-            let next = store
-                .due(Timestamp::from_millis(i64::MAX as u64), busy + 1)
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .find(|(id, _)| !self.inflight_lock().contains_key(id))
-                .map(|(_, t)| t);
             let now = Timestamp::now_system();
             let sleep = match next {
                 Some(t) if t <= now => Duration::from_millis(5),

@@ -155,6 +155,10 @@ pub struct DynamoStore {
     /// owner): a final entry written inline in the meta is conditional on
     /// it (see [`inline`]).
     held: Arc<Mutex<HashMap<ExecutionId, String>>>,
+    /// How often `due` may scan for stale starts (see
+    /// [`DynamoStore::with_stale_start_scan_every`]) and when it last did;
+    /// `None`: on every call.
+    stale_scan: Option<(std::time::Duration, Arc<Mutex<Option<std::time::Instant>>>)>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -221,6 +225,7 @@ impl DynamoStore {
             pointer_reads: Arc::default(),
             journals: Arc::default(),
             held: Arc::default(),
+            stale_scan: None,
             payloads: payloads::Payloads {
                 client: payloads::s3_client(sdk),
                 bucket: None,
@@ -313,6 +318,37 @@ impl DynamoStore {
     pub fn with_inbox_grace(mut self, grace: std::time::Duration) -> Self {
         self.inbox_grace = Some(grace);
         self
+    }
+
+    /// Scans for stale starts at most once per `every` (see
+    /// [`cairn_core::Store::due`]): a start takes its lease without a due
+    /// time, so finding one whose driver died reads every `running#` key
+    /// of the status index and the meta of each running execution. A
+    /// sweep that runs now and then (the push host's, `cairn wake`) scans
+    /// on every call, the default; a loop that asks for due work every
+    /// few seconds (`cairn dev`) scans less often, and finds such a start
+    /// within its lease plus `every`. Due timers and retries are read on
+    /// every call either way.
+    pub fn with_stale_start_scan_every(mut self, every: std::time::Duration) -> Self {
+        self.stale_scan = Some((every, Arc::default()));
+        self
+    }
+
+    /// Whether this `due` call scans for stale starts (and if so, notes
+    /// the time).
+    pub(crate) fn stale_scan_now(&self) -> bool {
+        let Some((every, last)) = &self.stale_scan else {
+            return true;
+        };
+        let mut last = last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < *every) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Writes index keys over `n` shards (see the [`shards`] module; checked

@@ -311,7 +311,9 @@ impl DynamoStore {
             };
             out.push((id, Timestamp::from_millis(at)));
         }
-        out.extend(self.stale_starts(now, shards, &out).await?);
+        if self.stale_scan_now() {
+            out.extend(self.stale_starts(now, shards, &out).await?);
+        }
         out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         out.truncate(want);
         Ok(out)

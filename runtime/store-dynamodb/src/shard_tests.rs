@@ -476,3 +476,47 @@ fn a_start_stopped_before_its_meta_is_taken_over_by_the_same_start() {
         ));
     });
 }
+
+/// `cairn dev`'s store looks for stale starts (a start whose lease ran
+/// out, which has no due time) once per interval, and for due timers on
+/// every call: a start gone stale after a scan is found only once the
+/// interval has passed.
+#[test]
+fn a_server_store_scans_for_stale_starts_once_per_interval() {
+    run(async {
+        let every = std::time::Duration::from_secs(4);
+        let store = fresh(2).await.with_stale_start_scan_every(every);
+        let wf = "stale-scan";
+        let stale_start = |id: ExecutionId| {
+            let store = store.clone();
+            async move {
+                store.create(new_execution(&id, wf, b"{}")).await.unwrap();
+                let (until, now) = (Timestamp::from_millis(T0), Timestamp::from_millis(T0 - 1));
+                store.acquire_lease(&id, "dead", until, now).await.unwrap();
+                id
+            }
+        };
+        let timer = suspended(&store, wf, 1).await.remove(0);
+        let a = stale_start(fresh_id(wf)).await;
+        let first = due_ids(&store, 100).await;
+        assert!(first.contains(&a), "the first call scans: {first:?}");
+        assert!(first.contains(&timer), "{first:?}");
+
+        let b = stale_start(fresh_id(wf)).await;
+        let t = std::time::Instant::now();
+        let second = due_ids(&store, 100).await;
+        assert!(
+            t.elapsed() < every,
+            "the test's premise: the second call came within the interval"
+        );
+        assert!(second.contains(&timer), "timers on every call: {second:?}");
+        assert!(
+            !second.contains(&a) && !second.contains(&b),
+            "no scan within the interval: {second:?}"
+        );
+
+        tokio::time::sleep(every).await;
+        let third = due_ids(&store, 100).await;
+        assert!(third.contains(&a) && third.contains(&b), "{third:?}");
+    });
+}

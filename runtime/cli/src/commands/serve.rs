@@ -1,7 +1,7 @@
 //! `cairn table` (the DynamoDB table) and `cairn dev` (the local server).
 
 use crate::args::{ActivityArgs, Global, TableAction};
-use crate::context::build;
+use crate::context::{StoreUse, build_for};
 use crate::exit;
 use anyhow::Result;
 
@@ -45,7 +45,7 @@ pub async fn dev(
         // A bad URL is refused before anything starts.
         cairn_dev::otel::traces_url(e)?;
     }
-    let ctx = build(g, false, &activities).await?;
+    let ctx = build_for(g, false, &activities, StoreUse::Server).await?;
     let config = cairn_dev::DevConfig {
         addr: std::net::SocketAddr::new(bind, port),
         read_only,

@@ -120,21 +120,28 @@ pub async fn engine_with(
 
 /// Drives `id` to the end and returns its output; panics unless it completed.
 pub async fn drive_to_output(engine: &Engine, id: &cairn_core::ExecutionId) -> serde_json::Value {
+    drive_to_end(engine, id)
+        .await
+        .unwrap_or_else(|f| panic!("{id} did not complete: {f}"))
+}
+
+/// Drives `id` to the end: its output, or the failure it ended with.
+pub async fn drive_to_end(
+    engine: &Engine,
+    id: &cairn_core::ExecutionId,
+) -> Result<serde_json::Value, cairn_core::Failure> {
     let r = engine
         .drive(id, cairn_engine::AdvanceOptions::default())
         .await
         .expect("drive");
-    let cairn_engine::Advance::Finished {
-        status: cairn_core::Status::Completed,
-        entry,
-    } = r
-    else {
-        panic!("{id} did not complete: {r:?}")
+    let cairn_engine::Advance::Finished { entry, .. } = r else {
+        panic!("{id} did not finish: {r:?}")
     };
-    let cairn_core::Event::Completed { output } = &entry.event else {
-        panic!("{entry:?}")
-    };
-    output.to_json_value()
+    match &entry.event {
+        cairn_core::Event::Completed { output } => Ok(output.to_json_value()),
+        cairn_core::Event::Failed { failure } => Err(failure.clone()),
+        other => panic!("{id} finished with {other:?}"),
+    }
 }
 
 /// Starts `workflow` of `component` under a fresh id.

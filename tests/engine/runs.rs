@@ -68,3 +68,46 @@ fn activities_of_each_run_get_their_own_idempotency_keys() {
         );
     });
 }
+
+/// The fuel budget is per await: ten rounds of busy work (a million loop
+/// iterations, some 15 fuel units each), each ended by an await, complete
+/// under a budget that one round of all that work runs out of (so the ten
+/// rounds used several budgets in all).
+#[test]
+fn the_fuel_budget_is_refilled_at_each_await() {
+    run(async {
+        let config = cairn_host::SandboxConfig {
+            fuel_per_await: 50_000_000,
+            ..Default::default()
+        };
+        let (engine, testkit, _) =
+            cairn_tests::engine_with(Arc::new(MemoryStore::new()), config).await;
+        let rounds = start(
+            &engine,
+            &testkit,
+            "burn",
+            serde_json::json!([10, 1_000_000]),
+        )
+        .await;
+        assert_eq!(
+            drive_to_output(&engine, &rounds).await,
+            serde_json::json!(10_000_000)
+        );
+
+        let at_once = start(
+            &engine,
+            &testkit,
+            "burn",
+            serde_json::json!([1, 10_000_000]),
+        )
+        .await;
+        let failure = cairn_tests::drive_to_end(&engine, &at_once)
+            .await
+            .expect_err("one round of all the work runs out of fuel");
+        assert!(
+            failure.message.contains("fuel budget per await"),
+            "{}",
+            failure.message
+        );
+    });
+}

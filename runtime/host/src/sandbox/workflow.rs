@@ -14,8 +14,8 @@ use crate::limits::Limits;
 use crate::wasi::{JournalMonotonicClock, JournalTime, JournalWallClock, SeededRng};
 use std::future::Future;
 use std::pin::Pin;
+use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime::{CallHook, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -278,15 +278,9 @@ impl Sandbox {
         input: &[u8],
         budget: u64,
     ) -> wasmtime::Result<Result<Vec<u8>, WitFailure>> {
+        // Refilled each time `wait-any` returns (see `refuel_on_wait`).
         store.set_fuel(budget)?;
         store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
-        store.call_hook(move |mut ctx, hook| {
-            if matches!(hook, CallHook::ReturningFromHost) && ctx.data().refuel {
-                ctx.data_mut().refuel = false;
-                ctx.set_fuel(budget)?;
-            }
-            Ok(())
-        });
         let guest = component
             .workflow_pre
             .instantiate_async(&mut *store)

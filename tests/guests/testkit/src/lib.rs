@@ -374,6 +374,21 @@ pub async fn spin(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
     }
 }
 
+/// `rounds` rounds of `iterations` of busy work, each ended by an activity
+/// call (an await): the fuel budget is per await, so many rounds pass
+/// where one round of all the work would not.
+pub async fn burn(ctx: Ctx, input: (u32, u64)) -> Result<u64, Failure> {
+    let (rounds, iterations) = input;
+    let mut x: u64 = 0;
+    for r in 0..rounds {
+        for _ in 0..iterations {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        ctx.call(activity!(echo), &r).await?;
+    }
+    Ok(x)
+}
+
 /// Allocates without bound.
 pub async fn hog(_ctx: Ctx, _input: serde_json::Value) -> Result<(), Failure> {
     let mut keep: Vec<Vec<u8>> = Vec::new();
@@ -529,6 +544,6 @@ pub async fn big_payloads(ctx: Ctx, input: String) -> Result<serde_json::Value, 
 }
 
 cairn_sdk::component! {
-    workflows: [approval, collect, nap, slow, fanout, steps, steps_unbatched, flaky, ordered, counter, keyed_runs, family, brood, ticker, reuse, environment, spin, hog, boom, misuse, hostile_activity, recurse, read_file, connect, bad_activity, big_output, big_payloads, activity_env],
+    workflows: [approval, collect, nap, slow, fanout, steps, steps_unbatched, flaky, ordered, counter, keyed_runs, family, brood, ticker, reuse, environment, spin, hog, boom, misuse, hostile_activity, burn, recurse, read_file, connect, bad_activity, big_output, big_payloads, activity_env],
     activities: [work, echo, instance_calls, sometimes, explode, make_big, misbehave, read_env],
 }

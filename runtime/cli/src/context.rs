@@ -51,7 +51,8 @@ pub enum StoreUse {
 }
 
 /// How often `cairn dev` on DynamoDB looks for starts whose driving
-/// process died (within their lease plus this).
+/// process died (found within their lease plus this, plus the 2 s its
+/// wake loop reads ahead).
 pub const STALE_START_SCAN: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub async fn open_store(global: &Global, purpose: StoreUse) -> Result<Arc<dyn cairn_core::Store>> {

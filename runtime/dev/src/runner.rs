@@ -339,6 +339,11 @@ impl Runner {
             let mut next = None;
             match store.due(horizon, limit).await {
                 Ok(due) => {
+                    // A full read may have left due executions unread:
+                    // look again soon, as for one that is due now.
+                    if due.len() >= limit {
+                        next = Some(now);
+                    }
                     for (id, at) in due {
                         if at <= now {
                             tracing::debug!(execution = %id, due = %at, "wake due");

@@ -327,28 +327,35 @@ impl DynamoStore {
     /// sweep that runs now and then (the push host's, `cairn wake`) scans
     /// on every call, the default; a loop that asks for due work every
     /// few seconds (`cairn dev`) scans less often, and finds such a start
-    /// within its lease plus `every`. Due timers and retries are read on
-    /// every call either way.
+    /// within its lease plus `every` (plus how far ahead the caller reads:
+    /// `cairn dev` reads 2 s ahead, and a start found due within those 2 s
+    /// is pushed only by the next scan). Due timers and retries are read
+    /// on every call either way.
     pub fn with_stale_start_scan_every(mut self, every: std::time::Duration) -> Self {
         self.stale_scan = Some((every, Arc::default()));
         self
     }
 
-    /// Whether this `due` call scans for stale starts (and if so, notes
-    /// the time).
+    /// Whether this `due` call scans for stale starts.
     pub(crate) fn stale_scan_now(&self) -> bool {
         let Some((every, last)) = &self.stale_scan else {
             return true;
         };
-        let mut last = last
+        let last = last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = std::time::Instant::now();
-        if last.is_some_and(|t| now.duration_since(t) < *every) {
-            return false;
+        last.is_none_or(|t| t.elapsed() >= *every)
+    }
+
+    /// Notes a scan for stale starts that succeeded (one that failed is
+    /// tried again at the next call).
+    pub(crate) fn stale_scan_done(&self) {
+        if let Some((_, last)) = &self.stale_scan {
+            *last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(std::time::Instant::now());
         }
-        *last = Some(now);
-        true
     }
 
     /// Writes index keys over `n` shards (see the [`shards`] module; checked

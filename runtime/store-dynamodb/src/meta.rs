@@ -313,6 +313,7 @@ impl DynamoStore {
         }
         if self.stale_scan_now() {
             out.extend(self.stale_starts(now, shards, &out).await?);
+            self.stale_scan_done();
         }
         out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         out.truncate(want);

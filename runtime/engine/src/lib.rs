@@ -26,6 +26,7 @@ mod crash;
 mod driver;
 mod error;
 mod events;
+mod family;
 mod lease;
 mod readonly;
 
@@ -567,26 +568,5 @@ impl Engine {
     /// Executions, most recent first.
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<ExecutionMeta>, EngineError> {
         Ok(self.inner.store.list(filter).await?)
-    }
-
-    /// Drives `id` until it finishes or waits for a signal: sleeps through
-    /// timers and retries (on the engine's clock, which may skip time).
-    pub async fn drive(
-        &self,
-        id: &ExecutionId,
-        opts: AdvanceOptions,
-    ) -> Result<Advance, EngineError> {
-        let mut opts = opts;
-        loop {
-            let r = self.advance(id, opts.clone()).await?;
-            opts.component = None;
-            match &r {
-                Advance::Suspended {
-                    wake_at: Some(t), ..
-                } => self.inner.clock.sleep_until(*t).await,
-                Advance::Yielded => {}
-                _ => return Ok(r),
-            }
-        }
     }
 }

@@ -3,7 +3,7 @@
 //! execution and the children it waits for.
 
 use super::{parse_id, parse_json_arg, read_component};
-use crate::args::{ActivityArgs, Global, StartArgs};
+use crate::args::{ActivityArgs, Global, StartArgs, StoreKind};
 use crate::context::{Ctx, build};
 use crate::{exit, render};
 use anyhow::{Result, bail};
@@ -169,17 +169,7 @@ pub async fn start_execution(
     };
     let id = match &start.id {
         Some(id) => parse_id(id)?,
-        None => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            ExecutionId::generate(
-                &start.workflow,
-                Timestamp::now_system(),
-                u64::from(nanos) ^ u64::from(std::process::id()) << 20,
-            )
-        }
+        None => ExecutionId::generate(&start.workflow, ulid::Ulid::new()),
     };
     let started = ctx
         .engine
@@ -196,9 +186,9 @@ pub async fn start_execution(
             "▶ {id}: workflow {} on component {} (store {})",
             started.meta.workflow,
             started.meta.component.short(),
-            match ctx.global.store.as_str() {
-                "dynamodb" => format!("dynamodb table {}", ctx.global.table),
-                _ => ctx.global.db.display().to_string(),
+            match ctx.global.store {
+                StoreKind::Dynamodb => format!("dynamodb table {}", ctx.global.table),
+                StoreKind::Sqlite => ctx.global.db.display().to_string(),
             }
         ));
     } else {
@@ -210,7 +200,9 @@ pub async fn start_execution(
     Ok(id)
 }
 
-/// Drives to the end; if `watch`, waits for signals by watching the inbox.
+/// Drives the execution and the children it waits for to the end
+/// ([`cairn_engine::Engine::drive`]); if `watch`, waits for signals by
+/// watching the inbox.
 async fn drive(
     ctx: &Ctx,
     id: &ExecutionId,
@@ -219,31 +211,15 @@ async fn drive(
 ) -> Result<Advance, EngineError> {
     let mut opts = opts;
     loop {
-        let r = ctx.engine.advance(id, opts.clone()).await?;
+        let r = ctx.engine.drive(id, opts.clone()).await?;
         opts.component = None;
         match &r {
-            Advance::Suspended {
-                wake_at,
-                waiting_on,
-            } => {
-                // This process drives the execution and its children: the
-                // next wake of any of them (with --skip-time: at once).
-                let next = next_wake_in_family(ctx, id).await?.or(*wake_at);
-                match next {
-                    Some(t) => {
-                        ctx.engine.clock().sleep_until(t).await;
-                        wake_family(ctx, id).await?;
-                    }
-                    None if watch => {
-                        ctx.printer.note(&format!(
-                            "… {id} waits for {waiting_on}: send it from another terminal with `cairn signal <id> <name> '<json>'`"
-                        ));
-                        wait_for_inbox(ctx, id).await?;
-                    }
-                    None => return Ok(r),
-                }
+            Advance::Suspended { waiting_on, .. } if watch => {
+                ctx.printer.note(&format!(
+                    "… {id} waits for {waiting_on}: send it from another terminal with `cairn signal <id> <name> '<json>'`"
+                ));
+                wait_for_inbox(ctx, id).await?;
             }
-            Advance::Yielded => {}
             Advance::Conflict { .. } if watch => {
                 // Another process (a `cairn signal`) is advancing it: follow.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -251,56 +227,6 @@ async fn drive(
             _ => return Ok(r),
         }
     }
-}
-
-/// The execution and the children it still waits for, transitively.
-async fn family(
-    ctx: &Ctx,
-    id: &ExecutionId,
-) -> Result<Vec<cairn_core::ExecutionMeta>, EngineError> {
-    let mut out = Vec::new();
-    let mut todo = vec![id.clone()];
-    while let Some(next) = todo.pop() {
-        let ex = ctx.engine.load(&next).await?;
-        let done: std::collections::HashSet<u32> = ex
-            .journal
-            .iter()
-            .filter(|e| matches!(e.event, cairn_core::Event::ChildCompleted { .. }))
-            .filter_map(|e| e.event.seq())
-            .collect();
-        for e in &ex.journal {
-            if let cairn_core::Event::ChildStarted { seq, child_id, .. } = &e.event
-                && !done.contains(seq)
-            {
-                todo.push(child_id.clone());
-            }
-        }
-        out.push(ex.meta);
-    }
-    Ok(out)
-}
-
-async fn next_wake_in_family(
-    ctx: &Ctx,
-    id: &ExecutionId,
-) -> Result<Option<Timestamp>, EngineError> {
-    Ok(family(ctx, id)
-        .await?
-        .iter()
-        .filter(|m| m.status == Status::Waiting)
-        .filter_map(|m| m.wake_at)
-        .min())
-}
-
-/// Advances the family members whose wake has come.
-async fn wake_family(ctx: &Ctx, id: &ExecutionId) -> Result<(), EngineError> {
-    let now = ctx.engine.clock().now();
-    for m in family(ctx, id).await? {
-        if &m.id != id && m.status == Status::Waiting && m.wake_at.is_some_and(|t| t <= now) {
-            ctx.engine.advance(&m.id, AdvanceOptions::default()).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Local-only convenience: polls the SQLite file for an inbox change (the

@@ -43,14 +43,17 @@ impl ExecutionId {
         }
     }
 
-    /// A fresh unique id (`<prefix>-<time>-<counter+entropy>`), for callers
-    /// that do not choose one.
-    pub fn generate(prefix: &str, now: crate::Timestamp, entropy: u64) -> Self {
-        Self(format!(
-            "{prefix}-{:x}-{:08x}",
-            now.as_millis(),
-            entropy as u32
-        ))
+    /// A fresh id for callers that do not choose one: `<prefix>-<ulid>`
+    /// (the workflow's name, then a ULID: 48 bits of milliseconds and 80
+    /// random bits, so ids sort by creation time and two callers in the
+    /// same millisecond, on any machine, do not collide). A prefix that
+    /// would make the id invalid is left out.
+    pub fn generate(prefix: &str, ulid: ulid::Ulid) -> Self {
+        let id = format!("{prefix}-{ulid}");
+        match Self::new(id) {
+            Ok(id) => id,
+            Err(_) => Self(ulid.to_string()),
+        }
     }
 
     /// The id as text.
@@ -142,6 +145,23 @@ mod tests {
         assert!(ExecutionId::new("x".repeat(201)).is_err());
         let err = serde_json::from_str::<ExecutionId>("\"\"").unwrap_err();
         assert!(err.to_string().contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn generated_ids_are_the_prefix_and_a_ulid() {
+        let early = ulid::Ulid::from_parts(1_000, 7);
+        let late = ulid::Ulid::from_parts(1_001, 3);
+        let (a, b) = (
+            ExecutionId::generate("swap", early),
+            ExecutionId::generate("swap", late),
+        );
+        assert_eq!(a.as_str(), format!("swap-{early}"));
+        assert!(a < b, "ids sort by time");
+        // A prefix that would make the id invalid is left out.
+        assert_eq!(
+            ExecutionId::generate("a b", early).as_str(),
+            early.to_string()
+        );
     }
 
     #[test]

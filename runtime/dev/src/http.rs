@@ -25,14 +25,12 @@ use std::time::{Duration, Instant};
 pub(crate) struct AppState {
     pub(crate) runner: Arc<Runner>,
     pub(crate) store_label: String,
-    started: Instant,
 }
 
 pub(crate) fn router(runner: Arc<Runner>, config: &DevConfig) -> Router {
     let state = AppState {
         runner,
         store_label: config.store_label.clone(),
-        started: Instant::now(),
     };
     Router::new()
         .route("/api", any(api_endpoint))
@@ -135,8 +133,7 @@ fn val<T: Serialize>(v: T) -> Value {
 /// waits; with `wait_ms`, wait for its end while the runner moves it on.
 async fn start(s: &AppState, st: api::Start) -> Result<StartAnswer, ApiError> {
     let engine = s.runner.engine();
-    let nonce = s.started.elapsed().as_nanos() as u64;
-    let (component, id) = verbs::start_target(engine, &st, nonce).await?;
+    let (component, id) = verbs::start_target(engine, &st).await?;
     let started = engine
         .start(StartRequest {
             workflow: st.workflow.clone(),

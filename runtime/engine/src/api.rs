@@ -11,7 +11,7 @@ use cairn_core::api::{
     self, ApiError, CancelAnswer, Description, HistoryEntry, HistoryPage, ListPage, QueryAnswer,
     SignalAnswer, Summary,
 };
-use cairn_core::{ComponentHash, ExecutionId, ExecutionMeta, ListFilter, Payload, Timestamp};
+use cairn_core::{ComponentHash, ExecutionId, ExecutionMeta, ListFilter, Payload};
 use serde::{Deserialize, Serialize};
 
 /// An engine error as the API reports it (its code, its message).
@@ -101,12 +101,11 @@ pub fn history_page(
 
 /// A `start`'s checks before anything is written: `wait_ms` within its
 /// bound, the component (the request's, else the store's pointer for the
-/// workflow, `cairn register`), and the id (the request's, else one
-/// generated from the workflow, the time and `nonce`).
+/// workflow, `cairn register`), and the id (the request's, else the
+/// workflow's name and a fresh ULID).
 pub async fn start_target(
     engine: &Engine,
     s: &api::Start,
-    nonce: u64,
 ) -> Result<(ComponentHash, ExecutionId), ApiError> {
     if s.wait_ms.is_some_and(|w| w > api::MAX_WAIT_MS) {
         return Err(ApiError::bad_request(format!(
@@ -128,7 +127,7 @@ pub async fn start_target(
     };
     let id = match &s.id {
         Some(id) => execution_id(id)?,
-        None => ExecutionId::generate(&s.workflow, Timestamp::now_system(), nonce),
+        None => ExecutionId::generate(&s.workflow, ulid::Ulid::new()),
     };
     Ok((component, id))
 }

@@ -48,8 +48,7 @@ impl App {
         arn: &str,
         opts: &AdvanceOptions,
     ) -> Result<StartAnswer, ApiError> {
-        let nonce = self.started.elapsed().as_nanos() as u64;
-        let (component, id) = cairn_engine::api::start_target(&self.engine, &s, nonce).await?;
+        let (component, id) = cairn_engine::api::start_target(&self.engine, &s).await?;
         let before = self.requests();
         let t_component = Instant::now();
         let precompiled = self

@@ -1,7 +1,9 @@
 //! The command line's clap types: the global options, the commands and
 //! their arguments.
 
-use clap::{Args, Parser, Subcommand};
+use cairn_core::Status;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Durable workflows as WebAssembly components.
@@ -14,12 +16,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--store`: where executions live.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded SQLite file (--db).
+    Sqlite,
+    /// A DynamoDB table (--table).
+    Dynamodb,
+}
+
+/// `--status`: one of core's status names (its strum table, so the list in
+/// `--help` and the parse never drift from [`Status`]).
+fn status_parser() -> impl TypedValueParser<Value = Status> {
+    PossibleValuesParser::new(<Status as strum::VariantNames>::VARIANTS)
+        .map(|s| Status::parse(&s).expect("a possible value is a status name"))
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// Store kind: the embedded SQLite file, or a DynamoDB table (region,
     /// credentials and endpoint from the AWS environment variables).
-    #[arg(long, global = true, env = "CAIRN_STORE", default_value = "sqlite", value_parser = ["sqlite", "dynamodb"])]
-    pub store: String,
+    #[arg(long, global = true, env = "CAIRN_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
     /// A deployed Cairn function (name, ARN or alias ARN): start, signal,
     /// query, cancel, status, history and list go through its client API,
     /// with the AWS environment's credentials; nothing runs on this
@@ -206,9 +224,9 @@ pub enum Command {
     },
     /// List executions, most recently updated first.
     List {
-        /// Only this status (running, waiting, completed, failed, cancelled, parked).
-        #[arg(long)]
-        status: Vec<String>,
+        /// Only this status (repeat the option for several).
+        #[arg(long, value_parser = status_parser())]
+        status: Vec<Status>,
         /// Only this workflow.
         #[arg(long, short = 'w')]
         workflow: Option<String>,

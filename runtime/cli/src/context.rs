@@ -2,7 +2,7 @@
 //! the sandbox (with the activities' grants), the engine and the printer;
 //! and the logs.
 
-use crate::args::{ActivityArgs, Global};
+use crate::args::{ActivityArgs, Global, StoreKind};
 use crate::render;
 use anyhow::{Result, anyhow, bail};
 use cairn_core::{Clock, SimClock, Timestamp};
@@ -56,8 +56,8 @@ pub enum StoreUse {
 pub const STALE_START_SCAN: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub async fn open_store(global: &Global, purpose: StoreUse) -> Result<Arc<dyn cairn_core::Store>> {
-    Ok(match global.store.as_str() {
-        "dynamodb" => {
+    Ok(match global.store {
+        StoreKind::Dynamodb => {
             let threshold = cairn_store_dynamodb::check_payload_threshold(
                 &global.payload_threshold.to_string(),
             )?;

@@ -249,14 +249,6 @@ pub async fn dispatch(function: &str, command: Command, quiet: bool) -> Result<u
             updated_before,
             json,
         } => {
-            let status = status
-                .iter()
-                .map(|s| {
-                    Status::parse(s).ok_or_else(|| {
-                        anyhow!("{} unknown status '{s}' (running, waiting, completed, failed, cancelled, parked)", ErrorCode::BadInput)
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
             let (after, before) = (
                 time_arg("--updated-after", updated_after)?,
                 time_arg("--updated-before", updated_before)?,

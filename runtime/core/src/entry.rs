@@ -28,8 +28,9 @@ pub struct Entry {
 }
 
 /// What an entry records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Event {
     /// The execution was created. Always entry 0.
     Started {
@@ -173,20 +174,7 @@ fn is_first_run(run: &u32) -> bool {
 impl Event {
     /// The kebab-case kind name (`activity-completed`, ...).
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Started { .. } => "started",
-            Self::ActivityCompleted { .. } => "activity-completed",
-            Self::ActivityRetrying { .. } => "activity-retrying",
-            Self::TimerStarted { .. } => "timer-started",
-            Self::TimerFired { .. } => "timer-fired",
-            Self::SignalReceived { .. } => "signal-received",
-            Self::ChildStarted { .. } => "child-started",
-            Self::ChildCompleted { .. } => "child-completed",
-            Self::ContinuedAsNew { .. } => "continued-as-new",
-            Self::CancelRequested { .. } => "cancel-requested",
-            Self::Completed { .. } => "completed",
-            Self::Failed { .. } => "failed",
-        }
+        self.into()
     }
 
     /// The operation sequence number, for entries that belong to one.
@@ -415,6 +403,85 @@ mod tests {
                 .prop_map(|(k, v)| serde_json::json!({ k: [v, {"x": null}] }).to_string()),
             Just(r#"{"$bytes":"AAEC"}"#.to_string()),
         ]
+    }
+
+    /// The names users see (entry kinds, statuses, failure kinds, error
+    /// codes) come from one table per enum: what serde writes and reads is
+    /// what `kind`, `as_str` and `parse` say.
+    #[test]
+    fn each_name_is_the_same_in_serde_and_in_text() {
+        let h = "a".repeat(64);
+        let failure = r#"{"kind":"timeout","message":"m"}"#;
+        let events = [
+            (
+                "started",
+                format!(r#"{{"workflow":"w","input":1,"component":"{h}","seed":1}}"#),
+            ),
+            (
+                "activity-completed",
+                r#"{"seq":1,"name":"a","input_hash":1,"attempts":1,"result":{"Ok":1}}"#.into(),
+            ),
+            (
+                "activity-retrying",
+                format!(
+                    r#"{{"seq":1,"name":"a","input_hash":1,"attempts":1,"retry_at":5,"failure":{failure}}}"#
+                ),
+            ),
+            (
+                "timer-started",
+                r#"{"seq":1,"duration_ms":1,"fire_at":5}"#.into(),
+            ),
+            ("timer-fired", r#"{"seq":1,"duration_ms":1}"#.into()),
+            (
+                "signal-received",
+                r#"{"seq":1,"name":"s","payload":1,"inbox_id":"i"}"#.into(),
+            ),
+            (
+                "child-started",
+                r#"{"seq":1,"workflow":"w","child_id":"c","input_hash":1}"#.into(),
+            ),
+            (
+                "child-completed",
+                format!(
+                    r#"{{"seq":1,"child_id":"c","result":{{"Err":{failure}}},"inbox_id":"i"}}"#
+                ),
+            ),
+            (
+                "cancel-requested",
+                r#"{"reason":"r","inbox_id":"i"}"#.into(),
+            ),
+            ("completed", r#"{"output":1}"#.into()),
+            ("failed", format!(r#"{{"failure":{failure}}}"#)),
+            ("continued-as-new", r#"{"input":1}"#.into()),
+        ];
+        for (kind, fields) in events {
+            let event: Event = serde_json::from_str(&format!(r#"{{"{kind}":{fields}}}"#))
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(event.kind(), kind);
+        }
+        for name in <crate::Status as strum::VariantNames>::VARIANTS {
+            let status = crate::Status::parse(name).unwrap();
+            assert_eq!(status.as_str(), *name);
+            assert_eq!(status.to_string(), *name);
+            assert_eq!(serde_json::to_value(status).unwrap(), *name);
+        }
+        let kind: crate::FailureKind = serde_json::from_str(r#""non-retryable""#).unwrap();
+        assert_eq!(kind.as_str(), "non-retryable");
+        for (text, code) in [
+            ("CRN100", crate::ErrorCode::NondeterministicOperation),
+            ("CRN307", crate::ErrorCode::ActivityTimeout),
+            ("CRN500", crate::ErrorCode::Internal),
+        ] {
+            assert_eq!(code.as_str(), text);
+            assert_eq!(code.to_string(), text);
+            assert_eq!(serde_json::to_value(code).unwrap(), text);
+            assert_eq!(
+                serde_json::from_value::<crate::ErrorCode>(text.into()).unwrap(),
+                code
+            );
+        }
+        let err = serde_json::from_str::<crate::ErrorCode>(r#""CRN999""#).unwrap_err();
+        assert!(err.to_string().contains("unknown error code"), "{err}");
     }
 
     fn completed_entry() -> impl Strategy<Value = Entry> {

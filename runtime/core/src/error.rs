@@ -5,132 +5,116 @@
 //! never reused for a different meaning. ARCHITECTURE.md lists them.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Stable error codes. The number ranges: 1xx replay, 2xx store, 3xx guest
 /// and component, 4xx caller input, 5xx Cairn itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
 pub enum ErrorCode {
     /// The workflow asked for something other than what the journal recorded
     /// at that point.
-    #[serde(rename = "CRN100")]
+    #[strum(serialize = "CRN100")]
     NondeterministicOperation,
     /// The journal holds an entry the workflow, replayed, never asked for.
-    #[serde(rename = "CRN101")]
+    #[strum(serialize = "CRN101")]
     UnexpectedEntry,
     /// The workflow, replayed, finished with a different result than the
     /// journal recorded.
-    #[serde(rename = "CRN102")]
+    #[strum(serialize = "CRN102")]
     ResultMismatch,
     /// The journal itself is malformed (not written by Cairn, or damaged).
-    #[serde(rename = "CRN103")]
+    #[strum(serialize = "CRN103")]
     CorruptJournal,
     /// The guest broke the WIT protocol (waited on an unknown handle, ...).
-    #[serde(rename = "CRN104")]
+    #[strum(serialize = "CRN104")]
     ProtocolViolation,
     /// Another driver advanced the execution first.
-    #[serde(rename = "CRN200")]
+    #[strum(serialize = "CRN200")]
     Conflict,
     /// No execution with that id.
-    #[serde(rename = "CRN201")]
+    #[strum(serialize = "CRN201")]
     ExecutionNotFound,
     /// The id exists with a different workflow or input.
-    #[serde(rename = "CRN202")]
+    #[strum(serialize = "CRN202")]
     ExecutionExists,
     /// The execution has finished; it takes no more signals.
-    #[serde(rename = "CRN203")]
+    #[strum(serialize = "CRN203")]
     ExecutionFinished,
     /// An item is larger than the store accepts.
-    #[serde(rename = "CRN204")]
+    #[strum(serialize = "CRN204")]
     TooLarge,
     /// The store cannot be reached or failed (retry later).
-    #[serde(rename = "CRN205")]
+    #[strum(serialize = "CRN205")]
     StoreUnavailable,
     /// The store is not usable as it is (wrong schema, missing table, ...).
-    #[serde(rename = "CRN206")]
+    #[strum(serialize = "CRN206")]
     StoreMisconfigured,
     /// The file is not a WebAssembly component.
-    #[serde(rename = "CRN300")]
+    #[strum(serialize = "CRN300")]
     NotAComponent,
     /// The component does not implement the `cairn:workflow` world (or
     /// another version of it).
-    #[serde(rename = "CRN301")]
+    #[strum(serialize = "CRN301")]
     WrongWorld,
     /// The guest trapped (panic, unreachable, out-of-bounds access...).
-    #[serde(rename = "CRN302")]
+    #[strum(serialize = "CRN302")]
     GuestTrap,
     /// The workflow used up its fuel budget per await (ran too long without
     /// awaiting).
-    #[serde(rename = "CRN303")]
+    #[strum(serialize = "CRN303")]
     FuelExhausted,
     /// The guest asked for more memory than allowed.
-    #[serde(rename = "CRN304")]
+    #[strum(serialize = "CRN304")]
     MemoryLimit,
     /// Workflow code used something nondeterministic that workflow mode
     /// denies (filesystem, network, ...).
-    #[serde(rename = "CRN305")]
+    #[strum(serialize = "CRN305")]
     DeniedInWorkflow,
     /// An activity sent an HTTP request to a host the operator's allow-list
     /// does not name.
-    #[serde(rename = "CRN306")]
+    #[strum(serialize = "CRN306")]
     HttpNotAllowed,
     /// An activity attempt ran longer than its timeout.
-    #[serde(rename = "CRN307")]
+    #[strum(serialize = "CRN307")]
     ActivityTimeout,
     /// The workflow name is not exported by the component.
-    #[serde(rename = "CRN400")]
+    #[strum(serialize = "CRN400")]
     UnknownWorkflow,
     /// The input is not acceptable (not JSON, not the workflow's type...).
-    #[serde(rename = "CRN401")]
+    #[strum(serialize = "CRN401")]
     BadInput,
     /// The component named by hash is not in the store.
-    #[serde(rename = "CRN402")]
+    #[strum(serialize = "CRN402")]
     ComponentNotFound,
     /// The execution cannot answer queries now (it has finished).
-    #[serde(rename = "CRN403")]
+    #[strum(serialize = "CRN403")]
     QueryUnavailable,
     /// An internal invariant of Cairn failed (a bug in Cairn, not in the
     /// journal, the store or the guest): report it with the log.
-    #[serde(rename = "CRN500")]
+    #[strum(serialize = "CRN500")]
     Internal,
 }
 
 impl ErrorCode {
     /// The code as text (`CRN100`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NondeterministicOperation => "CRN100",
-            Self::UnexpectedEntry => "CRN101",
-            Self::ResultMismatch => "CRN102",
-            Self::CorruptJournal => "CRN103",
-            Self::ProtocolViolation => "CRN104",
-            Self::Conflict => "CRN200",
-            Self::ExecutionNotFound => "CRN201",
-            Self::ExecutionExists => "CRN202",
-            Self::ExecutionFinished => "CRN203",
-            Self::TooLarge => "CRN204",
-            Self::StoreUnavailable => "CRN205",
-            Self::StoreMisconfigured => "CRN206",
-            Self::NotAComponent => "CRN300",
-            Self::WrongWorld => "CRN301",
-            Self::GuestTrap => "CRN302",
-            Self::FuelExhausted => "CRN303",
-            Self::MemoryLimit => "CRN304",
-            Self::DeniedInWorkflow => "CRN305",
-            Self::HttpNotAllowed => "CRN306",
-            Self::ActivityTimeout => "CRN307",
-            Self::UnknownWorkflow => "CRN400",
-            Self::BadInput => "CRN401",
-            Self::ComponentNotFound => "CRN402",
-            Self::QueryUnavailable => "CRN403",
-            Self::Internal => "CRN500",
-        }
+        self.into()
     }
 }
 
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+// As its code (`"CRN100"`), one table for both: strum's.
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        code.parse()
+            .map_err(|_| serde::de::Error::custom(format!("unknown error code {code:?}")))
     }
 }
 

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Why something failed. Mirrors `failure-kind` in the WIT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum FailureKind {
     /// Ordinary error: retried by the activity's policy.
     Application,
@@ -21,12 +22,7 @@ pub enum FailureKind {
 impl FailureKind {
     /// The kebab-case name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Application => "application",
-            Self::NonRetryable => "non-retryable",
-            Self::Timeout => "timeout",
-            Self::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     /// Whether an activity attempt failing this way may be retried.

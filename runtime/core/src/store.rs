@@ -29,16 +29,30 @@
 use crate::error::ErrorCode;
 use crate::{ComponentHash, Entry, ExecutionId, Nondeterminism, Payload, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 /// Future returned by store calls.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Where an execution stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where an execution stands. Its name (`running`, ...) is the same in
+/// serde, [`Status::as_str`], [`Status::parse`] and `Display`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Status {
     /// Created or being advanced; no driver has suspended it since.
     Running,
@@ -57,38 +71,17 @@ pub enum Status {
 impl Status {
     /// The kebab-case name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Waiting => "waiting",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::Parked => "parked",
-        }
+        self.into()
     }
 
     /// Parses the kebab-case name.
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "running" => Self::Running,
-            "waiting" => Self::Waiting,
-            "completed" => Self::Completed,
-            "failed" => Self::Failed,
-            "cancelled" => Self::Cancelled,
-            "parked" => Self::Parked,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 
     /// Finished for good (no driver will touch it again).
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

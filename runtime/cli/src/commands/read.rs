@@ -4,7 +4,7 @@ use super::{parse_id, parse_json_arg};
 use crate::args::{ActivityArgs, Global};
 use crate::context::build;
 use crate::{exit, remote, render};
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use cairn_core::{ListFilter, Status};
 
 /// `cairn status`: shows one execution.
@@ -18,7 +18,7 @@ pub async fn status(g: &Global, id: String, json: bool) -> Result<u8> {
 /// `cairn list`: executions, most recently updated first.
 pub async fn list(
     g: &Global,
-    status: Vec<String>,
+    status: Vec<Status>,
     workflow: Option<String>,
     limit: usize,
     updated_after: Option<String>,
@@ -26,10 +26,6 @@ pub async fn list(
     json: bool,
 ) -> Result<u8> {
     let ctx = build(g, false, &ActivityArgs::default()).await?;
-    let status = status
-        .iter()
-        .map(|s| Status::parse(s).ok_or_else(|| anyhow!("{} unknown status '{s}' (running, waiting, completed, failed, cancelled, parked)", cairn_core::ErrorCode::BadInput)))
-        .collect::<Result<Vec<_>>>()?;
     let after = remote::time_arg("--updated-after", updated_after)?;
     let before = remote::time_arg("--updated-before", updated_before)?;
     let timed = after.is_some() || before.is_some();

@@ -1,6 +1,6 @@
 //! `cairn table` (the DynamoDB table) and `cairn dev` (the local server).
 
-use crate::args::{ActivityArgs, Global, TableAction};
+use crate::args::{ActivityArgs, Global, StoreKind, TableAction};
 use crate::context::{StoreUse, build_for};
 use crate::exit;
 use anyhow::Result;
@@ -49,9 +49,9 @@ pub async fn dev(
     let config = cairn_dev::DevConfig {
         addr: std::net::SocketAddr::new(bind, port),
         read_only,
-        store_label: match g.store.as_str() {
-            "dynamodb" => format!("dynamodb table {}", g.table),
-            _ => format!("sqlite {}", g.db.display()),
+        store_label: match g.store {
+            StoreKind::Dynamodb => format!("dynamodb table {}", g.table),
+            StoreKind::Sqlite => format!("sqlite {}", g.db.display()),
         },
         otlp_endpoint,
         ..Default::default()

@@ -190,3 +190,57 @@ fn the_ledger_records_each_effect_once() {
         assert_eq!(net(a, coin), 0, "{a}/{coin} must be back where it started");
     }
 }
+
+#[test]
+fn generated_ids_are_ulids_in_start_order_and_list_filters_by_status() {
+    let c = Cairn::new();
+    // Without --id: `<workflow>-<ULID>`, two starts in a row never collide,
+    // and ids sort as the starts happened.
+    let start = || {
+        let r = c
+            .run(&["start", SWAP_SAGA, "-w", "swap", "-i", SWAP_OK, "--json"])
+            .ok();
+        r.json()["id"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (start(), start());
+    for id in [&a, &b] {
+        let ulid = id.strip_prefix("swap-").unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(ulid.len(), 26, "{id}");
+        assert!(
+            ulid.chars()
+                .all(|ch| ch.is_ascii_digit() || ch.is_ascii_uppercase()),
+            "{id}"
+        );
+    }
+    assert!(a < b, "{a} then {b}");
+
+    let ids = |status: &str| -> Vec<String> {
+        let list = c.run(&["list", "--status", status, "--json"]).ok().json();
+        let mut ids: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids("completed"), vec![a, b]);
+    assert!(ids("failed").is_empty());
+    // A status clap does not know: refused with the list of those it does.
+    let r = c.run(&["list", "--status", "finished"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("possible values: running, waiting, completed, failed, cancelled, parked"),
+        "{}",
+        r.stderr
+    );
+    let r = c.run(&["--store", "postgres", "list"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("possible values: sqlite, dynamodb"),
+        "{}",
+        r.stderr
+    );
+}

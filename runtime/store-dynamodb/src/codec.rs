@@ -4,6 +4,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use cairn_core::store::*;
 use cairn_core::{ComponentHash, Entry, ExecutionId, Timestamp};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -67,69 +68,114 @@ fn corrupt(id: &ExecutionId, reason: impl Into<String>) -> StoreError {
     }
 }
 
+/// A meta item's own attributes, as stored (existing tables hold them so):
+/// strings S, numbers N, and an absent `Option` no attribute at all (never
+/// NULL: `wake_at` and `wake_bucket` key the `by-wake` index, which refuses
+/// one). The item holds more, written and read on their own: the inline
+/// journal (`head`, `tail`, `tail_from`: see `inline`) and a start's
+/// `start_token`. Unknown attributes are ignored on reads.
+#[derive(Serialize, Deserialize)]
+struct MetaItem {
+    // Written, not read: a read knows its id, and the index keys follow
+    // from the id and the status.
+    #[serde(skip_deserializing)]
+    pk: String,
+    #[serde(skip_deserializing)]
+    sk: String,
+    #[serde(skip_deserializing)]
+    status_shard: String,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    wake_bucket: Option<String>,
+    workflow: String,
+    component: String,
+    status: String,
+    input_hash: u64,
+    created_at: u64,
+    updated_at: u64,
+    inbox_version: u64,
+    /// Absent in items written before continue-as-new: run 1.
+    #[serde(default = "first_run")]
+    run: u32,
+    /// The indexed due time (`by-wake`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wake_at: Option<u64>,
+    /// The wake the workflow waits for (0: none); absent in items written
+    /// before it existed, when the indexed time was the wake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timer_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_on: Option<String>,
+    /// The `ParkInfo` as JSON, set by `park` (never by a put).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parked: Option<String>,
+    /// A lease is read only when both are there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_until: Option<u64>,
+}
+
+fn first_run() -> u32 {
+    1
+}
+
 /// The meta item of a new execution; `shards`: the store's index shard count.
 pub(crate) fn meta_item(m: &ExecutionMeta, shards: u32) -> Item {
     let shard = crate::shards::shard_of(&m.id, shards);
-    let mut item: Item = HashMap::new();
-    item.insert("pk".into(), s(exec_pk(&m.id)));
-    item.insert("sk".into(), s("meta"));
-    item.insert("workflow".into(), s(&m.workflow));
-    item.insert("component".into(), s(m.component.as_str()));
-    item.insert("status".into(), s(m.status.as_str()));
-    item.insert(
-        "status_shard".into(),
-        s(crate::shards::status_key(m.status, shard)),
-    );
-    item.insert("input_hash".into(), n(m.input_hash));
-    item.insert("created_at".into(), n(m.created_at.as_millis()));
-    item.insert("updated_at".into(), n(m.updated_at.as_millis()));
-    item.insert("inbox_version".into(), n(m.inbox_version));
-    item.insert("run".into(), n(u64::from(m.run)));
-    // `wake_at` is the indexed due time (by-wake); `timer_at` the wake the
-    // workflow waits for (0: none).
-    if let Some(t) = m.due_at {
-        item.insert("wake_at".into(), n(t.as_millis()));
-        item.insert("wake_bucket".into(), s(crate::shards::wake_key(shard)));
-    }
-    item.insert("timer_at".into(), n(m.wake_at.map_or(0, |t| t.as_millis())));
-    if let Some(w) = &m.waiting_on {
-        item.insert("waiting_on".into(), s(w));
-    }
-    // A start that drives what it creates takes the lease in the same put.
-    if let Some(l) = &m.lease {
-        item.insert("lease_owner".into(), s(&l.owner));
-        item.insert("lease_until".into(), n(l.until.as_millis()));
-    }
-    item
+    serde_dynamo::to_item(MetaItem {
+        pk: exec_pk(&m.id),
+        sk: "meta".into(),
+        status_shard: crate::shards::status_key(m.status, shard),
+        wake_bucket: m.due_at.map(|_| crate::shards::wake_key(shard)),
+        workflow: m.workflow.clone(),
+        component: m.component.as_str().into(),
+        status: m.status.as_str().into(),
+        input_hash: m.input_hash,
+        created_at: m.created_at.as_millis(),
+        updated_at: m.updated_at.as_millis(),
+        inbox_version: m.inbox_version,
+        run: m.run,
+        wake_at: m.due_at.map(Timestamp::as_millis),
+        timer_at: Some(m.wake_at.map_or(0, Timestamp::as_millis)),
+        waiting_on: m.waiting_on.clone(),
+        parked: None,
+        // A start that drives what it creates takes the lease in the same put.
+        lease_owner: m.lease.as_ref().map(|l| l.owner.clone()),
+        lease_until: m.lease.as_ref().map(|l| l.until.as_millis()),
+    })
+    .expect("a meta item is strings and numbers")
 }
 
 pub(crate) fn meta_from_item(id: &ExecutionId, item: &Item) -> Result<ExecutionMeta, StoreError> {
-    let req_s = |k: &str| get_s(item, k).ok_or_else(|| corrupt(id, format!("meta has no {k}")));
-    let req_n = |k: &str| get_n(item, k).ok_or_else(|| corrupt(id, format!("meta has no {k}")));
-    let status = req_s("status")?;
+    // A copy (a meta item is at most a few KB, its inline journal
+    // included): the callers keep theirs. The error names the attribute.
+    let item = serde_dynamo::AttributeValue::M(serde_dynamo::Item::from(item.clone()).into());
+    let m: MetaItem =
+        serde_path_to_error::deserialize(serde_dynamo::Deserializer::from_attribute_value(item))
+            .map_err(|e| corrupt(id, format!("meta item: {e}")))?;
     Ok(ExecutionMeta {
         id: id.clone(),
-        workflow: req_s("workflow")?,
-        component: ComponentHash::parse(&req_s("component")?).map_err(|e| corrupt(id, e))?,
-        status: Status::parse(&status)
-            .ok_or_else(|| corrupt(id, format!("unknown status {status:?}")))?,
-        input_hash: req_n("input_hash")?,
-        created_at: Timestamp::from_millis(req_n("created_at")?),
-        updated_at: Timestamp::from_millis(req_n("updated_at")?),
-        inbox_version: req_n("inbox_version")?,
-        // Items written before `timer_at` existed: the indexed time was the wake.
-        wake_at: match get_n(item, "timer_at") {
+        workflow: m.workflow,
+        component: ComponentHash::parse(&m.component).map_err(|e| corrupt(id, e))?,
+        status: Status::parse(&m.status)
+            .ok_or_else(|| corrupt(id, format!("unknown status {:?}", m.status)))?,
+        input_hash: m.input_hash,
+        created_at: Timestamp::from_millis(m.created_at),
+        updated_at: Timestamp::from_millis(m.updated_at),
+        inbox_version: m.inbox_version,
+        wake_at: match m.timer_at {
             Some(0) => None,
             Some(t) => Some(Timestamp::from_millis(t)),
-            None => get_n(item, "wake_at").map(Timestamp::from_millis),
+            None => m.wake_at.map(Timestamp::from_millis),
         },
-        due_at: get_n(item, "wake_at").map(Timestamp::from_millis),
-        waiting_on: get_s(item, "waiting_on"),
-        parked: get_s(item, "parked")
+        due_at: m.wake_at.map(Timestamp::from_millis),
+        waiting_on: m.waiting_on,
+        parked: m
+            .parked
             .map(|p| serde_json::from_str(&p).map_err(|e| corrupt(id, format!("parked: {e}"))))
             .transpose()?,
-        run: get_n(item, "run").unwrap_or(1) as u32,
-        lease: match (get_s(item, "lease_owner"), get_n(item, "lease_until")) {
+        run: m.run,
+        lease: match (m.lease_owner, m.lease_until) {
             (Some(owner), Some(until)) => Some(cairn_core::Lease {
                 owner,
                 until: Timestamp::from_millis(until),

@@ -4,7 +4,7 @@ use crate::codec::sdk_error;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
 use cairn_core::StoreError;
@@ -135,18 +135,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
         .send()
         .await
         .map_err(|e| sdk_error(table, e))?;
-    for _ in 0..120 {
-        let out = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| sdk_error(table, e))?;
-        if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until_active(client, table).await?;
     client
         .update_time_to_live()
         .table_name(table)
@@ -161,6 +150,29 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
         .await
         .map_err(|e| sdk_error(table, e))?;
     Ok(true)
+}
+
+/// How long [`create_table`] waits for a new table to become ACTIVE.
+const CREATE_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits (the SDK's `table_exists` waiter: polls at once, then every 20 s
+/// or more) until `table` is ACTIVE.
+async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::client::Waiters;
+    use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+    match client
+        .wait_until_table_exists()
+        .table_name(table)
+        .wait(CREATE_WAIT)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(WaiterError::OperationFailed(e)) => Err(sdk_error(table, e.into_error())),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "table {table} was created but did not become ACTIVE within {} s ({e}): run `cairn table create --table {table}` again",
+            CREATE_WAIT.as_secs()
+        ))),
+    }
 }
 
 /// Checks `table` has Cairn's keys and indexes.

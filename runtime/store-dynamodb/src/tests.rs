@@ -506,3 +506,102 @@ fn a_signal_whose_reply_is_lost_is_delivered_once() {
         );
     })
 }
+
+/// The meta item's shape is the table's contract (deployed tables and
+/// older runtimes read it): its attributes and their types stay as they
+/// are, an absent value is no attribute (never NULL, which the `by-wake`
+/// index refuses), and an item of an older runtime still loads.
+#[test]
+fn the_meta_item_keeps_its_attributes_and_older_items_load() {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    use codec::{n, s};
+    run(async {
+        let ((), store) = fresh_store().await;
+        let id = cairn_core::store_suite::fresh_id("shape");
+        let mut new = cairn_core::store_suite::new_execution(&id, "wf", b"1");
+        let until = Timestamp::from_millis(1_767_225_660_000);
+        new.meta.lease = Some(cairn_core::Lease {
+            owner: "driver-1".into(),
+            until,
+        });
+        new.meta.due_at = Some(until);
+        let meta = new.meta.clone();
+        store.create(new).await.unwrap();
+        let item = store.get_meta_item(&id).await.unwrap().unwrap();
+        let mut shape: Vec<(&str, &str)> = item
+            .iter()
+            .map(|(k, v)| {
+                let t = match v {
+                    V::S(_) => "S",
+                    V::N(_) => "N",
+                    _ => "other",
+                };
+                (k.as_str(), t)
+            })
+            .collect();
+        shape.sort();
+        #[rustfmt::skip]
+        assert_eq!(shape, [
+            ("component", "S"), ("created_at", "N"), ("head", "S"), ("inbox_version", "N"),
+            ("input_hash", "N"), ("lease_owner", "S"), ("lease_until", "N"), ("pk", "S"),
+            ("run", "N"), ("sk", "S"), ("start_token", "S"), ("status", "S"),
+            ("status_shard", "S"), ("timer_at", "N"), ("updated_at", "N"), ("wake_at", "N"),
+            ("wake_bucket", "S"), ("workflow", "S"),
+        ]);
+        assert_eq!(item["timer_at"], n(0));
+        assert_eq!(item["wake_at"], n(until.as_millis()));
+        assert_eq!(store.get_meta(&id).await.unwrap().unwrap(), meta);
+
+        // As an older runtime wrote it: no `run`, no `timer_at` (the
+        // indexed time was the wake).
+        let old = cairn_core::store_suite::fresh_id("shape-old");
+        let wake = 1_767_225_700_000;
+        let item: codec::Item = [
+            ("pk", s(codec::exec_pk(&old))),
+            ("sk", s("meta")),
+            ("workflow", s("wf")),
+            ("component", s(meta.component.as_str())),
+            ("status", s("waiting")),
+            ("status_shard", s("waiting#0")),
+            ("input_hash", n(meta.input_hash)),
+            ("created_at", n(5)),
+            ("updated_at", n(6)),
+            ("inbox_version", n(2)),
+            ("wake_at", n(wake)),
+            ("wake_bucket", s("w#0")),
+            ("waiting_on", s("a timer")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let put = |item: codec::Item| {
+            store
+                .client()
+                .put_item()
+                .table_name(store.table())
+                .set_item(Some(item))
+                .send()
+        };
+        put(item.clone()).await.unwrap();
+        let m = store.get_meta(&old).await.unwrap().unwrap();
+        assert_eq!((m.run, m.status, m.inbox_version), (1, Status::Waiting, 2));
+        assert_eq!(m.wake_at, Some(Timestamp::from_millis(wake)));
+        assert_eq!(m.due_at, m.wake_at);
+        assert_eq!(m.waiting_on.as_deref(), Some("a timer"));
+        assert_eq!((m.lease, m.parked), (None, None));
+
+        // What is wrong is named, with the execution.
+        for (attr, value) in [("workflow", None), ("status", Some(n(3)))] {
+            let mut bad = item.clone();
+            match value {
+                Some(v) => bad.insert(attr.into(), v),
+                None => bad.remove(attr),
+            };
+            put(bad).await.unwrap();
+            let err = store.get_meta(&old).await.unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+            let err = err.to_string();
+            assert!(err.contains(old.as_str()) && err.contains(attr), "{err}");
+        }
+    });
+}

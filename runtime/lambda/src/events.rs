@@ -1,12 +1,17 @@
 //! Decoding invocation payloads; errors shaped for Lambda.
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::lambda_function_urls::{
+    LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+};
+use aws_lambda_events::http::HeaderMap;
+use aws_lambda_events::http::header::{CONTENT_TYPE, HeaderValue};
 use base64::Engine as _;
 use cairn_core::api::{self, ApiError};
 use cairn_core::{ErrorCode, ExecutionId};
 use cairn_engine::EngineError;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A push that is not part of the client API: a scheduler's wake, the
 /// periodic sweep. Its errors are function errors, so that the scheduler
@@ -137,7 +142,7 @@ pub fn decode(payload: Value) -> Result<Decoded, HandlerError> {
         return stream_batch(payload).map(Decoded::Stream);
     }
     if is_function_url(&payload) {
-        return Ok(Decoded::Http(http_request(&payload)));
+        return Ok(Decoded::Http(http_request(payload)));
     }
     match payload.get("action").and_then(Value::as_str) {
         Some("wake" | "sweep") => serde_json::from_value(payload)
@@ -200,10 +205,17 @@ fn too_large(size: usize) -> ApiError {
 
 /// The API request in a Function URL event: a POST whose body (plain or
 /// base64) is the request's JSON.
-fn http_request(payload: &Value) -> Result<api::Request, ApiError> {
-    let method = payload
-        .pointer("/requestContext/http/method")
-        .and_then(Value::as_str)
+fn http_request(payload: Value) -> Result<api::Request, ApiError> {
+    let event: LambdaFunctionUrlRequest = serde_json::from_value(payload).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the Function URL event is malformed ({e}); is the URL's payload format 2.0?"
+        ))
+    })?;
+    let method = event
+        .request_context
+        .http
+        .method
+        .as_deref()
         .unwrap_or("POST");
     if !method.eq_ignore_ascii_case("POST") {
         let mut e = ApiError::bad_request(format!(
@@ -212,11 +224,8 @@ fn http_request(payload: &Value) -> Result<api::Request, ApiError> {
         e.status = 405;
         return Err(e);
     }
-    let body = payload.get("body").and_then(Value::as_str).unwrap_or("");
-    let encoded = payload
-        .get("isBase64Encoded")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let body = event.body.as_deref().unwrap_or("");
+    let encoded = event.is_base64_encoded;
     if body.len() > api::MAX_REQUEST_BYTES * 4 / 3 + 4 {
         return Err(too_large(body.len()));
     }
@@ -252,5 +261,14 @@ pub fn http_response(r: Result<Value, ApiError>) -> Value {
         Ok(v) => (200, v),
         Err(e) => (e.status, e.to_wire()),
     };
-    json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": body.to_string()})
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let response = LambdaFunctionUrlResponse {
+        status_code: i64::from(status),
+        headers,
+        body: Some(body.to_string()),
+        is_base64_encoded: false,
+        cookies: Vec::new(),
+    };
+    serde_json::to_value(response).expect("a Function URL response serializes")
 }

@@ -267,7 +267,7 @@ async fn cairn_function_drives_the_swap_and_the_background_check() {
             &json!({
                 "version": "2.0", "rawPath": "/", "rawQueryString": "",
                 "headers": {"content-type": "application/json"},
-                "requestContext": {"http": {"method": "POST", "path": "/"}, "requestId": "r1"},
+                "requestContext": {"timeEpoch": 1_764_547_200_000_i64, "http": {"method": "POST", "path": "/"}, "requestId": "r1"},
                 "body": body.to_string(), "isBase64Encoded": false,
             }),
         );

@@ -39,12 +39,12 @@ fn real_events() -> Vec<Value> {
         json!({
             "version": "2.0", "rawPath": "/", "rawQueryString": "",
             "headers": {"content-type": "application/json"},
-            "requestContext": {"http": {"method": "POST", "path": "/"}, "requestId": "r1"},
+            "requestContext": {"timeEpoch": 1_764_547_200_000_i64, "http": {"method": "POST", "path": "/"}, "requestId": "r1"},
             "body": body, "isBase64Encoded": false,
         }),
         json!({
             "version": "2.0", "rawPath": "/", "rawQueryString": "",
-            "requestContext": {"http": {"method": "POST", "path": "/"}, "requestId": "r1"},
+            "requestContext": {"timeEpoch": 1_764_547_200_000_i64, "http": {"method": "POST", "path": "/"}, "requestId": "r1"},
             "body": base64::engine::general_purpose::STANDARD.encode(&body), "isBase64Encoded": true,
         }),
     ]
@@ -156,7 +156,9 @@ proptest! {
             body
         };
         check(json!({
-            "rawPath": "/", "requestContext": {}, "body": body, "isBase64Encoded": encoded,
+            "version": "2.0", "rawPath": "/", "rawQueryString": "",
+            "requestContext": {"timeEpoch": 0, "http": {"method": "POST", "path": "/"}},
+            "body": body, "isBase64Encoded": encoded,
         }))?;
     }
 }

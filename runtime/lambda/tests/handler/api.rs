@@ -20,7 +20,7 @@ fn url_event(body: &str, method: &str) -> Value {
     json!({
         "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
         "headers": {"content-type": "application/json", "host": "abc.lambda-url.us-east-1.on.aws"},
-        "requestContext": {"http": {"method": method, "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1"}, "requestId": "r1", "accountId": "123456789012"},
+        "requestContext": {"timeEpoch": 1_764_547_200_000_i64, "http": {"method": method, "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1"}, "requestId": "r1", "accountId": "123456789012"},
         "body": base64::engine::general_purpose::STANDARD.encode(body), "isBase64Encoded": true,
     })
 }

@@ -527,7 +527,7 @@ fn function_url_requests_get_http_responses() {
             json!({"action": "start", "workflow": "collect", "id": "u1", "input": 1}).to_string();
         let req = json!({
             "version": "2.0", "rawPath": "/", "rawQueryString": "", "headers": {"content-type": "application/json"},
-            "requestContext": {"http": {"method": "POST", "path": "/"}, "requestId": "r1"},
+            "requestContext": {"timeEpoch": 1_764_547_200_000_i64, "http": {"method": "POST", "path": "/"}, "requestId": "r1"},
             "body": base64::engine::general_purpose::STANDARD.encode(&body), "isBase64Encoded": true,
         });
         let r = f.call(req).await.unwrap();

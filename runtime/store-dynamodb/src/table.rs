@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
+    TimeToLiveSpecification, TimeToLiveStatus,
 };
 use cairn_core::StoreError;
 use std::time::Duration;
@@ -92,7 +92,11 @@ fn status_index() -> GlobalSecondaryIndex {
 /// see [`upgrade_table`]. `true` when it created or upgraded the table.
 pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreError> {
     match describe_table(client, table).await? {
-        TableCheck::Ok => return Ok(false),
+        // A create cut short (its wait timed out) left TTL off: turn it on.
+        TableCheck::Ok => {
+            ensure_ttl(client, table).await?;
+            return Ok(false);
+        }
         TableCheck::Missing => {}
         TableCheck::Wrong(why) => {
             if has_index(client, table, LEGACY_STATUS_INDEX).await? {
@@ -136,20 +140,52 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
         .await
         .map_err(|e| sdk_error(table, e))?;
     wait_until_active(client, table).await?;
+    ensure_ttl(client, table).await?;
+    Ok(true)
+}
+
+/// The attribute whose time expires consumed inbox items.
+const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// Turns TTL on `expires_at` on unless it is on (or turning on) already.
+async fn ensure_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| sdk_error(table, e))?
+        .time_to_live_description;
+    let status = ttl.as_ref().and_then(|t| t.time_to_live_status());
+    let attribute = ttl.as_ref().and_then(|t| t.attribute_name());
+    match status {
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            if attribute == Some(TTL_ATTRIBUTE) =>
+        {
+            return Ok(());
+        }
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => {
+            return Err(StoreError::Misconfigured(format!(
+                "table {table} expires items by {:?}, and Cairn's consumed inbox items carry {TTL_ATTRIBUTE:?}: turn that TTL off, then run `cairn table create --table {table}`",
+                attribute.unwrap_or_default()
+            )));
+        }
+        _ => {}
+    }
     client
         .update_time_to_live()
         .table_name(table)
         .time_to_live_specification(
             TimeToLiveSpecification::builder()
                 .enabled(true)
-                .attribute_name("expires_at")
+                .attribute_name(TTL_ATTRIBUTE)
                 .build()
                 .expect("ttl spec"),
         )
         .send()
         .await
         .map_err(|e| sdk_error(table, e))?;
-    Ok(true)
+    Ok(())
 }
 
 /// How long [`create_table`] waits for a new table to become ACTIVE.

@@ -78,6 +78,57 @@ fn an_unknown_table_says_how_to_create_it() {
 }
 
 #[test]
+fn table_create_again_turns_on_a_ttl_a_cut_short_create_left_off() {
+    run(async {
+        use aws_sdk_dynamodb::types::{TimeToLiveSpecification, TimeToLiveStatus};
+        let client = Client::new(&sdk_config(&endpoint()).await);
+        let table = table_name("ttl");
+        assert!(create_table(&client, &table).await.unwrap());
+        let ttl = |client: Client, table: String| async move {
+            let d = client
+                .describe_time_to_live()
+                .table_name(&table)
+                .send()
+                .await
+                .unwrap()
+                .time_to_live_description
+                .unwrap();
+            (
+                d.time_to_live_status().cloned(),
+                d.attribute_name().map(str::to_string),
+            )
+        };
+        assert_eq!(
+            ttl(client.clone(), table.clone()).await,
+            (Some(TimeToLiveStatus::Enabled), Some("expires_at".into()))
+        );
+        // As a create whose wait timed out leaves it: TTL off.
+        client
+            .update_time_to_live()
+            .table_name(&table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(false)
+                    .attribute_name("expires_at")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(
+            ttl(client.clone(), table.clone()).await.0,
+            Some(TimeToLiveStatus::Enabled)
+        );
+        assert!(!create_table(&client, &table).await.unwrap(), "it exists");
+        assert_eq!(
+            ttl(client.clone(), table.clone()).await,
+            (Some(TimeToLiveStatus::Enabled), Some("expires_at".into()))
+        );
+    })
+}
+
+#[test]
 fn a_table_with_another_key_schema_is_refused() {
     run(async {
         use aws_sdk_dynamodb::types::*;

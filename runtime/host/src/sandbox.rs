@@ -117,7 +117,6 @@ pub struct GuestState {
     calls: Option<Box<dyn WorkflowCalls>>,
     journal_time: JournalTime,
     rng: SeededRng,
-    refuel: bool,
     interrupt: Option<Interrupt>,
     output: Option<MemoryOutputPipe>,
     http_ctx: WasiHttpCtx,

@@ -71,7 +71,6 @@ impl Sandbox {
             calls: None,
             journal_time: JournalTime::default(),
             rng: SeededRng::new(0),
-            refuel: false,
             interrupt: None,
             http_ctx: WasiHttpCtx::new(),
             http: ActivityHttp::new(self.http.clone()),

@@ -175,10 +175,10 @@ fn refuel_on_wait(linker: &mut Linker<GuestState>, budget: u64) -> wasmtime::Res
             move |mut store: StoreContextMut<'_, GuestState>,
                   (start, handles): (Vec<Operation>, Vec<u32>)| {
                 Box::new(async move {
+                    // An await that stopped the guest (an interrupt) is
+                    // an error here, and the guest runs no further.
                     let outcome: Outcome = store.data_mut().wait_any(start, handles).await?;
-                    if std::mem::take(&mut store.data_mut().refuel) {
-                        store.set_fuel(budget)?;
-                    }
+                    store.set_fuel(budget)?;
                     Ok((outcome,))
                 })
             },

@@ -149,7 +149,6 @@ impl host::Host for GuestState {
         match r {
             Ok(wake) => {
                 self.journal_time.set_ms(now);
-                self.refuel = true;
                 Ok(wake)
             }
             Err(i) => self.interrupted(i),
@@ -240,7 +239,6 @@ impl Sandbox {
             calls: Some(Box::new(calls)),
             journal_time,
             rng: SeededRng::new(seed),
-            refuel: false,
             interrupt: None,
             output: Some(out),
             http_ctx: WasiHttpCtx::new(),

@@ -146,10 +146,10 @@ pub(crate) fn meta_item(m: &ExecutionMeta, shards: u32) -> Item {
     .expect("a meta item is strings and numbers")
 }
 
-pub(crate) fn meta_from_item(id: &ExecutionId, item: &Item) -> Result<ExecutionMeta, StoreError> {
-    // A copy (a meta item is at most a few KB, its inline journal
-    // included): the callers keep theirs. The error names the attribute.
-    let item = serde_dynamo::AttributeValue::M(serde_dynamo::Item::from(item.clone()).into());
+/// Reads a meta item (taken: every caller is done with it, so a load does
+/// not copy the inline journal it carries). The error names the attribute.
+pub(crate) fn meta_from_item(id: &ExecutionId, item: Item) -> Result<ExecutionMeta, StoreError> {
+    let item = serde_dynamo::AttributeValue::M(serde_dynamo::Item::from(item).into());
     let m: MetaItem =
         serde_path_to_error::deserialize(serde_dynamo::Deserializer::from_attribute_value(item))
             .map_err(|e| corrupt(id, format!("meta item: {e}")))?;

@@ -168,11 +168,11 @@ impl DynamoStore {
             for mut item in items {
                 let sk = get_s(&item, "sk").unwrap_or_default();
                 if sk == "meta" {
-                    let m = meta_from_item(id, &item)?;
+                    inline = crate::inline::entries(id, &item)?;
+                    let m = meta_from_item(id, item)?;
                     if hint.is_some_and(|h| m.run < h) {
                         return Ok(None);
                     }
-                    inline = crate::inline::entries(id, &item)?;
                     meta = Some(m);
                 } else if let Some(ulid) = sk.strip_prefix("in#") {
                     // Consumed items stay (with a TTL) so keyed

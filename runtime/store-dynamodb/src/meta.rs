@@ -165,7 +165,7 @@ impl DynamoStore {
             Err(e) => match e.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(c)) => {
                     let found_token = c.item.as_ref().and_then(|i| get_s(i, "start_token"));
-                    let found = c.item.as_ref().map(|i| meta_from_item(id, i)).transpose()?;
+                    let found = c.item.clone().map(|i| meta_from_item(id, i)).transpose()?;
                     let mine = match token {
                         Some(t) => found_token.as_deref() == Some(t),
                         None => found.as_ref().is_some_and(|m| {
@@ -198,7 +198,7 @@ impl DynamoStore {
     ) -> Result<Option<ExecutionMeta>, StoreError> {
         self.get_meta_item(id)
             .await?
-            .map(|item| meta_from_item(id, &item))
+            .map(|item| meta_from_item(id, item))
             .transpose()
     }
 
@@ -268,7 +268,7 @@ impl DynamoStore {
             };
             // Listed metas lack what the index does not project: the
             // lease and the due time (see `table::STATUS_PROJECTION`).
-            out.push(meta_from_item(&id, &item)?);
+            out.push(meta_from_item(&id, item)?);
         }
         out.sort_by(|a, b| {
             b.updated_at
@@ -587,7 +587,7 @@ impl DynamoStore {
         if own {
             return Ok(());
         }
-        let meta = meta_from_item(id, &found)?;
+        let meta = meta_from_item(id, found)?;
         let reason = if meta.status.is_terminal() {
             format!(
                 "cannot finish run {} as {status}: the execution has already {}",
@@ -873,7 +873,7 @@ impl DynamoStore {
                 let Some(old) = old else {
                     return Err(StoreError::NotFound(id.clone()));
                 };
-                let meta = meta_from_item(id, &old)?;
+                let meta = meta_from_item(id, old)?;
                 if meta.status.is_terminal() {
                     return Err(StoreError::Finished {
                         id: id.clone(),

@@ -4,7 +4,7 @@
 //! each member); `cairn run`, `cairn start`, tests and benchmarks do.
 
 use crate::{Advance, AdvanceOptions, Engine, EngineError};
-use cairn_core::{Event, ExecutionId, ExecutionMeta, Status, Timestamp};
+use cairn_core::{Event, ExecutionId, ExecutionMeta, Status};
 use std::collections::HashSet;
 
 impl Engine {
@@ -25,11 +25,29 @@ impl Engine {
             opts.component = None;
             match &r {
                 Advance::Suspended { wake_at, .. } => {
-                    let Some(next) = self.next_wake_in_family(id).await?.or(*wake_at) else {
+                    // One look at the family serves the sleep and the
+                    // wakes after it: only this process advances it (a
+                    // signal from elsewhere makes a member advance early,
+                    // which is harmless).
+                    let family = self.family(id).await?;
+                    let waiting = || {
+                        family
+                            .iter()
+                            .filter(|m| m.status == Status::Waiting)
+                            .filter_map(|m| Some((&m.id, m.wake_at?)))
+                    };
+                    let Some(next) = waiting().map(|(_, t)| t).min().or(*wake_at) else {
                         return Ok(r);
                     };
                     self.clock().sleep_until(next).await;
-                    self.wake_family(id).await?;
+                    // The members whose wake has come; `id` itself is
+                    // advanced next, by the loop.
+                    let now = self.clock().now();
+                    for (member, at) in waiting() {
+                        if member != id && at <= now {
+                            self.advance(member, AdvanceOptions::default()).await?;
+                        }
+                    }
                 }
                 Advance::Yielded => {}
                 _ => return Ok(r),
@@ -59,30 +77,5 @@ impl Engine {
             out.push(ex.meta);
         }
         Ok(out)
-    }
-
-    async fn next_wake_in_family(
-        &self,
-        id: &ExecutionId,
-    ) -> Result<Option<Timestamp>, EngineError> {
-        Ok(self
-            .family(id)
-            .await?
-            .iter()
-            .filter(|m| m.status == Status::Waiting)
-            .filter_map(|m| m.wake_at)
-            .min())
-    }
-
-    /// Advances the members other than `id` whose wake has come (the
-    /// caller advances `id` itself next).
-    async fn wake_family(&self, id: &ExecutionId) -> Result<(), EngineError> {
-        let now = self.clock().now();
-        for m in self.family(id).await? {
-            if &m.id != id && m.status == Status::Waiting && m.wake_at.is_some_and(|t| t <= now) {
-                self.advance(&m.id, AdvanceOptions::default()).await?;
-            }
-        }
-        Ok(())
     }
 }
